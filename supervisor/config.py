@@ -1,0 +1,203 @@
+"""Service settings: typed, unit-suffixed, read once from the environment (CLI flags override).
+
+Invalid values stop the service at start-up with one message that names the variable, e.g.
+``SEGMENT_DURATION must be a number between 1 and 10 (got 'abc')``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from supervisor.errors import ConfigError
+
+DEFAULT_ALLOWED_PROTOCOLS = ("http", "https", "rtmp", "rtmps", "rtsp", "rtsps", "srt", "udp", "rtp")
+# Protocols an operator may add to ALLOWED_PROTOCOLS; anything else is refused even then.
+OPERATOR_PROTOCOLS = ("file", "lavfi", "tcp", "rist")
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+HW_ENCODERS = ("none", "nvenc", "vaapi", "qsv")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service needs to know, with the original service's defaults."""
+
+    segment_duration_s: float = 2.0
+    playlist_size: int = 10
+    low_latency_hls: bool = True
+    cleanup_interval_s: float = 300.0
+    stale_threshold_s: float = 600.0
+    output_dir: Path = Path("/var/www/streams")
+    max_streams: int = 16
+    encoder_preset: str = "veryfast"
+    hw_encoder: str = "none"
+    part_target_s: float = 0.5
+    allowed_protocols: tuple[str, ...] = DEFAULT_ALLOWED_PROTOCOLS
+    ffmpeg_path: str = ""  # empty → the imageio-ffmpeg bundled binary
+    api_host: str = "0.0.0.0"  # noqa: S104 - a service binds all interfaces by default
+    api_port: int = 8083
+    origin_port: int = 8084
+    public_base_url: str = ""  # how clients reach the API, for playback URLs; empty → request host
+    cdn_base_url: str = ""  # the CDN edge in front of the origin; empty → origin on request host
+    api_token: str = ""
+    restart_max: int = 10
+    restart_period_s: float = 60.0
+    watchdog_segments: float = 2.0  # no media for this many segment durations → restart FFmpeg
+    segment_margin: int = 3  # segments kept on disk after leaving the window, for late players
+    tls_cert: str = ""
+    tls_key: str = ""
+    log_level: str = "info"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _number(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be a number between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be an integer between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _protocols(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
+    if not names:
+        raise ValueError("must list at least one protocol")
+    known = set(DEFAULT_ALLOWED_PROTOCOLS) | set(OPERATOR_PROTOCOLS)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown protocol(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return names
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return Path(raw).expanduser()
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _port(raw: str) -> int:
+    return _integer(1, 65535)(raw)
+
+
+# env var → (settings field, parser). The env names of the original service are kept exactly.
+ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "SEGMENT_DURATION": ("segment_duration_s", _number(1, 10)),
+    "PLAYLIST_SIZE": ("playlist_size", _integer(3, 100)),
+    "LOW_LATENCY_HLS": ("low_latency_hls", _parse_bool),
+    "CLEANUP_INTERVAL": ("cleanup_interval_s", _number(1, 86400)),
+    "STALE_THRESHOLD": ("stale_threshold_s", _number(1, 7 * 86400)),
+    "OUTPUT_DIR": ("output_dir", _path),
+    "MAX_STREAMS": ("max_streams", _integer(1, 1000)),
+    "ENCODER_PRESET": ("encoder_preset", _choice(X264_PRESETS)),
+    "HW_ENCODER": ("hw_encoder", _choice(HW_ENCODERS)),
+    "PART_TARGET": ("part_target_s", _number(0.2, 2.0)),
+    "ALLOWED_PROTOCOLS": ("allowed_protocols", _protocols),
+    "FFMPEG_PATH": ("ffmpeg_path", _text),
+    "API_HOST": ("api_host", _text),
+    "API_PORT": ("api_port", _port),
+    "ORIGIN_PORT": ("origin_port", _port),
+    "PUBLIC_BASE_URL": ("public_base_url", _text),
+    "CDN_BASE_URL": ("cdn_base_url", _text),
+    "API_TOKEN": ("api_token", _text),
+    "RESTART_MAX": ("restart_max", _integer(0, 1000)),
+    "RESTART_PERIOD": ("restart_period_s", _number(1, 86400)),
+    "WATCHDOG_SEGMENTS": ("watchdog_segments", _number(1, 30)),
+    "SEGMENT_MARGIN": ("segment_margin", _integer(0, 100)),
+    "TLS_CERT": ("tls_cert", _text),
+    "TLS_KEY": ("tls_key", _text),
+    "LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),
+}
+
+
+def field_to_env() -> dict[str, str]:
+    return {field_name: env for env, (field_name, _) in ENV_VARS.items()}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build Settings from env vars, then apply already-typed overrides (CLI flags).
+
+    Raises ConfigError naming the first invalid variable.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, (field_name, parse) in ENV_VARS.items():
+        raw = env.get(name)
+        if raw is None:
+            continue
+        try:
+            values[field_name] = parse(raw)
+        except ValueError as error:
+            reason = str(error) if not str(error).startswith(("could not", "invalid literal")) else ""
+            raise ConfigError(name, reason or "has an invalid value", raw) from None
+    known = {f.name for f in fields(Settings)}
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise ConfigError(key, "is not a setting", str(value))
+        if value is not None:
+            values[key] = value
+    settings = Settings(**values)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.part_target_s * 2 > settings.segment_duration_s:
+        raise ConfigError(
+            "PART_TARGET",
+            "must be at most half of SEGMENT_DURATION",
+            f"{settings.part_target_s:g}",
+        )
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("TLS_CERT", "and TLS_KEY must be set together", settings.tls_cert)
+    if settings.api_port == settings.origin_port:
+        raise ConfigError("ORIGIN_PORT", "must differ from API_PORT", str(settings.origin_port))
