@@ -178,11 +178,12 @@ def load_settings(
             values[field_name] = parse(raw)
         except ValueError as error:
             reason = str(error) if not str(error).startswith(("could not", "invalid literal")) else ""
-            raise ConfigError(name, reason or "has an invalid value", raw) from None
+            detail = reason or "has an invalid value"
+            raise ConfigError(name, f"{detail} (got {raw!r})") from None
     known = {f.name for f in fields(Settings)}
     for key, value in (overrides or {}).items():
         if key not in known:
-            raise ConfigError(key, "is not a setting", str(value))
+            raise ConfigError(key, "is not a setting")
         if value is not None:
             values[key] = value
     settings = Settings(**values)
@@ -194,10 +195,9 @@ def _check_consistency(settings: Settings) -> None:
     if settings.part_target_s * 2 > settings.segment_duration_s:
         raise ConfigError(
             "PART_TARGET",
-            "must be at most half of SEGMENT_DURATION",
-            f"{settings.part_target_s:g}",
+            f"must be at most half of SEGMENT_DURATION (got {settings.part_target_s:g})",
         )
     if bool(settings.tls_cert) != bool(settings.tls_key):
-        raise ConfigError("TLS_CERT", "and TLS_KEY must be set together", settings.tls_cert)
+        raise ConfigError("TLS_CERT", "TLS_CERT and TLS_KEY must be set together")
     if settings.api_port == settings.origin_port:
-        raise ConfigError("ORIGIN_PORT", "must differ from API_PORT", str(settings.origin_port))
+        raise ConfigError("ORIGIN_PORT", f"must differ from API_PORT (got {settings.origin_port})")

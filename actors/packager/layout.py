@@ -20,16 +20,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-STREAM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-RENDITION_ID_PATTERN = re.compile(r"^(?:\d{3,4}p|audio|source)$")
+STREAM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", re.ASCII)
+RENDITION_ID_PATTERN = re.compile(r"^(?:\d{3,4}p|audio|source)$", re.ASCII)
 
 MULTIVARIANT_PLAYLIST = "playlist.m3u8"
 MEDIA_PLAYLIST = "playlist.m3u8"
 DASH_MANIFEST = "manifest.mpd"
 
-_SEGMENT_RE = re.compile(r"^seg_(\d{1,12})\.m4s$")
-_PART_RE = re.compile(r"^part_(\d{1,12})_(\d{1,4})\.m4s$")
-_INIT_RE = re.compile(r"^init_(\d{1,6})\.mp4$")
+_SEGMENT_RE = re.compile(r"^seg_(\d{1,12})\.m4s$", re.ASCII)
+_PART_RE = re.compile(r"^part_(\d{1,12})_(\d{1,4})\.m4s$", re.ASCII)
+_INIT_RE = re.compile(r"^init_(\d{1,6})\.mp4$", re.ASCII)
 
 
 def is_valid_stream_id(stream_id: str) -> bool:

@@ -1,0 +1,270 @@
+"""Glue from the timeline's live edge to the pure HLS and DASH writers (still pure)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from actors.packager import dash, hls
+from actors.packager.layout import media_playlist_uri, rendition_report_uri
+from actors.packager.model import SegmentRecord, TrackKind
+from actors.packager.timeline import RenditionEdge, StreamTimeline
+
+AUDIO_RENDITION_ID = "audio"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishSettings:
+    segment_duration_s: float
+    playlist_size: int
+    part_target_s: float
+    low_latency: bool
+    utc_timing_url: str = "../time"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenditionMeta:
+    """What the ladder promised for a rendition (before any segment is measured)."""
+
+    rendition_id: str
+    kind: TrackKind
+    nominal_bandwidth_bps: int
+    frame_rate: float | None = None
+
+
+def target_duration_s(settings: PublishSettings) -> int:
+    # Fixed for the life of the stream (rfc8216bis: it MUST NOT change). Keyframes are forced on the
+    # segment grid, so a segment never exceeds SEGMENT_DURATION by more than a frame.
+    return max(1, math.ceil(settings.segment_duration_s - 1e-9))
+
+
+def low_latency_hls(settings: PublishSettings) -> hls.LowLatencyHls:
+    td = target_duration_s(settings)
+    return hls.LowLatencyHls(
+        part_target_s=settings.part_target_s,
+        # Apple requires ≥ 3 × PART-TARGET; hls.js aims exactly at it, so this is our latency floor.
+        part_hold_back_s=round(3 * settings.part_target_s, 5),
+        can_skip_until_s=6 * td,
+    )
+
+
+def _window(edge: RenditionEdge, size: int) -> tuple[SegmentRecord, ...]:
+    return edge.committed[-size:]
+
+
+def last_part_position(edge: RenditionEdge) -> tuple[int, int] | None:
+    """(LAST-MSN, LAST-PART) of a rendition, for rendition reports and blocking reload."""
+    partial = edge.partial
+    if partial is not None and partial.parts:
+        return partial.number, partial.parts[-1].index
+    if edge.committed:
+        last = edge.committed[-1]
+        return last.number, len(last.parts) - 1
+    return None
+
+
+def render_media_playlist(
+    timeline: StreamTimeline,
+    rendition_id: str,
+    settings: PublishSettings,
+    *,
+    skip_requested: bool = False,
+    ended: bool = False,
+) -> str | None:
+    """The media playlist text, or None while there is nothing to list yet."""
+    edge = timeline.edge(rendition_id)
+    segments = _window(edge, settings.playlist_size)
+    ll = settings.low_latency and not ended
+    partial = edge.partial if ll else None
+    if not segments and partial is None:
+        return None
+    reports: list[hls.RenditionReport] = []
+    if ll:
+        for sibling in timeline.rendition_ids:
+            if sibling == rendition_id:
+                continue
+            position = last_part_position(timeline.edge(sibling))
+            if position is not None:
+                reports.append(hls.RenditionReport(rendition_report_uri(sibling), *position))
+    first_number = segments[0].number if segments else (partial.number if partial else 0)
+    return hls.render_media_playlist(
+        hls.MediaPlaylistInput(
+            target_duration_s=target_duration_s(settings),
+            segments=segments,
+            discontinuity_sequence=timeline.discontinuity_sequence(first_number),
+            ended=ended,
+            low_latency=low_latency_hls(settings) if ll else None,
+            partial_segment=partial,
+            rendition_reports=tuple(reports),
+            skip_requested=skip_requested and ll,
+        )
+    )
+
+
+def measured_bandwidth_bps(segments: tuple[SegmentRecord, ...]) -> tuple[int, int] | None:
+    """(peak, average) bits per second over complete segments, or None without any."""
+    timed = [s for s in segments if s.duration_ticks > 0]
+    if not timed:
+        return None
+    peak = max(s.byte_length * 8 / s.duration_s for s in timed)
+    total_bits = sum(s.byte_length * 8 for s in timed)
+    total_s = sum(s.duration_s for s in timed)
+    return math.ceil(peak), math.ceil(total_bits / total_s)
+
+
+def _bandwidths(edge: RenditionEdge, meta: RenditionMeta) -> tuple[int, int]:
+    measured = measured_bandwidth_bps(edge.committed)
+    if measured is None:
+        # before anything is measured: the encoder's nominal rate plus container overhead
+        nominal = int(meta.nominal_bandwidth_bps * 1.1)
+        return nominal, meta.nominal_bandwidth_bps
+    peak, average = measured
+    return max(peak, average), average
+
+
+def render_multivariant_playlist(
+    timeline: StreamTimeline, metas: tuple[RenditionMeta, ...]
+) -> str | None:
+    """Multivariant playlist, or None until every rendition has its init segment."""
+    edges = {m.rendition_id: timeline.edge(m.rendition_id) for m in metas}
+    if any(e.track is None for e in edges.values()):
+        return None
+    audio_meta = next((m for m in metas if m.kind == "audio"), None)
+    audio: hls.AudioRendition | None = None
+    audio_peak = 0
+    audio_average = 0
+    if audio_meta is not None:
+        track = edges[audio_meta.rendition_id].track
+        assert track is not None
+        audio = hls.AudioRendition(
+            uri=media_playlist_uri(audio_meta.rendition_id),
+            group_id="audio",
+            name="main",
+            language="und",
+            codecs=track.codec,
+            channels=track.channels or 2,
+        )
+        audio_peak, audio_average = _bandwidths(edges[audio_meta.rendition_id], audio_meta)
+    variants = []
+    for meta in metas:
+        if meta.kind != "video":
+            continue
+        track = edges[meta.rendition_id].track
+        assert track is not None
+        peak, average = _bandwidths(edges[meta.rendition_id], meta)
+        variants.append(
+            hls.VariantStream(
+                uri=media_playlist_uri(meta.rendition_id),
+                bandwidth_bps=peak + audio_peak,
+                average_bandwidth_bps=average + audio_average,
+                codecs=track.codec,
+                width=track.width or 0,
+                height=track.height or 0,
+                frame_rate=meta.frame_rate or 30.0,
+            )
+        )
+    return hls.render_multivariant_playlist(tuple(variants), audio)
+
+
+def render_manifest(
+    timeline: StreamTimeline,
+    metas: tuple[RenditionMeta, ...],
+    settings: PublishSettings,
+    *,
+    now_unix_s: float,
+    ended: bool = False,
+) -> str | None:
+    """The DASH MPD, or None until the first segment is committed."""
+    edges = {m.rendition_id: timeline.edge(m.rendition_id) for m in metas}
+    periods_out: list[dash.DashPeriod] = []
+    timeline_periods = timeline.periods()
+    if not timeline_periods or any(not e.committed for e in edges.values()):
+        return None
+    ll = settings.low_latency and not ended
+    nominal_ticks_cache: dict[str, int] = {}
+    for index, period in enumerate(timeline_periods):
+        next_first = (
+            timeline_periods[index + 1].first_number if index + 1 < len(timeline_periods) else None
+        )
+        representations = []
+        for meta in metas:
+            edge = edges[meta.rendition_id]
+            track = edge.track
+            assert track is not None
+            segments = tuple(
+                s
+                for s in _window(edge, settings.playlist_size)
+                if s.number >= period.first_number and (next_first is None or s.number < next_first)
+            )
+            if not segments:
+                continue
+            partial = None
+            if ll and next_first is None and edge.partial is not None:
+                nominal = nominal_ticks_cache.setdefault(
+                    meta.rendition_id, round(settings.segment_duration_s * track.timescale)
+                )
+                # LL-DASH announces the growing segment with its expected duration
+                partial = SegmentRecord(
+                    number=edge.partial.number,
+                    start_ticks=edge.partial.start_ticks,
+                    duration_ticks=nominal,
+                    timescale=edge.partial.timescale,
+                    program_date_time_unix_s=edge.partial.program_date_time_unix_s,
+                    byte_length=edge.partial.byte_length,
+                    epoch=edge.partial.epoch,
+                    init_name=edge.partial.init_name,
+                    parts=edge.partial.parts,
+                )
+            peak, _average = _bandwidths(edge, meta)
+            representations.append(
+                dash.DashRepresentation(
+                    rep_id=meta.rendition_id,
+                    bandwidth_bps=peak,
+                    codecs=track.codec,
+                    kind=meta.kind,
+                    width=track.width,
+                    height=track.height,
+                    frame_rate=meta.frame_rate,
+                    sample_rate=track.sample_rate,
+                    channels=track.channels,
+                    timescale=track.timescale,
+                    segments=segments,
+                    partial_segment=partial,
+                )
+            )
+        if representations:
+            periods_out.append(
+                dash.DashPeriod(
+                    period_id=period.period_id,
+                    start_s=period.start_s,
+                    representations=tuple(representations),
+                )
+            )
+    if not periods_out:
+        return None
+    sd = settings.segment_duration_s
+    low_latency = None
+    if ll:
+        low_latency = dash.LowLatencyDash(
+            availability_time_offset_s=max(sd - settings.part_target_s, 0.0),
+            target_latency_ms=round(max(3 * settings.part_target_s, 1.0) * 1000) + 500,
+            min_latency_ms=round(max(3 * settings.part_target_s, 1.0) * 1000),
+            max_latency_ms=round(sd * 3 * 1000),
+            min_playback_rate=0.96,
+            max_playback_rate=1.04,
+        )
+    return dash.render_mpd(
+        dash.DashManifestInput(
+            availability_start_unix_s=timeline.availability_start_unix_s,
+            publish_time_unix_s=now_unix_s,
+            min_buffer_time_s=sd,
+            time_shift_buffer_depth_s=sd * settings.playlist_size,
+            max_segment_duration_s=float(target_duration_s(settings)),
+            minimum_update_period_s=sd,
+            suggested_presentation_delay_s=(2 * settings.part_target_s + 0.5) if ll else 3 * sd,
+            utc_timing_url=settings.utc_timing_url,
+            periods=tuple(periods_out),
+            low_latency=low_latency,
+            ended=ended,
+        )
+    )

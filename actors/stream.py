@@ -1,0 +1,662 @@
+"""The stream actor: one stream's life, from spawn to cleanup, under the root supervisor.
+
+``StreamActor`` is the stream's *stable identity* (MediaMTX's muxer / muxer-instance split): it
+keeps the spec, the packager timeline (numbering survives encoder restarts), the heartbeat lease
+and the status snapshot. ``run()`` is the actor proper — a nursery owning
+
+* the heartbeat timer (no heartbeat for STALE_THRESHOLD → ``stale``, stopped and cleaned),
+* the segment janitor (segments that left the window + margin are deleted),
+* the encoder, restarted under the stream's restart policy by ``supervise()``: each *encoder run*
+  spawns one FFmpeg, reads one fMP4 pipe per rendition into the packager, follows FFmpeg's
+  ``-progress`` feed and stderr, and is watched by a stall watchdog.
+
+Cleanup (kill FFmpeg, remove the stream folder) runs in ``finally`` under a shielded, bounded
+scope, so cancelling the actor — DELETE, shutdown, stale lease — always leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+import trio
+
+from actors import files, janitor
+from actors.ffmpeg.command import EncodeSpec, Rung, build_ffmpeg_argv, select_rungs
+from actors.ffmpeg.process import make_pipe
+from actors.ffmpeg.progress import ProgressParser
+from actors.ffmpeg.sources import ValidatedSource
+from actors.ffmpeg.stderr import SourceInfo, SourceInfoCollector, classify_error, parse_source_info
+from actors.lease import Lease
+from actors.packager import publish
+from actors.packager.bmff import BmffError, FragmentedMp4Reader
+from actors.packager.layout import (
+    DASH_MANIFEST,
+    MEDIA_PLAYLIST,
+    MULTIVARIANT_PLAYLIST,
+    stream_dir,
+)
+from actors.packager.model import Fragment, InitSegment, TrackKind
+from actors.packager.timeline import Changes, StreamTimeline
+from actors.status import SourceDescription, StreamSpec, StreamState, StreamStatus
+from supervisor.backoff import Backoff
+from supervisor.errors import EncoderExited, StallDetected
+from supervisor.policy import Intensity, RestartType
+from supervisor.supervise import (
+    ChildExited,
+    ChildRestarting,
+    ChildStarted,
+    GaveUp,
+    OutcomeState,
+    SupervisorEvent,
+    supervise,
+)
+
+log = structlog.get_logger(__name__)
+
+AUDIO_ID = publish.AUDIO_RENDITION_ID
+AUDIO_BITRATE_KBPS = 128
+_CLEANUP_TIMEOUT_S = 8.0
+_DRAIN_TIMEOUT_S = 2.0
+_READ_CHUNK_BYTES = 256 * 1024
+_STDERR_TAIL_LINES = 60
+
+
+class EncoderProcess(Protocol):
+    """What the actor needs of a running FFmpeg (``actors.ffmpeg.process`` provides it)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    stdout: trio.abc.ReceiveStream
+    stderr: trio.abc.ReceiveStream
+
+    async def wait(self) -> int: ...
+
+    async def aclose(self, reason: str = ...) -> None: ...
+
+
+class Spawner(Protocol):
+    async def __call__(self, argv: Sequence[str], *, pass_fds: Sequence[int]) -> EncoderProcess: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamSettings:
+    """The slice of the service settings one stream uses."""
+
+    output_dir: Path
+    ffmpeg_path: str
+    segment_duration_s: float = 2.0
+    playlist_size: int = 10
+    part_target_s: float = 0.5
+    low_latency_allowed: bool = True  # LOW_LATENCY_HLS; a stream gets LL only if both say yes
+    preset: str = "veryfast"
+    hw_encoder: str = "none"
+    stale_threshold_s: float = 600.0
+    watchdog_segments: float = 2.0
+    start_timeout_s: float = 20.0  # no media at all this long after spawn → restart
+    segment_margin: int = 3
+    restart_max: int = 10
+    restart_period_s: float = 60.0
+    backoff: Backoff = dataclasses.field(default_factory=Backoff)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodePlan:
+    """Which renditions one FFmpeg produces (decided from the source once it is known)."""
+
+    rungs: tuple[Rung, ...]
+    dropped: tuple[str, ...]
+    include_audio: bool
+    source_known: bool
+
+    @property
+    def rendition_ids(self) -> tuple[str, ...]:
+        ids = tuple(r.name for r in self.rungs)
+        return (*ids, AUDIO_ID) if self.include_audio else ids
+
+
+class _Replan(Exception):  # noqa: N818 - internal signal, never escapes the encoder run
+    def __init__(self, plan: EncodePlan) -> None:
+        super().__init__("replan")
+        self.plan = plan
+
+
+def plan_for(requested: Sequence[str], source: SourceInfo | None) -> EncodePlan:
+    """Pure: the ladder for a source (never upscale; audio only if the source has it)."""
+    if source is None:
+        rungs, dropped = select_rungs(requested, None)
+        return EncodePlan(rungs, dropped, include_audio=True, source_known=False)
+    rungs, dropped = select_rungs(requested, source.height)
+    return EncodePlan(rungs, dropped, include_audio=source.has_audio, source_known=True)
+
+
+class StreamActor:
+    """One live stream. Create it, then run ``run()`` under the root supervisor."""
+
+    def __init__(
+        self,
+        spec: StreamSpec,
+        source: ValidatedSource,
+        settings: StreamSettings,
+        *,
+        spawner: Spawner,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.spec = spec
+        self.source = source
+        self.settings = settings
+        self._spawn = spawner
+        self._wall = wall_clock
+        self._rng = rng or random.Random()
+        self.folder = stream_dir(settings.output_dir, spec.stream_id)
+        self.low_latency = spec.low_latency and settings.low_latency_allowed
+        now = wall_clock()
+        self.status = StreamStatus(
+            spec=spec,
+            state=StreamState.STARTING,
+            created_unix_s=now,
+            last_heartbeat_unix_s=now,
+            lease_expires_unix_s=now + settings.stale_threshold_s,
+            state_changed_unix_s=now,
+            history=((StreamState.STARTING.value, now),),
+        )
+        self.publish_settings = publish.PublishSettings(
+            segment_duration_s=settings.segment_duration_s,
+            playlist_size=settings.playlist_size,
+            part_target_s=settings.part_target_s,
+            low_latency=self.low_latency,
+        )
+        self.timeline: StreamTimeline | None = None
+        self.metas: tuple[publish.RenditionMeta, ...] = ()
+        self._plan: EncodePlan | None = None
+        self._lease: Lease | None = None
+        self._cancel_scope: trio.CancelScope | None = None
+        self._stop_reason: str | None = None
+        self._changed = trio.Event()  # replaced on every live-edge change (blocking reload)
+        self.version = 0
+        self._last_media_at: float | None = None  # trio clock
+        self._stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
+        self._last_stderr_error: str | None = None
+        self.finished = trio.Event()
+        self.bytes_served = 0  # by the origin; read by metrics at scrape time
+
+    # ------------------------------------------------------------------ public surface
+
+    def wall_now(self) -> float:
+        return self._wall()
+
+    def heartbeat(self) -> float:
+        """Renew the lease; returns the new wall-clock expiry."""
+        now = self._wall()
+        remaining = self._lease.renew() if self._lease else self.settings.stale_threshold_s
+        self._update(last_heartbeat_unix_s=now, lease_expires_unix_s=now + remaining)
+        return now + remaining
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the actor (DELETE): cancels its scope; cleanup runs in ``run()``'s finally."""
+        self._stop_reason = reason
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel(reason=reason)
+
+    async def wait_changed(self, version: int) -> int:
+        """Return once the live edge has moved past ``version`` (blocking playlist reload)."""
+        while self.version <= version and not self.finished.is_set():
+            event = self._changed
+            await event.wait()
+        return self.version
+
+    # ------------------------------------------------------------------ the actor
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # the spawner's context (an HTTP request's, say) is copied into this task: start clean
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(stream_id=self.spec.stream_id)
+        self._lease = Lease(self.settings.stale_threshold_s)
+        terminal = StreamState.STOPPED
+        try:
+            await trio.to_thread.run_sync(lambda: self.folder.mkdir(parents=True, exist_ok=True))
+            with trio.CancelScope() as scope:
+                self._cancel_scope = scope
+                if self._stop_reason is not None:
+                    scope.cancel(reason=self._stop_reason)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._lease_timer, scope)
+                    nursery.start_soon(self._janitor_loop)
+                    task_status.started()
+                    outcome = await supervise(
+                        self._encoder_run,
+                        restart_type=RestartType.PERMANENT,
+                        intensity=Intensity(
+                            max_restarts=self.settings.restart_max,
+                            period_s=self.settings.restart_period_s,
+                        ),
+                        backoff=self.settings.backoff,
+                        rng=self._rng,
+                        on_event=self._on_supervisor_event,
+                    )
+                    if outcome.state is OutcomeState.FAILED:
+                        terminal = StreamState.FAILED
+                        self._update(last_error=outcome.last_error or outcome.reason)
+                    nursery.cancel_scope.cancel(reason="encoder supervision ended")
+            if self.status.state is StreamState.STALE:
+                terminal = StreamState.STALE
+        finally:
+            if terminal is StreamState.STOPPED and self.status.state is StreamState.STALE:
+                terminal = StreamState.STALE
+            if terminal is StreamState.STOPPED:
+                self._set_state(StreamState.STOPPING)
+            with trio.CancelScope(shield=True) as cleanup:
+                cleanup.deadline = trio.current_time() + _CLEANUP_TIMEOUT_S
+                await trio.to_thread.run_sync(janitor.remove_tree, self.folder)
+            self._set_state(terminal)
+            self.finished.set()
+            self._notify()
+            log.info("stream_ended", state=terminal.value, reason=self._stop_reason)
+
+    async def _lease_timer(self, actor_scope: trio.CancelScope) -> None:
+        assert self._lease is not None
+        await self._lease.wait_expired()
+        log.warning("heartbeat_lease_expired", stale_threshold_s=self.settings.stale_threshold_s)
+        self._stop_reason = "stale: no heartbeat"
+        self._set_state(StreamState.STALE)
+        actor_scope.cancel(reason="heartbeat lease expired")
+
+    async def _janitor_loop(self) -> None:
+        interval_s = self.settings.segment_duration_s
+        while True:
+            await trio.sleep(interval_s)
+            timeline = self.timeline
+            if timeline is None:
+                continue
+            oldest = timeline.oldest_retained_number()
+            live_inits = {
+                edge.init_name
+                for rid in timeline.rendition_ids
+                if (edge := timeline.edge(rid)).init_name
+            } | {s.init_name for rid in timeline.rendition_ids for s in timeline.edge(rid).committed}
+            for rid in timeline.rendition_ids:
+                folder = self.folder / rid
+                names = await trio.to_thread.run_sync(janitor.list_names, folder)
+                expired = janitor.expired_media_files(
+                    names, oldest_retained_number=oldest, live_init_names=live_inits
+                )
+                if expired:
+                    await trio.to_thread.run_sync(janitor.delete_files, folder, expired)
+
+    # ------------------------------------------------------------------ supervision events
+
+    def _on_supervisor_event(self, event: SupervisorEvent) -> None:
+        match event:
+            case ChildStarted():
+                pass
+            case ChildExited(kind=kind, error=error):
+                if error:
+                    log.warning("encoder_exited", kind=kind.value, error=error)
+                    self._update(last_error=error)
+            case ChildRestarting(delay_s=delay_s, attempt=attempt):
+                self._update(restarts=self.status.restarts + 1, encoder_pid=None)
+                self._set_state(StreamState.RESTARTING)
+                log.info("encoder_restarting", delay_s=round(delay_s, 3), attempt=attempt)
+            case GaveUp(reason=reason, last_error=last_error):
+                log.error("encoder_gave_up", reason=reason, last_error=last_error)
+
+    # ------------------------------------------------------------------ one encoder run
+
+    async def _encoder_run(self, *, task_status: trio.TaskStatus[None]) -> None:
+        plan = self._plan or plan_for(self.spec.qualities, None)
+        reported = False
+        while True:
+            try:
+                await self._one_process(plan, task_status if not reported else None)
+                return
+            except _Replan as replan:
+                log.info(
+                    "ladder_adjusted",
+                    qualities=[r.name for r in replan.plan.rungs],
+                    dropped=list(replan.plan.dropped),
+                    audio=replan.plan.include_audio,
+                )
+                plan = replan.plan
+                reported = True
+
+    def _ensure_timeline(self, plan: EncodePlan) -> StreamTimeline:
+        kinds: list[tuple[str, TrackKind]] = [(r.name, "video") for r in plan.rungs]
+        if plan.include_audio:
+            kinds.append((AUDIO_ID, "audio"))
+        if self.timeline is None or self.timeline.rendition_ids != tuple(k for k, _ in kinds):
+            if self.timeline is not None and self.timeline.segments_committed_total:
+                # the ladder changed mid-life (the source changed size): keep the old set so
+                # players keep their renditions; FFmpeg still produces them (it may upscale).
+                return self.timeline
+            self.timeline = StreamTimeline(
+                renditions=kinds,
+                segment_duration_s=self.settings.segment_duration_s,
+                availability_start_unix_s=self.status.created_unix_s,
+                retained_segments=self.settings.playlist_size + self.settings.segment_margin,
+            )
+            metas = [
+                publish.RenditionMeta(
+                    rendition_id=r.name,
+                    kind="video",
+                    nominal_bandwidth_bps=r.video_bitrate_kbps * 1000,
+                )
+                for r in plan.rungs
+            ]
+            if plan.include_audio:
+                metas.append(
+                    publish.RenditionMeta(
+                        rendition_id=AUDIO_ID,
+                        kind="audio",
+                        nominal_bandwidth_bps=AUDIO_BITRATE_KBPS * 1000,
+                    )
+                )
+            self.metas = tuple(metas)
+        return self.timeline
+
+    async def _one_process(
+        self, plan: EncodePlan, task_status: trio.TaskStatus[None] | None
+    ) -> None:
+        timeline = self._ensure_timeline(plan)
+        rendition_ids = timeline.rendition_ids if plan.source_known else plan.rendition_ids
+        pipes = [make_pipe() for _ in rendition_ids]
+        write_fds = [w for _, w in pipes]
+        video_count = len(plan.rungs)
+        spec = EncodeSpec(
+            ffmpeg_path=self.settings.ffmpeg_path,
+            source_url=self.source.url,
+            input_args=self.source.input_args,
+            rungs=plan.rungs,
+            include_audio=plan.include_audio,
+            audio_bitrate_kbps=AUDIO_BITRATE_KBPS,
+            segment_duration_s=self.settings.segment_duration_s,
+            fragment_duration_s=self.settings.part_target_s,
+            preset=self.settings.preset,
+            hw_encoder=self.settings.hw_encoder,  # type: ignore[arg-type]
+            video_fds=tuple(write_fds[:video_count]),
+            audio_fd=write_fds[video_count] if plan.include_audio else None,
+        )
+        argv = build_ffmpeg_argv(spec)
+        read_streams: list[trio.lowlevel.FdStream] = []
+        try:
+            process = await self._spawn(argv, pass_fds=write_fds)
+        finally:
+            for _, write_fd in pipes:
+                os.close(write_fd)
+        try:
+            read_streams = [trio.lowlevel.FdStream(r) for r, _ in pipes]
+        except BaseException:
+            for r, _ in pipes:
+                os.close(r)
+            raise
+        log.info("encoder_spawned", pid=process.pid, renditions=list(rendition_ids))
+        self._update(encoder_pid=process.pid)
+        confirmed = trio.Event()
+        run = _EncoderRun(plan=plan, confirmed=confirmed)
+        self._last_media_at = None
+        spawned_at = trio.current_time()
+        epoch_started = False
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read_stderr, process, run, nursery.cancel_scope)
+                nursery.start_soon(self._read_progress, process)
+                readers_done = []
+                for rid, stream in zip(rendition_ids, read_streams, strict=True):
+                    done = trio.Event()
+                    readers_done.append(done)
+                    nursery.start_soon(self._read_rendition, rid, stream, run, done)
+                nursery.start_soon(self._watchdog, spawned_at)
+                if task_status is not None:
+                    task_status.started()
+                await process.wait()
+                with trio.move_on_after(_DRAIN_TIMEOUT_S):
+                    for done in readers_done:
+                        await done.wait()
+                nursery.cancel_scope.cancel(reason="encoder exited")
+            # Raised outside the nursery so they are plain exceptions, not exception groups.
+            if run.replan is not None:
+                raise _Replan(run.replan)
+            if not confirmed.is_set():
+                # FFmpeg printed all it knew about the source before dying; use it
+                source = parse_source_info(list(self._stderr_tail))
+                if source is not None:
+                    new_plan = self._check_plan(plan, source)
+                    if new_plan is not None:
+                        raise _Replan(new_plan)
+            returncode = process.returncode if process.returncode is not None else -1
+            raise EncoderExited(returncode, self._last_stderr_error or "")
+        finally:
+            epoch_started = run.epoch_started
+            with trio.CancelScope(shield=True) as cleanup:
+                cleanup.deadline = trio.current_time() + _CLEANUP_TIMEOUT_S
+                await process.aclose("encoder run ended")
+                for stream in read_streams:
+                    await stream.aclose()
+                if epoch_started:
+                    changes = timeline.end_epoch(now_unix_s=self._wall())
+                    await self._apply_changes(changes)
+                self._update(encoder_pid=None)
+
+    def _check_plan(self, plan: EncodePlan, source: SourceInfo) -> EncodePlan | None:
+        """Remember the source; return a new plan if the running one does not fit it."""
+        self._update(
+            source=SourceDescription(
+                width=source.width,
+                height=source.height,
+                frame_rate=source.frame_rate,
+                video_codec=source.video_codec,
+                has_audio=source.has_audio,
+            )
+        )
+        wanted = plan_for(self.spec.qualities, source)
+        if self.timeline is not None and self.timeline.segments_committed_total:
+            # keep the published rendition set; only remember the source
+            self._plan = dataclasses.replace(plan, source_known=True)
+            return None
+        self._plan = wanted
+        if wanted.rendition_ids != plan.rendition_ids:
+            return wanted
+        return None
+
+    async def _read_stderr(
+        self, process: EncoderProcess, run: _EncoderRun, scope: trio.CancelScope
+    ) -> None:
+        collector = SourceInfoCollector()
+        buffer = b""
+        async for chunk in _chunks(process.stderr):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").rstrip("\r")
+                if not line:
+                    continue
+                self._stderr_tail.append(line)
+                error = classify_error(line)
+                if error is not None:
+                    self._last_stderr_error = error
+                    log.warning("ffmpeg_stderr", line=line[:300])
+                else:
+                    log.debug("ffmpeg_stderr", line=line[:300])
+                if run.confirmed.is_set():
+                    continue
+                source = collector.feed_line(line)
+                if source is None:
+                    continue
+                new_plan = self._check_plan(run.plan, source)
+                if new_plan is not None:
+                    run.replan = new_plan
+                    scope.cancel(reason="ladder adjusted to the source")
+                    return
+                self._update(
+                    qualities=tuple(r.name for r in self._active_rungs(run.plan)),
+                    dropped_qualities=run.plan.dropped,
+                    has_audio=run.plan.include_audio,
+                )
+                run.confirmed.set()
+
+    def _active_rungs(self, plan: EncodePlan) -> tuple[Rung, ...]:
+        if self.timeline is None:
+            return plan.rungs
+        ids = set(self.timeline.rendition_ids)
+        return tuple(r for r in plan.rungs if r.name in ids)
+
+    async def _read_progress(self, process: EncoderProcess) -> None:
+        parser = ProgressParser()
+        async for chunk in _chunks(process.stdout):
+            for progress in parser.feed(chunk):
+                self._update(
+                    encoder_fps=progress.fps,
+                    encoder_speed=progress.speed,
+                    encoder_frames=progress.frame,
+                )
+
+    async def _read_rendition(
+        self, rendition_id: str, stream: trio.abc.ReceiveStream, run: _EncoderRun, done: trio.Event
+    ) -> None:
+        reader = FragmentedMp4Reader()
+        pending: list[InitSegment | Fragment] = []
+        try:
+            async for chunk in _chunks(stream):
+                records = reader.feed(chunk)
+                if not records:
+                    continue
+                self._last_media_at = trio.current_time()
+                if not run.confirmed.is_set():
+                    pending.extend(records)
+                    continue
+                if pending:
+                    records = [*pending, *records]
+                    pending = []
+                await self._ingest(rendition_id, records, run)
+            if run.confirmed.is_set() and pending:
+                await self._ingest(rendition_id, pending, run)
+            try:
+                reader.close()
+            except BmffError as error:
+                log.info("rendition_stream_truncated", rendition=rendition_id, error=str(error))
+        finally:
+            done.set()
+
+    async def _ingest(
+        self, rendition_id: str, records: Sequence[InitSegment | Fragment], run: _EncoderRun
+    ) -> None:
+        timeline = self.timeline
+        if timeline is None or rendition_id not in timeline.rendition_ids:
+            return
+        if not run.epoch_started:
+            run.epoch_started = True
+            epoch = timeline.begin_epoch()
+            self._update(epoch=epoch)
+        changes = Changes()
+        now = self._wall()
+        for record in records:
+            if isinstance(record, InitSegment):
+                changes.merge(timeline.on_init(rendition_id, record))
+            else:
+                changes.merge(timeline.on_fragment(rendition_id, record, now_unix_s=now))
+        await self._apply_changes(changes)
+
+    async def _apply_changes(self, changes: Changes) -> None:
+        if not changes.anything:
+            return
+        timeline = self.timeline
+        assert timeline is not None
+        writes = [(f"{w.rendition_id}/{w.name}", w.data) for w in changes.writes]
+        if changes.segments_committed:
+            writes.extend(self._render_static_files(timeline))
+            self._update(
+                segments_produced=timeline.segments_committed_total,
+                last_segment_unix_s=timeline.last_commit_unix_s,
+            )
+            if self.status.state in {StreamState.STARTING, StreamState.RESTARTING}:
+                self._set_state(StreamState.LIVE)
+        if writes:
+            await trio.to_thread.run_sync(files.write_many, self.folder, writes)
+        self._notify()
+
+    def _render_static_files(self, timeline: StreamTimeline) -> list[tuple[str, bytes]]:
+        """Playlists and MPD on disk: plain (non-LL) HLS/DASH that any static server can serve."""
+        plain = dataclasses.replace(self.publish_settings, low_latency=False)
+        out: list[tuple[str, bytes]] = []
+        if self.spec.enable_hls:
+            for rid in timeline.rendition_ids:
+                text = publish.render_media_playlist(timeline, rid, plain)
+                if text is not None:
+                    out.append((f"{rid}/{MEDIA_PLAYLIST}", text.encode()))
+            master = publish.render_multivariant_playlist(timeline, self.metas)
+            if master is not None:
+                out.append((MULTIVARIANT_PLAYLIST, master.encode()))
+        if self.spec.enable_dash:
+            mpd = publish.render_manifest(timeline, self.metas, plain, now_unix_s=self._wall())
+            if mpd is not None:
+                out.append((DASH_MANIFEST, mpd.encode()))
+        return out
+
+    async def _watchdog(self, spawned_at: float) -> None:
+        stall_s = self.settings.watchdog_segments * self.settings.segment_duration_s
+        while True:
+            await trio.sleep(min(stall_s / 4, 0.5))
+            now = trio.current_time()
+            last = self._last_media_at
+            if last is None:
+                if now - spawned_at > self.settings.start_timeout_s:
+                    raise StallDetected(
+                        f"no media from the encoder {self.settings.start_timeout_s:g} s after start",
+                        idle_s=now - spawned_at,
+                    )
+            elif now - last > stall_s:
+                raise StallDetected(
+                    f"no media from the encoder for {now - last:.1f} s", idle_s=now - last
+                )
+
+    # ------------------------------------------------------------------ status
+
+    def _notify(self) -> None:
+        self.version += 1
+        event, self._changed = self._changed, trio.Event()
+        event.set()
+
+    def _update(self, **changes: Any) -> None:
+        self.status = dataclasses.replace(self.status, **changes)
+
+    def _set_state(self, state: StreamState) -> None:
+        if self.status.state is state:
+            return
+        now = self._wall()
+        previous = self.status.state
+        history = (*self.status.history, (state.value, now))[-20:]
+        self._update(state=state, state_changed_unix_s=now, history=history)
+        log.info("stream_state", state=state.value, previous=previous.value)
+
+
+@dataclass(slots=True)
+class _EncoderRun:
+    plan: EncodePlan
+    confirmed: trio.Event
+    replan: EncodePlan | None = None
+    epoch_started: bool = False
+
+
+async def _chunks(stream: trio.abc.ReceiveStream) -> Any:
+    """Yield chunks until EOF; a closed or broken stream is just the end."""
+    while True:
+        try:
+            chunk = await stream.receive_some(_READ_CHUNK_BYTES)
+        except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
+            return
+        if not chunk:
+            return
+        yield chunk
+

@@ -1,0 +1,115 @@
+"""``hlsdash`` command line: ``serve`` (production), ``demo`` (service + synthetic live stream)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+import trio
+
+from supervisor import __version__
+from supervisor.config import ENV_VARS, Settings, load_settings
+from supervisor.errors import ConfigError
+
+log = structlog.get_logger(__name__)
+
+# flag help; the flag name is the env var in kebab case (SEGMENT_DURATION → --segment-duration)
+FLAG_HELP = {
+    "SEGMENT_DURATION": "segment duration in seconds (default 2)",
+    "PLAYLIST_SIZE": "segments listed in each playlist / DASH window (default 10)",
+    "LOW_LATENCY_HLS": "allow LL-HLS and LL-DASH for streams that ask for it (default true)",
+    "CLEANUP_INTERVAL": "seconds between sweeps for orphaned stream folders (default 300)",
+    "STALE_THRESHOLD": "seconds without a heartbeat before a stream is stopped as stale (default 600)",
+    "OUTPUT_DIR": "where stream folders live (default /var/www/streams)",
+    "MAX_STREAMS": "maximum concurrent streams (default 16)",
+    "ENCODER_PRESET": "x264 preset (default veryfast)",
+    "HW_ENCODER": "none | nvenc | vaapi | qsv (default none)",
+    "PART_TARGET": "LL-HLS part / LL-DASH chunk duration in seconds (default 0.5)",
+    "ALLOWED_PROTOCOLS": "comma-separated source protocols allowed (default http,https,rtmp,"
+    "rtmps,rtsp,rtsps,srt,udp,rtp; operators may add file,lavfi,tcp,rist)",
+    "FFMPEG_PATH": "FFmpeg binary (default: the one bundled by imageio-ffmpeg)",
+    "API_HOST": "address both listeners bind (default 0.0.0.0)",
+    "API_PORT": "control API port (default 8083)",
+    "ORIGIN_PORT": "CDN origin port (default 8084)",
+    "PUBLIC_BASE_URL": "base URL clients use for the API (for playback URLs; default: request host)",
+    "CDN_BASE_URL": "base URL of the CDN in front of the origin (default: origin on request host)",
+    "API_TOKEN": "bearer token required by the control API (default: none)",
+    "RESTART_MAX": "encoder restarts allowed within RESTART_PERIOD before a stream fails (default 10)",
+    "RESTART_PERIOD": "window in seconds for RESTART_MAX (default 60)",
+    "WATCHDOG_SEGMENTS": "restart an encoder silent for this many segment durations (default 2)",
+    "SEGMENT_MARGIN": "segments kept after leaving the window, for late players (default 3)",
+    "TLS_CERT": "TLS certificate (PEM) for HTTP/2 over TLS on both listeners",
+    "TLS_KEY": "TLS private key (PEM)",
+    "LOG_LEVEL": "debug | info | warning | error (default info)",
+}
+
+
+
+def _flag(env: str) -> str:
+    return "--" + env.lower().replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hlsdash",
+        description="Live ABR transcoder, CMAF packager and CDN-ready origin (HLS, LL-HLS, "
+        "DASH, LL-DASH). Every flag can also be set by the environment variable in brackets.",
+    )
+    parser.add_argument("--version", action="version", version=f"hlsdash {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the service (production)")
+    demo = commands.add_parser(
+        "demo", help="run the service with a built-in synthetic live stream named 'demo'"
+    )
+    for sub in (serve, demo):
+        for env in ENV_VARS:
+            sub.add_argument(_flag(env), dest=env, metavar="VALUE", help=f"{FLAG_HELP[env]} [{env}]")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Settings:
+    merged = dict(environ)
+    for env in ENV_VARS:
+        value = getattr(args, env, None)
+        if value is not None:
+            merged[env] = value
+    if args.command == "demo":
+        allowed = merged.get("ALLOWED_PROTOCOLS", ",".join(Settings().allowed_protocols))
+        if "lavfi" not in allowed.split(","):
+            merged["ALLOWED_PROTOCOLS"] = allowed + ",lavfi"
+        merged.setdefault("OUTPUT_DIR", str(Path(tempfile.gettempdir()) / "hlsdash-demo"))
+    return load_settings(merged)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = settings_from_args(args, dict(os.environ))
+    except ConfigError as error:
+        print(f"hlsdash: configuration error: {error}", file=sys.stderr)
+        return 2
+    from supervisor.logging import configure_logging  # noqa: PLC0415
+    from supervisor.main import run_service  # noqa: PLC0415
+
+    configure_logging(settings.log_level)
+    try:
+        trio.run(run_service, settings, args.command == "demo")
+    except KeyboardInterrupt:
+        return 130
+    except OSError as error:
+        print(f"hlsdash: cannot start: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,345 @@
+"""Control API (port 8083): Quart-Trio app. Thin handlers over ``StreamService``.
+
+Every error is JSON ``{"error": {"code", "message", "field"}}``: malformed JSON 400, validation
+422, unknown stream 404, wrong method 405, duplicate id 409, body too large 413, at capacity 503
+(with Retry-After), missing/wrong token 401. No traceback ever reaches a client; an unexpected
+error is logged with its traceback and answered 500 with a request id.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+from quart import Response, g, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from actors.ffmpeg.process import ffmpeg_version
+from supervisor import __version__
+from supervisor.http.openapi import openapi_document
+from supervisor.http.origin_core import OriginResponse
+from supervisor.http.playback import Playback, time_response
+from supervisor.http.views import stream_view
+from supervisor.metrics import Metrics
+from supervisor.requests import RequestInvalid, parse_stream_request
+from supervisor.service import AtCapacity, StreamExists, StreamNotFound, StreamService
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+_PROTECTED_PREFIX = "/streams"
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, **headers: str
+) -> Response:
+    body = json.dumps({"error": {"code": code, "message": message, "field": field}})
+    response = Response(body, status=status, content_type="application/json")
+    for name, value in headers.items():
+        response.headers[name.replace("_", "-")] = value
+    return response
+
+
+class RawResponse(Response):
+    """Headers exactly as origin_core built them: Quart must not recompute Content-Length
+    (a HEAD or 304 would say 0) nor add a default Content-Type."""
+
+    automatically_set_content_length = False
+    default_mimetype = None
+
+
+def to_quart(result: OriginResponse) -> Response:
+    response = RawResponse(result.body, status=result.status)
+    response.headers.clear()
+    for name, value in result.headers:
+        response.headers.add(name, value)
+    return response
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload), status=status, content_type="application/json")
+
+
+def create_api_app(service: StreamService, metrics: Metrics, playback: Playback) -> QuartTrio:
+    app = QuartTrio(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+    settings = service.settings
+
+    def bases() -> tuple[str, str]:
+        host_url = request.host_url.rstrip("/")
+        api_base = settings.public_base_url or host_url
+        if settings.cdn_base_url:
+            cdn_base = settings.cdn_base_url
+        else:
+            scheme = request.scheme
+            host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+            cdn_base = f"{scheme}://{host}:{settings.origin_port}"
+        return api_base, cdn_base
+
+    def view(actor: Any) -> dict[str, Any]:
+        api_base, cdn_base = bases()
+        return stream_view(
+            actor.status, api_base=api_base, cdn_base=cdn_base, now_unix_s=time.time()
+        )
+
+    @app.before_request
+    async def authenticate() -> Response | None:
+        g.started_s = time.perf_counter()
+        if not settings.api_token:
+            return None
+        path = request.path
+        if not path.startswith(_PROTECTED_PREFIX):
+            return None
+        parts = path.split("/")
+        # playback under /streams/{id}/… stays public; the control endpoints need the token
+        is_playback = len(parts) >= 4 and parts[3] not in {"heartbeat", ""}
+        if is_playback:
+            return None
+        supplied = request.headers.get("Authorization", "")
+        expected = f"Bearer {settings.api_token}"
+        if not secrets.compare_digest(supplied.encode(), expected.encode()):
+            return error_response(
+                401, "unauthorized", "a valid bearer token is required",
+                WWW_Authenticate='Bearer realm="hlsdash"',
+            )
+        return None
+
+    @app.after_request
+    async def observe(response: Response) -> Response:
+        started = g.get("started_s")
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        if started is not None:
+            metrics.observe("api", rule, response.status_code, time.perf_counter() - started)
+        return response
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        code = error.code or 500
+        names = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "body_too_large",
+            415: "unsupported_media_type",
+        }
+        message = {
+            404: "no such endpoint",
+            405: f"method {request.method} is not allowed here",
+            413: f"request body is larger than {MAX_BODY_BYTES} bytes",
+        }.get(code, error.description or "request failed")
+        response = error_response(code, names.get(code, "http_error"), message)
+        if code == 405:
+            allow = getattr(error, "valid_methods", None)
+            if allow:
+                response.headers["Allow"] = ", ".join(sorted(allow))
+        return response
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        request_id = secrets.token_hex(6)
+        log.exception("api_unexpected_error", request_id=request_id, path=request.path)
+        return error_response(
+            500, "internal_error", f"internal error (request id {request_id})"
+        )
+
+    # -------------------------------------------------------------- control endpoints
+
+    @app.post("/streams")
+    async def create_stream() -> Response:
+        raw = await request.get_data(cache=False)
+        if len(raw) > MAX_BODY_BYTES:
+            return error_response(413, "body_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            body = json.loads(raw or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            return error_response(400, "malformed_json", f"request body is not valid JSON: {error}")
+        try:
+            spec, source = parse_stream_request(
+                body,
+                allowed_protocols=frozenset(settings.allowed_protocols),
+                default_low_latency=settings.low_latency_hls,
+            )
+        except RequestInvalid as invalid:
+            return error_response(422, invalid.code, invalid.message, invalid.field)
+        try:
+            actor = await service.create(spec, source)
+        except StreamExists:
+            return error_response(
+                409, "stream_exists", f"stream {spec.stream_id!r} already exists", "stream_id"
+            )
+        except AtCapacity as full:
+            return error_response(503, "at_capacity", str(full), None, Retry_After="30")
+        response = json_response(view(actor), 201)
+        response.headers["Location"] = f"/streams/{spec.stream_id}"
+        return response
+
+    @app.get("/streams")
+    async def list_streams() -> Response:
+        return json_response({"streams": [view(a) for a in service.list()]})
+
+    @app.get("/streams/<stream_id>")
+    async def get_stream(stream_id: str) -> Response:
+        try:
+            return json_response(view(service.get(stream_id)))
+        except StreamNotFound:
+            return error_response(404, "stream_not_found", f"no stream {stream_id!r}", "stream_id")
+
+    @app.delete("/streams/<stream_id>")
+    async def delete_stream(stream_id: str) -> Response:
+        try:
+            actor = await service.delete(stream_id)
+        except StreamNotFound:
+            return error_response(404, "stream_not_found", f"no stream {stream_id!r}", "stream_id")
+        payload = view(actor)
+        payload["deleted"] = True
+        return json_response(payload, 200)
+
+    @app.post("/streams/<stream_id>/heartbeat")
+    async def heartbeat(stream_id: str) -> Response:
+        try:
+            expires = service.heartbeat(stream_id)
+        except StreamNotFound:
+            return error_response(404, "stream_not_found", f"no live stream {stream_id!r}", "stream_id")
+        actor = service.get(stream_id)
+        from supervisor.http.views import iso  # noqa: PLC0415
+
+        return json_response(
+            {
+                "stream_id": stream_id,
+                "state": actor.status.state.value,
+                "lease_expires_at": iso(expires),
+                "lease_seconds": settings.stale_threshold_s,
+            }
+        )
+
+    # -------------------------------------------------------------- playback on the API port
+
+    @app.route("/streams/<stream_id>/<path:relative>", methods=["GET", "HEAD", "OPTIONS"])
+    async def playback_route(stream_id: str, relative: str) -> Response:
+        result = await playback.serve(
+            stream_id,
+            relative,
+            method=request.method,
+            headers=request.headers,
+            query_string=request.query_string.decode("latin-1"),
+        )
+        return to_quart(result)
+
+    # -------------------------------------------------------------- health, metrics, docs
+
+    @app.get("/health")
+    async def health() -> Response:
+        # answering at all proves the process and its event loop are alive
+        return json_response({"status": "ok", "version": __version__, "time": time.time()})
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        checks = {
+            "supervisor_running": service.running,
+            "ffmpeg": await trio.to_thread.run_sync(ffmpeg_version, service.ffmpeg_path) is not None,
+            "output_dir_writable": await trio.to_thread.run_sync(_writable, service.output_dir),
+        }
+        ok = all(checks.values())
+        return json_response({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
+
+        body = await trio.to_thread.run_sync(generate_latest, metrics.registry)
+        return Response(body, status=200, content_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/time")
+    async def utc_time() -> Response:
+        return origin_core_time_response()
+
+    @app.get("/openapi.json")
+    async def openapi() -> Response:
+        return json_response(openapi_document(__version__))
+
+    @app.get("/docs")
+    async def docs() -> Response:
+        return Response(_DOCS_HTML, content_type="text/html; charset=utf-8")
+
+    @app.get("/")
+    async def dashboard() -> Response:
+        return await _static_file("index.html")
+
+    @app.get("/static/<path:name>")
+    async def static_files(name: str) -> Response:
+        return await _static_file(name)
+
+    async def _static_file(name: str) -> Response:
+        from actors.packager.layout import resolve_inside  # noqa: PLC0415
+
+        target = resolve_inside(STATIC_DIR, name)
+        if target is None:
+            return error_response(404, "not_found", "no such file")
+        data = await trio.to_thread.run_sync(_read_or_none, target)
+        if data is None:
+            return error_response(404, "not_found", "no such file")
+        response = Response(data, content_type=_static_type(target.name))
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return response
+
+    def origin_core_time_response() -> Response:
+        return to_quart(time_response())
+
+    return app
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".ready-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes() if path.is_file() else None
+    except OSError:
+        return None
+
+
+_STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".map": "application/json",
+}
+
+
+def _static_type(name: str) -> str:
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    return _STATIC_TYPES.get(suffix, "application/octet-stream")
+
+
+_DOCS_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>hlsdash API</title>
+<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+pre{background:#f4f4f4;padding:1rem;overflow:auto}</style></head>
+<body><h1>hlsdash control API</h1>
+<p>The machine-readable description is at <a href="/openapi.json">/openapi.json</a>.</p>
+<pre id="doc">loading…</pre>
+<script>fetch('/openapi.json').then(r=>r.json()).then(d=>{
+const out=[];for(const [p,ops] of Object.entries(d.paths)){for(const [m,op] of Object.entries(ops)){
+out.push(m.toUpperCase().padEnd(8)+p+'\\n    '+(op.summary||''))}}
+document.getElementById('doc').textContent=out.join('\\n')})</script>
+</body></html>"""

@@ -1,0 +1,200 @@
+"""The control API's OpenAPI 3.1 document, written by hand next to the code it describes.
+
+A test compares it with the app's URL map both ways, so a route cannot be added or removed
+without this document following. (We validate requests ourselves in ``supervisor.requests`` to
+give field-precise errors; generating this from pydantic models would add a heavy dependency for
+five endpoints.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.packager.layout import STREAM_ID_PATTERN
+from actors.status import QUALITY_NAMES, StreamState
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_STREAM = {"$ref": "#/components/schemas/Stream"}
+_STREAM_ID_PARAM = {
+    "name": "stream_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": STREAM_ID_PATTERN.pattern},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    stream_request = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["stream_id", "source_url"],
+        "properties": {
+            "stream_id": {"type": "string", "pattern": STREAM_ID_PATTERN.pattern},
+            "source_url": {
+                "type": "string",
+                "maxLength": 2048,
+                "description": "Any FFmpeg input whose protocol is on ALLOWED_PROTOCOLS "
+                "(default http, https, rtmp, rtmps, rtsp, rtsps, srt, udp, rtp).",
+            },
+            "qualities": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": [*QUALITY_NAMES, "source"]},
+                "description": "Rungs to produce; rungs above the source height are dropped.",
+            },
+            "enable_hls": {"type": "boolean", "default": True},
+            "enable_dash": {"type": "boolean", "default": True},
+            "low_latency": {"type": "boolean", "description": "Defaults to LOW_LATENCY_HLS."},
+        },
+    }
+    stream = {
+        "type": "object",
+        "properties": {
+            "stream_id": {"type": "string"},
+            "state": {"type": "string", "enum": [s.value for s in StreamState]},
+            "source_url": {"type": "string", "description": "Credentials redacted."},
+            "qualities": {"type": "array", "items": {"type": "string"}},
+            "qualities_produced": {"type": "array", "items": {"type": "string"}},
+            "qualities_dropped": {"type": "array", "items": {"type": "string"}},
+            "audio": {"type": "boolean"},
+            "enable_hls": {"type": "boolean"},
+            "enable_dash": {"type": "boolean"},
+            "low_latency": {"type": "boolean"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "uptime_s": {"type": ["number", "null"]},
+            "last_heartbeat_at": {"type": "string", "format": "date-time"},
+            "lease_expires_at": {"type": "string", "format": "date-time"},
+            "restarts": {"type": "integer"},
+            "last_error": {"type": ["string", "null"]},
+            "source": {"type": ["object", "null"]},
+            "encoder": {"type": "object"},
+            "segments_produced": {"type": "integer"},
+            "last_segment_at": {"type": ["string", "null"], "format": "date-time"},
+            "urls": {
+                "type": "object",
+                "properties": {
+                    k: {"type": "string"}
+                    for k in ("hls", "dash", "cdn_hls", "cdn_dash", "dashboard")
+                },
+            },
+        },
+    }
+    error = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "field"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": ["string", "null"]},
+                },
+            }
+        },
+    }
+    playback_param = {
+        "name": "relative",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "playlist.m3u8, manifest.mpd, {rendition}/playlist.m3u8, "
+        "{rendition}/init_{v}.mp4, {rendition}/seg_{n}.m4s, {rendition}/part_{n}_{k}.m4s",
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "hlsdash control API", "version": version},
+        "components": {
+            "schemas": {"StreamRequest": stream_request, "Stream": stream, "Error": error},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": {
+            "/streams": {
+                "post": {
+                    "summary": "Start a stream",
+                    "security": [{"bearer": []}, {}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/StreamRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json("Created; the stream starts in the background", _STREAM),
+                        "400": _error("Malformed JSON"),
+                        "401": _error("Missing or wrong bearer token (when API_TOKEN is set)"),
+                        "409": _error("A stream with this id exists"),
+                        "413": _error("Body too large"),
+                        "422": _error("Validation failed; error.field names the field"),
+                        "503": _error("At MAX_STREAMS"),
+                    },
+                },
+                "get": {
+                    "summary": "List streams",
+                    "security": [{"bearer": []}, {}],
+                    "responses": {
+                        "200": _json(
+                            "Streams",
+                            {"type": "object", "properties": {"streams": {"type": "array", "items": _STREAM}}},
+                        )
+                    },
+                },
+            },
+            "/streams/{stream_id}": {
+                "parameters": [_STREAM_ID_PARAM],
+                "get": {
+                    "summary": "A stream's state",
+                    "responses": {"200": _json("The stream", _STREAM), "404": _error("Unknown")},
+                },
+                "delete": {
+                    "summary": "Stop a stream and remove its files",
+                    "responses": {"200": _json("Stopped", _STREAM), "404": _error("Unknown")},
+                },
+            },
+            "/streams/{stream_id}/heartbeat": {
+                "parameters": [_STREAM_ID_PARAM],
+                "post": {
+                    "summary": "Renew the stream's lease (STALE_THRESHOLD)",
+                    "responses": {
+                        "200": _json("New expiry", {"type": "object"}),
+                        "404": _error("Unknown or ended"),
+                    },
+                },
+            },
+            "/streams/{stream_id}/{relative}": {
+                "parameters": [_STREAM_ID_PARAM, playback_param],
+                "get": {
+                    "summary": "Playback: playlists, manifest, init segments, segments, parts",
+                    "responses": {"200": {"description": "The object"}, "206": {"description": "Range"},
+                                  "304": {"description": "Not modified"}, "404": _error("No such object")},
+                },
+            },
+            "/health": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}},
+            "/ready": {
+                "get": {
+                    "summary": "Readiness: FFmpeg found, output dir writable, supervisor running",
+                    "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
+                }
+            },
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text format"}}}},
+            "/time": {"get": {"summary": "UTC time for DASH UTCTiming (ISO 8601)", "responses": {"200": {"description": "Time"}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+            "/docs": {"get": {"summary": "Human-readable API docs", "responses": {"200": {"description": "HTML"}}}},
+            "/": {"get": {"summary": "Dashboard page", "responses": {"200": {"description": "HTML"}}}},
+            "/static/{name}": {
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "get": {"summary": "Dashboard assets and vendored players", "responses": {"200": {"description": "File"}}},
+            },
+        },
+    }

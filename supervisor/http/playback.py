@@ -1,0 +1,271 @@
+"""Serving a stream's objects: shared by the CDN origin (8084) and the API's playback routes.
+
+Thin: parse the path and LL-HLS directives (``origin_core``), find the bytes through the actor's
+``EdgeReader`` (memory) or the stream folder (disk, read in a thread), build the response with
+``origin_core``. Objects are hashed (and playlists gzipped) once and kept in a small LRU keyed by
+the actor's identity, so a stream re-created under the same id never serves stale bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from pathlib import Path
+
+import trio
+
+from actors.edge import EdgeReader
+from actors.packager.publish import last_part_position
+from actors.stream import StreamActor
+from supervisor.http import origin_core
+from supervisor.http.origin_core import (
+    HlsDirectiveError,
+    HlsDirectives,
+    ObjectKind,
+    OriginObject,
+    OriginPath,
+    OriginResponse,
+    RequestHeaders,
+)
+from supervisor.service import StreamNotFound, StreamService
+
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_OBJECT_CACHE_SIZE = 2048
+
+
+class ObjectCache:
+    """LRU of built OriginObjects (hash + gzip done once per object)."""
+
+    def __init__(self, size: int = _OBJECT_CACHE_SIZE) -> None:
+        self._size = size
+        self._items: OrderedDict[Hashable, OriginObject] = OrderedDict()
+
+    def get(self, key: Hashable) -> OriginObject | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: Hashable, item: OriginObject) -> OriginObject:
+        self._items[key] = item
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return item
+
+
+class Playback:
+    """Per-process state for serving: edge readers per actor and the object cache."""
+
+    def __init__(self, service: StreamService) -> None:
+        self.service = service
+        self.cache = ObjectCache()
+        self._readers: dict[int, EdgeReader] = {}
+
+    def reader(self, actor: StreamActor) -> EdgeReader:
+        key = id(actor)
+        reader = self._readers.get(key)
+        if reader is None or reader.actor is not actor:
+            if len(self._readers) > 4 * max(self.service.settings.max_streams, 1):
+                self._readers = {
+                    k: r for k, r in self._readers.items() if not r.actor.finished.is_set()
+                }
+            reader = EdgeReader(actor)
+            self._readers[key] = reader
+        return reader
+
+    async def serve(
+        self,
+        stream_id: str,
+        relative: str,
+        *,
+        method: str,
+        headers: RequestHeaders,
+        query_string: str,
+    ) -> OriginResponse:
+        if method == "OPTIONS":
+            return origin_core.preflight()
+        if method not in _READ_METHODS:
+            return origin_core.method_not_allowed()
+        head = method == "HEAD"
+        path = origin_core.parse_path(relative)
+        if path is None:
+            return origin_core.not_found(head=head)
+        try:
+            actor = self.service.get(stream_id)
+        except StreamNotFound:
+            return origin_core.not_found(head=head)
+        if actor.finished.is_set():
+            return origin_core.not_found(head=head)
+        reader = self.reader(actor)
+        td = reader.target_duration_s
+        directives = HlsDirectives(msn=None, part=None, skip=None)
+        if path.kind is ObjectKind.MEDIA_PLAYLIST:
+            try:
+                directives = origin_core.parse_hls_directives(query_string)
+            except HlsDirectiveError as error:
+                return error.response()
+        obj = await self._find(actor, reader, path, relative, directives)
+        if isinstance(obj, OriginResponse):
+            return obj
+        if obj is None:
+            return origin_core.not_found(
+                head=head, blocking=directives.blocking, target_duration_s=td
+            )
+        response = origin_core.file_response(
+            method, headers, obj, target_duration_s=td, blocking=directives.blocking
+        )
+        if not head:
+            actor.bytes_served += len(response.body)
+        return response
+
+    async def _find(
+        self,
+        actor: StreamActor,
+        reader: EdgeReader,
+        path: OriginPath,
+        relative: str,
+        directives: HlsDirectives,
+    ) -> OriginObject | OriginResponse | None:
+        identity = id(actor)
+        kind = path.kind
+        if kind in {ObjectKind.MULTIVARIANT_PLAYLIST, ObjectKind.DASH_MANIFEST}:
+            version = reader.version
+            key = (identity, relative, version)
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+            data = (
+                reader.multivariant_playlist()
+                if kind is ObjectKind.MULTIVARIANT_PLAYLIST
+                else reader.manifest()
+            )
+            if data is None:
+                return None
+            return self.cache.put(key, origin_core.make_object(data, kind, immutable=False))
+        rid = path.rendition_id
+        if rid is None or not reader.has_rendition(rid):
+            return None
+        if kind is ObjectKind.MEDIA_PLAYLIST:
+            if directives.blocking:
+                refusal = await self._block(actor, rid, directives, reader.target_duration_s)
+                if refusal is not None:
+                    return refusal
+            skip = directives.skip is not None and actor.low_latency
+            version = reader.version
+            key = (identity, relative, skip, version)
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+            data = reader.media_playlist(rid, skip=skip)
+            if data is None:
+                return None
+            return self.cache.put(key, origin_core.make_object(data, kind, immutable=False))
+        audio = rid == "audio"
+        if kind is ObjectKind.PART:
+            part = reader.part(rid, path.number, path.part_index)
+            if part is None:
+                return None
+            key = (identity, relative, part.immutable)
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+            return self.cache.put(
+                key, origin_core.make_object(part.data, kind, immutable=part.immutable, audio=audio)
+            )
+        key = (identity, relative)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        if kind is ObjectKind.SEGMENT:
+            if not reader.is_committed(path.number):
+                return None
+            in_memory = reader.segment(rid, path.number)
+            if in_memory is not None:
+                return self.cache.put(
+                    key, origin_core.make_object(in_memory.data, kind, immutable=True, audio=audio)
+                )
+        file_path = reader.disk_path(rid, relative.rpartition("/")[2])
+        if file_path is None:
+            return None
+        data = await trio.to_thread.run_sync(_read_file, file_path)
+        if data is None:
+            return None
+        return self.cache.put(key, origin_core.make_object(data, kind, immutable=True, audio=audio))
+
+    async def _block(
+        self, actor: StreamActor, rendition_id: str, directives: HlsDirectives, td: int
+    ) -> OriginResponse | None:
+        """Hold a blocking playlist reload until its part exists (rfc8216bis §6.2.5.2)."""
+        timeline = actor.timeline
+        if timeline is None or not actor.low_latency:
+            return None  # no CAN-BLOCK-RELOAD advertised: answer at once
+        msn = directives.msn
+        assert msn is not None
+        position = last_part_position(timeline.edge(rendition_id))
+        last_msn = position[0] if position else -1
+        if msn > last_msn + 2:
+            return origin_core.error_json(
+                400, "too_far_ahead", f"_HLS_msn={msn} is more than two segments ahead"
+            )
+        deadline = trio.current_time() + 3 * td
+        while not hls_position_reached(actor, rendition_id, msn, directives.part):
+            version = actor.version
+            with trio.move_on_at(deadline):
+                await actor.wait_changed(version)
+            if trio.current_time() >= deadline or actor.finished.is_set():
+                if hls_position_reached(actor, rendition_id, msn, directives.part):
+                    return None
+                return origin_core.error_json(
+                    503, "not_yet_available", "the requested part did not appear in time"
+                )
+        return None
+
+
+def hls_position_reached(actor: StreamActor, rendition_id: str, msn: int, part: int | None) -> bool:
+    """Does the rendition's playlist now contain segment ``msn`` (or part ``part`` of it)?"""
+    timeline = actor.timeline
+    if timeline is None:
+        return False
+    edge = timeline.edge(rendition_id)
+    last_complete = edge.committed[-1].number if edge.committed else -1
+    partial = edge.partial
+    if part is None:
+        return last_complete >= msn
+    if last_complete >= msn:
+        segment = next((s for s in edge.committed if s.number == msn), None)
+        if segment is None or part < len(segment.parts):
+            return True
+        # a part index past the segment's last part means part 0 of the next segment
+        return last_complete >= msn + 1 or (
+            partial is not None and partial.number == msn + 1 and bool(partial.parts)
+        )
+    if partial is None:
+        return False
+    return partial.number > msn or (partial.number == msn and len(partial.parts) > part)
+
+
+def _read_file(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return None
+
+
+def time_response() -> OriginResponse:
+    """``/time`` for DASH UTCTiming (urn:mpeg:dash:utc:http-iso:2014): ISO 8601 with ms, UTC."""
+    from actors.packager.hls import format_iso8601_ms  # noqa: PLC0415
+
+    body = format_iso8601_ms(time.time()).encode()
+    return OriginResponse(
+        200,
+        (
+            ("content-type", "text/plain; charset=utf-8"),
+            ("cache-control", "no-store"),
+            ("access-control-allow-origin", "*"),
+            ("access-control-expose-headers", "Date"),
+            ("content-length", str(len(body))),
+        ),
+        body,
+    )

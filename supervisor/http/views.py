@@ -1,0 +1,87 @@
+"""JSON shapes of the control API (pure): a stream's status → dict, URLs, timestamps."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from actors.status import StreamStatus
+
+
+def iso(unix_s: float | None) -> str | None:
+    if unix_s is None:
+        return None
+    return datetime.fromtimestamp(unix_s, tz=UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
+_SECRET_QUERY = re.compile(r"((?:pass(?:word|phrase)?|token|key|secret|streamid)=)[^&]*", re.I)
+
+
+def redact_url(url: str) -> str:
+    """Hide credentials (user:pass@, passphrase=…, token=…) before a URL is shown or logged."""
+    url = _USERINFO.sub(r"\1***@", url)
+    return _SECRET_QUERY.sub(r"\1***", url)
+
+
+def playback_urls(stream_id: str, *, api_base: str, cdn_base: str) -> dict[str, str]:
+    api = api_base.rstrip("/")
+    cdn = cdn_base.rstrip("/")
+    return {
+        "hls": f"{api}/streams/{stream_id}/playlist.m3u8",
+        "dash": f"{api}/streams/{stream_id}/manifest.mpd",
+        "cdn_hls": f"{cdn}/{stream_id}/playlist.m3u8",
+        "cdn_dash": f"{cdn}/{stream_id}/manifest.mpd",
+        "dashboard": f"{api}/?stream={stream_id}",
+    }
+
+
+def stream_view(
+    status: StreamStatus, *, api_base: str, cdn_base: str, now_unix_s: float
+) -> dict[str, Any]:
+    spec = status.spec
+    uptime = now_unix_s - status.created_unix_s if not status.state.is_terminal else None
+    return {
+        "stream_id": spec.stream_id,
+        "state": status.state.value,
+        "source_url": redact_url(spec.source_url),
+        "qualities": list(spec.qualities),
+        "qualities_produced": list(status.qualities),
+        "qualities_dropped": list(status.dropped_qualities),
+        "audio": status.has_audio,
+        "enable_hls": spec.enable_hls,
+        "enable_dash": spec.enable_dash,
+        "low_latency": spec.low_latency,
+        "created_at": iso(status.created_unix_s),
+        "uptime_s": round(uptime, 3) if uptime is not None else None,
+        "last_heartbeat_at": iso(status.last_heartbeat_unix_s),
+        "lease_expires_at": iso(status.lease_expires_unix_s),
+        "restarts": status.restarts,
+        "last_error": status.last_error,
+        "source": (
+            {
+                "width": status.source.width,
+                "height": status.source.height,
+                "frame_rate": status.source.frame_rate,
+                "video_codec": status.source.video_codec,
+                "audio": status.source.has_audio,
+            }
+            if status.source
+            else None
+        ),
+        "encoder": {
+            "pid": status.encoder_pid,
+            "fps": status.encoder_fps,
+            "speed": status.encoder_speed,
+            "frames": status.encoder_frames,
+            "epoch": status.epoch,
+        },
+        "segments_produced": status.segments_produced,
+        "last_segment_at": iso(status.last_segment_unix_s),
+        "state_changed_at": iso(status.state_changed_unix_s),
+        "history": [{"state": s, "at": iso(t)} for s, t in status.history],
+        "urls": playback_urls(spec.stream_id, api_base=api_base, cdn_base=cdn_base),
+    }

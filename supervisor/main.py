@@ -1,0 +1,92 @@
+"""The process: root nursery with the stream service, both HTTP listeners and signal handling.
+
+Shutdown order on SIGTERM/SIGINT: stop accepting (both listeners' shutdown trigger fires and
+Hypercorn drains for its graceful timeout), then stop every stream in parallel (FFmpeg killed,
+folders removed), then return so the process exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import structlog
+import trio
+
+from actors.ffmpeg.sources import validate_source_url
+from actors.status import StreamSpec
+from supervisor import __version__
+from supervisor.config import Settings
+from supervisor.http.api import create_api_app
+from supervisor.http.origin import OriginApp
+from supervisor.http.playback import Playback
+from supervisor.http.server import serve_app
+from supervisor.metrics import Metrics
+from supervisor.service import StreamService
+
+log = structlog.get_logger(__name__)
+
+DEMO_STREAM_ID = "demo"
+DEMO_SOURCE = (
+    "lavfi:testsrc2=size=1280x720:rate=30[out0];"
+    "sine=frequency=440:beep_factor=4:sample_rate=48000[out1]"
+)
+DEMO_QUALITIES = ("720p", "480p", "360p", "240p")
+
+
+async def _watch_signals(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("signal_received", signal=signal.Signals(signum).name)
+            stop.set()
+            return
+
+
+async def _keep_demo_alive(service: StreamService, interval_s: float) -> None:
+    while True:
+        await trio.sleep(interval_s)
+        try:
+            service.heartbeat(DEMO_STREAM_ID)
+        except LookupError:
+            return
+
+
+async def start_demo_stream(service: StreamService) -> None:
+    spec = StreamSpec(stream_id=DEMO_STREAM_ID, source_url=DEMO_SOURCE, qualities=DEMO_QUALITIES,
+                      low_latency=service.settings.low_latency_hls)
+    source = validate_source_url(DEMO_SOURCE, frozenset(service.settings.allowed_protocols))
+    await service.create(spec, source)
+
+
+async def run_service(settings: Settings, demo: bool = False) -> None:
+    service = StreamService(settings)
+    metrics = Metrics(service)
+    playback = Playback(service)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, stop)
+        await nursery.start(service.run)
+        api_urls = await nursery.start(
+            serve_app, create_api_app(service, metrics, playback), settings, settings.api_port, stop.wait
+        )
+        origin_urls = await nursery.start(
+            serve_app, OriginApp(playback, metrics), settings, settings.origin_port, stop.wait
+        )
+        log.info("service_started", version=__version__, api=api_urls, origin=origin_urls,
+                 output_dir=str(settings.output_dir), ffmpeg=service.ffmpeg_path)
+        if demo:
+            await start_demo_stream(service)
+            nursery.start_soon(_keep_demo_alive, service, max(settings.stale_threshold_s / 3, 1.0))
+            port = settings.api_port
+            print(f"\n  hlsdash demo is live: open http://localhost:{port}/?stream={DEMO_STREAM_ID}\n"
+                  f"  HLS  http://localhost:{port}/streams/{DEMO_STREAM_ID}/playlist.m3u8\n"
+                  f"  DASH http://localhost:{port}/streams/{DEMO_STREAM_ID}/manifest.mpd\n"
+                  f"  Ctrl-C stops it.\n", flush=True)
+        await stop.wait()
+        log.info("service_stopping")
+        with trio.CancelScope(shield=True) as cleanup:
+            cleanup.deadline = trio.current_time() + 12
+            stragglers = await service.root.shutdown(timeout_s=10.0)
+            if stragglers:
+                log.warning("streams_still_stopping", streams=list(stragglers))
+        nursery.cancel_scope.cancel(reason="service stopped")
+    log.info("service_stopped")

@@ -1,0 +1,165 @@
+"""Prometheus metrics, read at scrape time from status snapshots (a Collector), not pushed.
+
+The seed service's names are kept exactly (``streaming_active_streams``,
+``streaming_ffmpeg_processes``, ``streaming_cpu_percent``, ``streaming_memory_bytes``); ours are
+prefixed ``hlsdash_``. HTTP request counters and the latency histogram are ordinary
+prometheus-client instruments updated per request (that is what they measure).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import psutil
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from actors.status import StreamState
+
+if TYPE_CHECKING:
+    from supervisor.service import StreamService
+
+FFMPEG_NAME_HINT = "ffmpeg"
+
+
+class ProcessSampler:
+    """CPU and memory of this process and its FFmpeg children.
+
+    psutil's cpu_percent is measured between two calls on the same Process object, so the objects
+    are kept across scrapes (keyed by pid + create time, so a reused pid is not confused).
+    """
+
+    def __init__(self) -> None:
+        self._self = psutil.Process(os.getpid())
+        self._self.cpu_percent(None)
+        self._children: dict[tuple[int, float], psutil.Process] = {}
+
+    def ffmpeg_children(self) -> list[psutil.Process]:
+        found = []
+        try:
+            children = self._self.children(recursive=True)
+        except psutil.Error:
+            return []
+        for child in children:
+            try:
+                if FFMPEG_NAME_HINT in child.name().lower() and child.status() != "zombie":
+                    found.append(child)
+            except psutil.Error:
+                continue
+        return found
+
+    def sample(self) -> tuple[int, float, int]:
+        """(number of FFmpeg processes, CPU percent, RSS bytes) for service + FFmpeg children."""
+        children = self.ffmpeg_children()
+        live: dict[tuple[int, float], psutil.Process] = {}
+        cpu = 0.0
+        rss = 0
+        for child in children:
+            try:
+                key = (child.pid, child.create_time())
+            except psutil.Error:
+                continue
+            known = self._children.get(key)
+            if known is None:
+                known = child
+                known.cpu_percent(None)  # first call primes the counter
+            live[key] = known
+            try:
+                cpu += known.cpu_percent(None)
+                rss += known.memory_info().rss
+            except psutil.Error:
+                continue
+        self._children = live
+        try:
+            cpu += self._self.cpu_percent(None)
+            rss += self._self.memory_info().rss
+        except psutil.Error:
+            pass
+        return len(live), cpu, rss
+
+
+class StreamCollector(Collector):
+    def __init__(self, service: StreamService, sampler: ProcessSampler) -> None:
+        self._service = service
+        self._sampler = sampler
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        service = self._service
+        actors = service.list()
+        active = sum(1 for a in actors if not a.status.state.is_terminal)
+        processes, cpu, rss = self._sampler.sample()
+        yield GaugeMetricFamily("streaming_active_streams", "Streams not in a terminal state", active)
+        yield GaugeMetricFamily(
+            "streaming_ffmpeg_processes", "FFmpeg processes owned by the service", processes
+        )
+        yield GaugeMetricFamily(
+            "streaming_cpu_percent", "CPU percent of the service and its FFmpeg children", cpu
+        )
+        yield GaugeMetricFamily(
+            "streaming_memory_bytes", "Resident memory of the service and its FFmpeg children", rss
+        )
+        now = time.time()
+        state = GaugeMetricFamily(
+            "hlsdash_stream_state", "1 for the stream's current state", labels=["stream_id", "state"]
+        )
+        restarts = CounterMetricFamily(
+            "hlsdash_stream_restarts", "Encoder restarts", labels=["stream_id"]
+        )
+        fps = GaugeMetricFamily("hlsdash_encoder_fps", "Encoder frames per second", labels=["stream_id"])
+        speed = GaugeMetricFamily(
+            "hlsdash_encoder_speed", "Encoder speed (1.0 = realtime)", labels=["stream_id"]
+        )
+        segments = CounterMetricFamily(
+            "hlsdash_segments_produced", "Segments committed", labels=["stream_id"]
+        )
+        age = GaugeMetricFamily(
+            "hlsdash_last_segment_age_seconds", "Seconds since the last segment", labels=["stream_id"]
+        )
+        served = CounterMetricFamily(
+            "hlsdash_origin_bytes_served", "Bytes served for the stream", labels=["stream_id"]
+        )
+        for actor in actors:
+            status = actor.status
+            sid = status.stream_id
+            for candidate in StreamState:
+                state.add_metric([sid, candidate.value], 1.0 if status.state is candidate else 0.0)
+            restarts.add_metric([sid], status.restarts)
+            if status.encoder_fps is not None:
+                fps.add_metric([sid], status.encoder_fps)
+            if status.encoder_speed is not None:
+                speed.add_metric([sid], status.encoder_speed)
+            segments.add_metric([sid], status.segments_produced)
+            if status.last_segment_unix_s is not None:
+                age.add_metric([sid], max(0.0, now - status.last_segment_unix_s))
+            served.add_metric([sid], actor.bytes_served)
+        yield from (state, restarts, fps, speed, segments, age, served)
+
+
+class Metrics:
+    """The service's registry: the stream collector plus HTTP instruments."""
+
+    def __init__(self, service: StreamService) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.sampler = ProcessSampler()
+        self.registry.register(StreamCollector(service, self.sampler))
+        self.http_requests = Counter(
+            "hlsdash_http_requests",
+            "HTTP requests by listener, route and status",
+            ["listener", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "hlsdash_http_request_duration_seconds",
+            "HTTP request latency by listener and route",
+            ["listener", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+    def observe(self, listener: str, route: str, status: int, duration_s: float) -> None:
+        self.http_requests.labels(listener, route, str(status)).inc()
+        self.http_latency.labels(listener, route).observe(duration_s)

@@ -1,0 +1,213 @@
+"""The stream service: root supervisor + registry of stream actors + orphan-folder sweeper.
+
+The HTTP layer talks to this and nothing deeper: create / list / get / delete / heartbeat, and a
+read-only handle on each actor's live edge. It never touches an actor's process.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+import trio
+
+from actors import janitor
+from actors.ffmpeg.process import spawn_ffmpeg
+from actors.ffmpeg.sources import ValidatedSource
+from actors.status import StreamSpec, StreamState
+from actors.stream import Spawner, StreamActor, StreamSettings
+from supervisor.backoff import Backoff
+from supervisor.config import Settings
+from supervisor.errors import HlsdashError, TooManyChildren, UnknownChild
+from supervisor.policy import Intensity, RestartType
+from supervisor.root import RootSupervisor
+from supervisor.supervise import SupervisionOutcome
+
+log = structlog.get_logger(__name__)
+
+# Ended streams stay visible (state, last error) until deleted or replaced; bounded.
+_MAX_ENDED_KEPT = 200
+
+
+class StreamExists(HlsdashError):  # noqa: N818
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"stream {stream_id!r} already exists")
+        self.stream_id = stream_id
+
+
+class StreamNotFound(HlsdashError, LookupError):  # noqa: N818
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"no stream {stream_id!r}")
+        self.stream_id = stream_id
+
+
+class AtCapacity(HlsdashError):  # noqa: N818
+    def __init__(self, max_streams: int) -> None:
+        super().__init__(f"the service already runs its maximum of {max_streams} streams")
+        self.max_streams = max_streams
+
+
+def resolve_ffmpeg_path(configured: str) -> str:
+    if configured:
+        return configured
+    import imageio_ffmpeg  # noqa: PLC0415 - only needed when no FFMPEG_PATH is given
+
+    path: str = imageio_ffmpeg.get_ffmpeg_exe()
+    return path
+
+
+def stream_settings_from(settings: Settings, ffmpeg_path: str) -> StreamSettings:
+    return StreamSettings(
+        output_dir=settings.output_dir,
+        ffmpeg_path=ffmpeg_path,
+        segment_duration_s=settings.segment_duration_s,
+        playlist_size=settings.playlist_size,
+        part_target_s=settings.part_target_s,
+        low_latency_allowed=settings.low_latency_hls,
+        preset=settings.encoder_preset,
+        hw_encoder=settings.hw_encoder,
+        stale_threshold_s=settings.stale_threshold_s,
+        watchdog_segments=settings.watchdog_segments,
+        segment_margin=settings.segment_margin,
+        restart_max=settings.restart_max,
+        restart_period_s=settings.restart_period_s,
+        backoff=Backoff(),
+    )
+
+
+class StreamService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        spawner: Spawner | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        stream_settings: StreamSettings | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ffmpeg_path = resolve_ffmpeg_path(settings.ffmpeg_path)
+        self.stream_settings = stream_settings or stream_settings_from(settings, self.ffmpeg_path)
+        self._spawner: Spawner = spawner or spawn_ffmpeg
+        self._wall = wall_clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.root = RootSupervisor(
+            max_children=settings.max_streams, on_child_exit=self._on_child_exit
+        )
+        self._actors: OrderedDict[str, StreamActor] = OrderedDict()
+        self.running = False
+        self.started_unix_s = wall_clock()
+
+    @property
+    def output_dir(self) -> Path:
+        return self.settings.output_dir
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await trio.to_thread.run_sync(lambda: self.output_dir.mkdir(parents=True, exist_ok=True))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.root.run)
+            await self.sweep_orphans()
+            nursery.start_soon(self._sweeper)
+            self.running = True
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self.running = False
+                with trio.CancelScope(shield=True):
+                    await self.root.shutdown(timeout_s=10.0)
+                nursery.cancel_scope.cancel(reason="service stopping")
+
+    async def _sweeper(self) -> None:
+        while True:
+            await trio.sleep(self.settings.cleanup_interval_s)
+            await self.sweep_orphans()
+
+    async def sweep_orphans(self) -> list[str]:
+        removed = await trio.to_thread.run_sync(
+            janitor.sweep_orphans, self.output_dir, self._owns_folder
+        )
+        if removed:
+            log.info("orphan_folders_removed", folders=removed)
+        return removed
+
+    def _owns_folder(self, name: str) -> bool:
+        actor = self._actors.get(name)
+        return actor is not None and not actor.finished.is_set()
+
+    # ------------------------------------------------------------------ operations
+
+    async def create(self, spec: StreamSpec, source: ValidatedSource) -> StreamActor:
+        existing = self._actors.get(spec.stream_id)
+        if existing is not None:
+            if not existing.status.state.is_terminal or not existing.finished.is_set():
+                raise StreamExists(spec.stream_id)
+            del self._actors[spec.stream_id]  # an ended stream's id may be reused
+        if self.active_count() >= self.settings.max_streams:
+            raise AtCapacity(self.settings.max_streams)
+        actor = StreamActor(
+            spec, source, self.stream_settings, spawner=self._spawner, wall_clock=self._wall,
+            rng=random.Random(self._rng.random()),  # noqa: S311
+        )
+        self._actors[spec.stream_id] = actor
+        try:
+            await self.root.start_child(spec.stream_id, actor.run, restart_type=RestartType.TRANSIENT,
+                                        intensity=Intensity(max_restarts=3, period_s=60.0))
+        except TooManyChildren:
+            self._actors.pop(spec.stream_id, None)
+            raise AtCapacity(self.settings.max_streams) from None
+        except BaseException:
+            self._actors.pop(spec.stream_id, None)
+            raise
+        log.info("stream_created", stream_id=spec.stream_id, source=source.redacted_url,
+                 qualities=list(spec.qualities))
+        return actor
+
+    def get(self, stream_id: str) -> StreamActor:
+        actor = self._actors.get(stream_id)
+        if actor is None:
+            raise StreamNotFound(stream_id)
+        return actor
+
+    def list(self) -> list[StreamActor]:
+        return list(self._actors.values())
+
+    def active_count(self) -> int:
+        return sum(1 for a in self._actors.values() if not a.finished.is_set())
+
+    def heartbeat(self, stream_id: str) -> float:
+        actor = self.get(stream_id)
+        if actor.status.state.is_terminal:
+            raise StreamNotFound(stream_id)
+        return actor.heartbeat()
+
+    async def delete(self, stream_id: str) -> StreamActor:
+        actor = self.get(stream_id)
+        if not actor.finished.is_set():
+            try:
+                await self.root.terminate_child(stream_id, reason="deleted by client")
+            except UnknownChild:
+                pass
+        with trio.move_on_after(10):
+            await actor.finished.wait()
+        self._actors.pop(stream_id, None)
+        log.info("stream_deleted", stream_id=stream_id)
+        return actor
+
+    def _on_child_exit(self, stream_id: str, outcome: SupervisionOutcome) -> None:
+        actor = self._actors.get(stream_id)
+        if actor is not None and outcome.last_error and actor.status.last_error is None:
+            actor._update(last_error=outcome.last_error)  # noqa: SLF001 - registry owns status
+        ended = [sid for sid, a in self._actors.items() if a.finished.is_set()]
+        for sid in ended[: max(0, len(ended) - _MAX_ENDED_KEPT)]:
+            del self._actors[sid]
+
+    def states(self) -> dict[StreamState, int]:
+        counts: dict[StreamState, int] = dict.fromkeys(StreamState, 0)
+        for actor in self._actors.values():
+            counts[actor.status.state] += 1
+        return counts

@@ -1,0 +1,543 @@
+// Engine adapters shared by the dashboard (index.html) and the standalone
+// player page (player.html). Each adapter wraps one vendored player library
+// behind the same small surface so pages and the e2e harness can treat
+// hls.js, dash.js and Shaka alike:
+//
+//   const p = await createPlayer({engine, video, src, lowLatency});
+//   p.state()        -> JSON-able snapshot (see snapshot() below)
+//   p.setLevel(i)    -> force rendition i of p.state().levels, -1 = auto (ABR)
+//   p.destroy()
+//
+// The players are loaded lazily from ./vendor/ (served by the origin itself,
+// never a CDN), so a page that only uses hls.js never downloads Shaka.
+
+export const ENGINES = Object.freeze({
+  hlsjs: { label: "hls.js", protocol: "hls" },
+  dashjs: { label: "dash.js", protocol: "dash" },
+  "shaka-hls": { label: "Shaka (HLS)", protocol: "hls" },
+  "shaka-dash": { label: "Shaka (DASH)", protocol: "dash" },
+  // "shaka" alone picks the protocol from the URL (player.html?engine=shaka).
+  shaka: { label: "Shaka", protocol: "auto" },
+});
+
+// Default live delay for dash.js in low-latency mode. An explicit app setting
+// beats the MPD's ServiceDescription Latency@target in dash.js, so callers that
+// want the MPD's value pass targetLatencyS = null.
+export const DEFAULT_LL_TARGET_LATENCY_S = 3.0;
+
+// Keep the error list bounded: a live stream that keeps failing must not grow
+// the page's memory (or the harness's JSON) forever.
+const MAX_ERRORS = 50;
+
+const VENDOR = {
+  hlsjs: new URL("./vendor/hls.min.js", import.meta.url).href,
+  dashjs: new URL("./vendor/dash.mediaplayer.min.js", import.meta.url).href,
+  shaka: new URL("./vendor/shaka-player.compiled.js", import.meta.url).href,
+};
+
+const loadedScripts = new Map();
+
+function loadScript(url) {
+  // The vendored builds are UMD bundles that set a global (Hls, dashjs,
+  // shaka); a classic <script> tag is the simplest way to get that global.
+  if (!loadedScripts.has(url)) {
+    loadedScripts.set(
+      url,
+      new Promise((resolve, reject) => {
+        const el = document.createElement("script");
+        el.src = url;
+        el.async = true;
+        el.onload = () => resolve();
+        el.onerror = () => {
+          loadedScripts.delete(url);
+          reject(new Error(`failed to load ${url}`));
+        };
+        document.head.appendChild(el);
+      }),
+    );
+  }
+  return loadedScripts.get(url);
+}
+
+function finiteOrNull(x) {
+  return typeof x === "number" && Number.isFinite(x) ? x : null;
+}
+
+function bufferAheadS(video) {
+  const t = video.currentTime;
+  const ranges = video.buffered;
+  for (let i = 0; i < ranges.length; i++) {
+    // A small tolerance: playback often sits a few ms before the range start
+    // right after a seek or a segment boundary.
+    if (ranges.start(i) - 0.1 <= t && t <= ranges.end(i)) {
+      return Math.max(0, ranges.end(i) - t);
+    }
+  }
+  return 0;
+}
+
+function frameCounts(video) {
+  if (typeof video.getVideoPlaybackQuality === "function") {
+    const q = video.getVideoPlaybackQuality();
+    return { decoded: q.totalVideoFrames, dropped: q.droppedVideoFrames };
+  }
+  return {
+    decoded: video.webkitDecodedFrameCount ?? 0,
+    dropped: video.webkitDroppedFrameCount ?? 0,
+  };
+}
+
+function describeDashError(e) {
+  // dash.js error events carry {error: {code, message, data}}; data holds the
+  // whole request object, far too big for a one-line error entry.
+  const err = e?.error ?? e;
+  if (err && typeof err === "object" && ("code" in err || "message" in err)) {
+    return `code ${err.code ?? "?"}: ${err.message ?? ""}`;
+  }
+  return describeError(err);
+}
+
+function describeError(e) {
+  if (e === null || e === undefined) return "unknown error";
+  if (typeof e === "string") return e;
+  if (e instanceof Error) return `${e.name}: ${e.message}`;
+  try {
+    return JSON.stringify(e).slice(0, 500);
+  } catch {
+    return String(e);
+  }
+}
+
+class ErrorLog {
+  constructor() {
+    this.errors = [];
+    this.fatal = false;
+  }
+  add(message, fatal) {
+    this.errors.push(String(message).slice(0, 500));
+    if (this.errors.length > MAX_ERRORS) this.errors.splice(0, this.errors.length - MAX_ERRORS);
+    // Sticky: once a fatal error happened the session is suspect even if the
+    // adapter managed to recover, and tests must see it.
+    if (fatal) this.fatal = true;
+  }
+}
+
+// Common base: owns the <video> element bookkeeping; subclasses fill in the
+// engine-specific levels/latency/level switching.
+class BaseAdapter {
+  constructor(engine, video, src, lowLatency) {
+    this.engine = engine;
+    this.video = video;
+    this.src = src;
+    this.lowLatency = lowLatency;
+    this.log = new ErrorLog();
+    this.onVideoError = () => {
+      const err = video.error;
+      // MediaError on the element itself means decoding/format failure.
+      this.log.add(`video element: ${err ? `code ${err.code} ${err.message}` : "error"}`, true);
+    };
+    video.addEventListener("error", this.onVideoError);
+  }
+
+  levels() {
+    return [];
+  }
+  currentLevel() {
+    return -1;
+  }
+  autoLevel() {
+    return true;
+  }
+  latencyS() {
+    return null;
+  }
+  isLive() {
+    return false;
+  }
+
+  state() {
+    const v = this.video;
+    const frames = frameCounts(v);
+    return {
+      engine: this.engine,
+      src: this.src,
+      lowLatency: this.lowLatency,
+      live: this.isLive(),
+      currentTime: v.currentTime,
+      readyState: v.readyState,
+      paused: v.paused,
+      ended: v.ended,
+      playbackRate: v.playbackRate,
+      videoWidth: v.videoWidth,
+      videoHeight: v.videoHeight,
+      droppedFrames: frames.dropped,
+      decodedFrames: frames.decoded,
+      bufferAheadS: bufferAheadS(v),
+      latencyS: finiteOrNull(this.latencyS()),
+      levels: this.levels(),
+      currentLevel: this.currentLevel(),
+      autoLevel: this.autoLevel(),
+      errors: [...this.log.errors],
+      fatal: this.log.fatal,
+    };
+  }
+
+  destroy() {
+    this.video.removeEventListener("error", this.onVideoError);
+  }
+}
+
+// ---------------------------------------------------------------- hls.js
+
+class HlsJsAdapter extends BaseAdapter {
+  async start() {
+    await loadScript(VENDOR.hlsjs);
+    const Hls = window.Hls;
+    if (!Hls || !Hls.isSupported()) throw new Error("hls.js: MediaSource not supported");
+    // lowLatencyMode defaults to true in hls.js; turn it off explicitly for
+    // classic streams so it never tries blocking reloads there.
+    this.hls = new Hls({ lowLatencyMode: this.lowLatency, enableWorker: true });
+    this.mediaRecoveries = 0;
+    this.hls.on(Hls.Events.ERROR, (_event, data) => {
+      const what = `hls.js ${data.type}/${data.details}${data.fatal ? " (fatal)" : ""}`;
+      this.log.add(what, data.fatal);
+      if (!data.fatal) return;
+      // The usual hls.js recovery ladder; the fatal flag stays set so a
+      // test still notices the stream was broken.
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR && this.mediaRecoveries < 2) {
+        this.mediaRecoveries += 1;
+        this.hls.recoverMediaError();
+      } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+        this.hls.startLoad();
+      }
+    });
+    this.hls.loadSource(this.src);
+    this.hls.attachMedia(this.video);
+  }
+
+  levels() {
+    return (this.hls?.levels ?? []).map((l) => ({
+      height: l.height ?? 0,
+      width: l.width ?? 0,
+      bitrate: l.bitrate ?? 0,
+    }));
+  }
+  currentLevel() {
+    return this.hls ? this.hls.currentLevel : -1;
+  }
+  autoLevel() {
+    return this.hls ? this.hls.autoLevelEnabled : true;
+  }
+  isLive() {
+    return Boolean(this.hls?.latestLevelDetails?.live);
+  }
+  latencyS() {
+    // hls.latency is only defined relative to a live edge.
+    return this.isLive() ? this.hls.latency : null;
+  }
+  setLevel(i) {
+    if (!this.hls) return;
+    // currentLevel switches immediately (flushes the forward buffer) so the
+    // effect is visible at once; -1 hands control back to ABR.
+    this.hls.currentLevel = i;
+  }
+  destroy() {
+    super.destroy();
+    this.hls?.destroy();
+  }
+}
+
+// ---------------------------------------------------------------- dash.js
+
+class DashJsAdapter extends BaseAdapter {
+  constructor(engine, video, src, lowLatency, targetLatencyS) {
+    super(engine, video, src, lowLatency);
+    this.targetLatencyS = targetLatencyS;
+    this.auto = true;
+  }
+
+  async start() {
+    await loadScript(VENDOR.dashjs);
+    const dashjs = window.dashjs;
+    if (!dashjs) throw new Error("dash.js failed to initialise");
+    this.events = dashjs.MediaPlayer.events;
+    this.player = dashjs.MediaPlayer().create();
+    const streaming = {
+      abr: { autoSwitchBitrate: { video: true, audio: true } },
+    };
+    if (this.lowLatency) {
+      // dash.js picks its own low-latency fetch mode from the MPD
+      // (availabilityTimeComplete=false); the app only sets the live delay
+      // and turns on catch-up (playback-rate nudging toward the target).
+      streaming.liveCatchup = { enabled: true };
+      if (this.targetLatencyS !== null) {
+        streaming.delay = { liveDelay: this.targetLatencyS };
+      }
+    }
+    this.player.updateSettings({ streaming });
+    this.player.on(this.events.ERROR, (e) => {
+      this.log.add(`dash.js error ${describeDashError(e)}`, true);
+    });
+    this.player.on(this.events.PLAYBACK_ERROR, (e) => {
+      this.log.add(`dash.js playback error ${describeDashError(e)}`, true);
+    });
+    this.player.initialize(this.video, this.src, true);
+  }
+
+  videoReps() {
+    try {
+      return this.player?.getRepresentationsByType("video") ?? [];
+    } catch {
+      return []; // before the stream is initialised dash.js throws
+    }
+  }
+  levels() {
+    return this.videoReps().map((r) => ({
+      height: r.height ?? 0,
+      width: r.width ?? 0,
+      bitrate: r.bandwidth ?? 0,
+    }));
+  }
+  currentLevel() {
+    let cur = null;
+    try {
+      cur = this.player?.getCurrentRepresentationForType("video") ?? null;
+    } catch {
+      cur = null;
+    }
+    if (!cur) return -1;
+    return this.videoReps().findIndex((r) => r.id === cur.id);
+  }
+  autoLevel() {
+    return this.auto;
+  }
+  isLive() {
+    try {
+      return Boolean(this.player?.isDynamic());
+    } catch {
+      return false;
+    }
+  }
+  latencyS() {
+    if (!this.isLive()) return null;
+    return this.player.getCurrentLiveLatency();
+  }
+  setLevel(i) {
+    if (!this.player) return;
+    this.auto = i < 0;
+    this.player.updateSettings({
+      streaming: { abr: { autoSwitchBitrate: { video: this.auto } } },
+    });
+    if (!this.auto) {
+      const rep = this.videoReps()[i];
+      if (rep) this.player.setRepresentationForTypeById("video", rep.id, true);
+    }
+  }
+  destroy() {
+    super.destroy();
+    try {
+      this.player?.destroy();
+    } catch {
+      // destroying a half-initialised player can throw; nothing to clean then
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Shaka
+
+class ShakaAdapter extends BaseAdapter {
+  constructor(engine, video, src, lowLatency, protocol) {
+    super(engine, video, src, lowLatency);
+    this.protocol = protocol;
+  }
+
+  async start() {
+    await loadScript(VENDOR.shaka);
+    const shaka = window.shaka;
+    if (!shaka) throw new Error("Shaka failed to initialise");
+    shaka.polyfill.installAll();
+    if (!shaka.Player.isBrowserSupported()) throw new Error("Shaka: browser not supported");
+    this.shaka = shaka;
+    this.player = new shaka.Player();
+    this.player.addEventListener("error", (ev) => {
+      const err = ev.detail;
+      const fatal = err?.severity === shaka.util.Error.Severity.CRITICAL;
+      this.log.add(`shaka error ${err?.code ?? "?"} (category ${err?.category ?? "?"})`, fatal);
+    });
+    this.player.configure({
+      abr: { enabled: true },
+      // Never hand HLS to the browser's native player (Safari/Chromium
+      // would then bypass MSE and every stat we report).
+      streaming: { lowLatencyMode: this.lowLatency, preferNativeHls: false },
+    });
+    await this.player.attach(this.video);
+    const mime = { hls: "application/x-mpegurl", dash: "application/dash+xml" }[this.protocol];
+    try {
+      await this.player.load(this.src, null, mime ?? null);
+    } catch (err) {
+      this.log.add(`shaka load failed: ${err?.code ?? describeError(err)}`, true);
+    }
+  }
+
+  // Variants multiply video by audio tracks; the quality menu is per video
+  // rendition, so collapse them by (height, video bandwidth).
+  videoTracks() {
+    if (!this.player) return [];
+    if (typeof this.player.getVideoTracks === "function") {
+      return [...this.player.getVideoTracks()].sort(
+        (a, b) => (a.height ?? 0) - (b.height ?? 0) || a.bandwidth - b.bandwidth,
+      );
+    }
+    const seen = new Map();
+    for (const t of this.player.getVariantTracks()) {
+      const key = `${t.height}/${t.videoBandwidth ?? t.bandwidth}`;
+      if (!seen.has(key) || t.active) seen.set(key, t);
+    }
+    return [...seen.values()].sort(
+      (a, b) => (a.height ?? 0) - (b.height ?? 0) || a.bandwidth - b.bandwidth,
+    );
+  }
+  levels() {
+    return this.videoTracks().map((t) => ({
+      height: t.height ?? 0,
+      width: t.width ?? 0,
+      bitrate: t.bandwidth ?? 0,
+    }));
+  }
+  currentLevel() {
+    return this.videoTracks().findIndex((t) => t.active);
+  }
+  autoLevel() {
+    return this.player ? this.player.getConfiguration().abr.enabled : true;
+  }
+  isLive() {
+    return Boolean(this.player?.isLive());
+  }
+  latencyS() {
+    if (!this.isLive()) return null;
+    const stats = this.player.getStats();
+    if (Number.isFinite(stats.liveLatency) && stats.liveLatency > 0) return stats.liveLatency;
+    // Fallback: wall clock minus the wall-clock time of the playhead
+    // (needs program-date-time / availabilityStartTime in the manifest).
+    const when = this.player.getPlayheadTimeAsDate();
+    return when ? (Date.now() - when.getTime()) / 1000 : null;
+  }
+  setLevel(i) {
+    if (!this.player) return;
+    if (i < 0) {
+      this.player.configure({ abr: { enabled: true } });
+      return;
+    }
+    const track = this.videoTracks()[i];
+    if (!track) return;
+    this.player.configure({ abr: { enabled: false } });
+    if (typeof this.player.selectVideoTrack === "function" && "getVideoTracks" in this.player) {
+      this.player.selectVideoTrack(track, /* clearBuffer= */ true);
+    } else {
+      this.player.selectVariantTrack(track, /* clearBuffer= */ true);
+    }
+  }
+  destroy() {
+    super.destroy();
+    this.player?.destroy();
+  }
+}
+
+function guessProtocol(src) {
+  const path = new URL(src, location.href).pathname.toLowerCase();
+  return path.endsWith(".mpd") ? "dash" : "hls";
+}
+
+/**
+ * Create and start a player on `video`. Never throws for playback problems:
+ * they end up in state().errors / state().fatal so pages and tests can show
+ * them. Throws only for an unknown engine.
+ */
+export async function createPlayer({
+  engine,
+  video,
+  src,
+  lowLatency = false,
+  targetLatencyS = DEFAULT_LL_TARGET_LATENCY_S,
+}) {
+  if (!(engine in ENGINES)) throw new Error(`unknown engine ${engine}`);
+  // Muted autoplay is the only kind browsers allow without a user gesture.
+  video.muted = true;
+  video.autoplay = true;
+  video.playsInline = true;
+  const absSrc = new URL(src, location.href).href;
+  let adapter;
+  if (engine === "hlsjs") {
+    adapter = new HlsJsAdapter(engine, video, absSrc, lowLatency);
+  } else if (engine === "dashjs") {
+    adapter = new DashJsAdapter(engine, video, absSrc, lowLatency, targetLatencyS);
+  } else {
+    const protocol = ENGINES[engine].protocol === "auto" ? guessProtocol(absSrc) : ENGINES[engine].protocol;
+    adapter = new ShakaAdapter(engine, video, absSrc, lowLatency, protocol);
+  }
+  try {
+    await adapter.start();
+  } catch (err) {
+    adapter.log.add(`${engine} start failed: ${describeError(err)}`, true);
+  }
+  video.play().catch((err) => {
+    // Autoplay can be refused before data arrives; the engines retry play()
+    // themselves once media is attached, so this is informational only.
+    if (err?.name !== "AbortError") adapter.log.add(`play(): ${describeError(err)}`, false);
+  });
+  return adapter;
+}
+
+/**
+ * Publish the test hooks the e2e harness reads (window.__player_state and
+ * window.__set_level). getPlayer returns the current adapter or null.
+ */
+export function exposeTestHooks(getPlayer, pageErrors) {
+  window.__player_state = () => {
+    const p = getPlayer();
+    if (!p) {
+      return {
+        engine: null,
+        currentTime: 0,
+        readyState: 0,
+        paused: true,
+        videoWidth: 0,
+        videoHeight: 0,
+        droppedFrames: 0,
+        decodedFrames: 0,
+        bufferAheadS: 0,
+        latencyS: null,
+        levels: [],
+        currentLevel: -1,
+        errors: [...pageErrors],
+        fatal: false,
+      };
+    }
+    const s = p.state();
+    s.errors = [...pageErrors, ...s.errors];
+    return s;
+  };
+  window.__set_level = (i) => {
+    const p = getPlayer();
+    if (!p) return false;
+    p.setLevel(Number(i));
+    return true;
+  };
+}
+
+/** Collect uncaught page errors so they show up in __player_state().errors. */
+export function collectPageErrors() {
+  const errors = [];
+  const push = (msg) => {
+    errors.push(String(msg).slice(0, 500));
+    if (errors.length > MAX_ERRORS) errors.shift();
+  };
+  window.addEventListener("error", (ev) => push(`page: ${ev.message}`));
+  window.addEventListener("unhandledrejection", (ev) => push(`page: ${describeError(ev.reason)}`));
+  return errors;
+}
+
+export function formatBitrate(bps) {
+  if (!Number.isFinite(bps) || bps <= 0) return "–";
+  return bps >= 1e6 ? `${(bps / 1e6).toFixed(2)} Mb/s` : `${Math.round(bps / 1e3)} kb/s`;
+}

@@ -1,0 +1,412 @@
+"""Headless-Chromium player harness for the e2e tests.
+
+Drives the real browser players (hls.js, dash.js, Shaka) through
+``supervisor/static/player.html`` and reads the page's test hooks
+(``window.__player_state()`` / ``window.__set_level(i)``).
+
+Playwright's *sync* API is used on purpose: the suite runs under pytest-trio
+(``trio_mode = true``), and the sync API runs its own private event loop in a
+greenlet, so it is called from plain ``def`` tests and never touches trio.
+
+We never let Playwright download a browser: it drives Debian's
+``/usr/bin/chromium`` (``scripts/install-browser``) via ``executable_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from playwright.sync_api import (
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Response,
+    sync_playwright,
+)
+
+CHROMIUM_PATH = Path("/usr/bin/chromium")
+STATIC_DIR = Path(__file__).resolve().parents[2] / "supervisor" / "static"
+
+CHROMIUM_ARGS: tuple[str, ...] = (
+    "--no-sandbox",  # we run as root in CI containers, where the sandbox cannot start
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--mute-audio",
+)
+
+# Engine names understood by player.html (and the dashboard's selector).
+ENGINES: tuple[str, ...] = ("hlsjs", "dashjs", "shaka-hls", "shaka-dash")
+
+# Polling period for wait_playing; short enough to see frames advance, long
+# enough not to load the 2-core CI machine with evaluate() round trips.
+_POLL_INTERVAL_S = 0.25
+# Forward progress between two polls counts as playback only up to this many
+# times the wall-clock time that passed (catch-up rates are ≤ 1.5×); anything
+# larger is a seek (e.g. a jump to the live edge), not playing.
+_MAX_PLAYBACK_RATE = 2.0
+_MAX_CONSOLE_LINES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    height: int
+    bitrate_bps: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerState:
+    """Typed view of ``window.__player_state()``; ``raw`` keeps the whole dict."""
+
+    engine: str | None
+    current_time_s: float
+    ready_state: int
+    paused: bool
+    video_width: int
+    video_height: int
+    dropped_frames: int
+    decoded_frames: int
+    buffer_ahead_s: float
+    latency_s: float | None
+    levels: tuple[Level, ...]
+    current_level: int
+    errors: tuple[str, ...]
+    fatal: bool
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> PlayerState:
+        latency = raw.get("latencyS")
+        return cls(
+            engine=raw.get("engine"),
+            current_time_s=float(raw.get("currentTime") or 0.0),
+            ready_state=int(raw.get("readyState") or 0),
+            paused=bool(raw.get("paused", True)),
+            video_width=int(raw.get("videoWidth") or 0),
+            video_height=int(raw.get("videoHeight") or 0),
+            dropped_frames=int(raw.get("droppedFrames") or 0),
+            decoded_frames=int(raw.get("decodedFrames") or 0),
+            buffer_ahead_s=float(raw.get("bufferAheadS") or 0.0),
+            latency_s=None if latency is None else float(latency),
+            levels=tuple(
+                Level(height=int(lv.get("height") or 0), bitrate_bps=int(lv.get("bitrate") or 0))
+                for lv in raw.get("levels") or ()
+            ),
+            current_level=int(raw.get("currentLevel", -1)),
+            errors=tuple(str(e) for e in raw.get("errors") or ()),
+            fatal=bool(raw.get("fatal", False)),
+            raw=dict(raw),
+        )
+
+
+def player_url(base_url: str, engine: str, src: str, *, low_latency: bool = False) -> str:
+    """URL of ``player.html`` on a server that mounts supervisor/static at /static/."""
+    if engine not in {*ENGINES, "shaka"}:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
+    query = f"engine={quote(engine)}&src={quote(src, safe='')}"
+    if low_latency:
+        query += "&ll=1"
+    return f"{base_url.rstrip('/')}/static/player.html?{query}"
+
+
+class PlayerSession:
+    """One browser tab playing one stream. Collects console output for diagnostics."""
+
+    def __init__(self, page: Page, *, engine: str, src: str) -> None:
+        self.page = page
+        self.engine = engine
+        self.src = src
+        self.console: list[str] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda exc: self._log(f"[pageerror] {exc}"))
+        page.on(
+            "requestfailed",
+            lambda req: self._log(f"[requestfailed] {req.url} {req.failure}"),
+        )
+        page.on("response", self._on_response)
+
+    def _log(self, line: str) -> None:
+        if len(self.console) < _MAX_CONSOLE_LINES:
+            self.console.append(line)
+
+    def _on_response(self, resp: Response) -> None:
+        if resp.status >= 400:
+            self._log(f"[http {resp.status}] {resp.url}")
+
+    def _on_console(self, msg: ConsoleMessage) -> None:
+        if msg.type in {"error", "warning"}:
+            self._log(f"[console.{msg.type}] {msg.text}")
+
+    @property
+    def console_errors(self) -> list[str]:
+        """Console errors, page exceptions and failed requests seen so far."""
+        return [line for line in self.console if not line.startswith("[console.warning]")]
+
+    def state(self) -> PlayerState:
+        raw = self.page.evaluate(
+            "() => (typeof window.__player_state === 'function') ? window.__player_state() : null"
+        )
+        if raw is None:
+            # The module has not run yet (or failed to load): report an empty player.
+            raw = {"engine": None, "errors": ["__player_state not defined yet"]}
+        return PlayerState.from_json(raw)
+
+    def set_level(self, index: int) -> None:
+        """Force rendition ``index`` of ``state().levels``; -1 returns to ABR."""
+        ok = self.page.evaluate("(i) => window.__set_level(i)", index)
+        assert ok, f"__set_level({index}) found no player\n{self.diagnostics()}"
+
+    def wait_playing(self, min_advance_s: float = 2.0, timeout_s: float = 20.0) -> PlayerState:
+        """Wait until the video has *played* ``min_advance_s`` seconds of media.
+
+        Progress is summed only over forward steps no faster than
+        ``_MAX_PLAYBACK_RATE`` × wall time, so a seek to the live edge does not
+        count as playback. Fails at once on a fatal player error; at the end
+        also requires videoWidth > 0 and a growing decoded-frame counter.
+        """
+        deadline = time.monotonic() + timeout_s
+        first = self.state()
+        played_s = 0.0
+        last_time_s = first.current_time_s
+        last_wall = time.monotonic()
+        state = first
+        while True:
+            state = self.state()
+            now = time.monotonic()
+            if state.fatal:
+                raise AssertionError(
+                    f"{self.engine}: fatal player error while waiting for playback\n"
+                    + self.diagnostics(state)
+                )
+            step_s = state.current_time_s - last_time_s
+            if 0 < step_s <= _MAX_PLAYBACK_RATE * (now - last_wall) + _POLL_INTERVAL_S:
+                played_s += step_s
+            last_time_s, last_wall = state.current_time_s, now
+            if played_s >= min_advance_s and state.decoded_frames > first.decoded_frames:
+                break
+            if now > deadline:
+                raise AssertionError(
+                    f"{self.engine}: played {played_s:.2f} s of media in {timeout_s} s, "
+                    f"wanted {min_advance_s} s\n" + self.diagnostics(state)
+                )
+            self.page.wait_for_timeout(_POLL_INTERVAL_S * 1000)
+        assert state.video_width > 0, f"{self.engine}: videoWidth is 0\n{self.diagnostics(state)}"
+        return state
+
+    def diagnostics(self, state: PlayerState | None = None) -> str:
+        """Human-readable dump for assertion messages: state, player errors, console."""
+        try:
+            snapshot = state if state is not None else self.state()
+            state_text = json.dumps(dict(snapshot.raw), indent=1, default=str)
+        except Exception as exc:  # the page may be gone; diagnostics must not raise
+            state_text = f"<state unavailable: {exc}>"
+        console = "\n".join(self.console[-50:]) or "<no console errors>"
+        return (
+            f"engine={self.engine} src={self.src} page={self.page.url}\n"
+            f"state={state_text}\nconsole:\n{console}"
+        )
+
+    def print_console(self) -> None:
+        """Print collected console output (pytest shows it for failing tests)."""
+        print(self.diagnostics())  # shown by pytest on failure
+
+    def screenshot(self, path: Path) -> None:
+        self.page.screenshot(path=str(path))
+
+    def close(self) -> None:
+        if not self.page.is_closed():
+            self.page.close()
+
+
+class PlayerHarness:
+    """A running headless Chromium with a fresh profile; opens PlayerSessions."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.context = context
+
+    def new_page(self) -> Page:
+        return self.context.new_page()
+
+    def open_player(
+        self, base_url: str, engine: str, src: str, low_latency: bool = False
+    ) -> PlayerSession:
+        """Open ``player.html`` for ``src`` (absolute, or relative to ``base_url``)."""
+        page = self.context.new_page()
+        session = PlayerSession(page, engine=engine, src=src)
+        page.goto(player_url(base_url, engine, src, low_latency=low_latency))
+        return session
+
+    @contextmanager
+    def player(
+        self, base_url: str, engine: str, src: str, low_latency: bool = False
+    ) -> Iterator[PlayerSession]:
+        """``open_player`` as a context manager that prints diagnostics if the body fails."""
+        session = self.open_player(base_url, engine, src, low_latency)
+        try:
+            yield session
+        except BaseException:
+            session.print_console()
+            raise
+        finally:
+            session.close()
+
+
+def chromium_available(path: Path = CHROMIUM_PATH) -> bool:
+    return path.is_file()
+
+
+@contextmanager
+def launch_harness(
+    *, executable: Path = CHROMIUM_PATH, headless: bool = True
+) -> Iterator[PlayerHarness]:
+    """Launch Chromium with a fresh, throw-away user-data dir."""
+    user_data_dir = Path(tempfile.mkdtemp(prefix="hlsdash-chromium-"))
+    try:
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(user_data_dir),
+                executable_path=str(executable),
+                headless=headless,
+                args=list(CHROMIUM_ARGS),
+                viewport={"width": 1280, "height": 800},
+            )
+            try:
+                yield PlayerHarness(context)
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(user_data_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------- test HTTP server
+
+_EXTRA_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".js": "text/javascript",  # ES modules are refused with a non-JS MIME type
+    ".mjs": "text/javascript",
+    ".css": "text/css",
+}
+
+JsonProvider = Callable[[], object]
+
+
+class StaticServer:
+    """Tiny threaded HTTP server for e2e tests.
+
+    ``mounts`` maps URL prefixes ("/static/") to directories; ``json_routes``
+    maps exact paths ("/streams") to callables returning JSON-able values, so a
+    test can fake the API the dashboard polls. Binds 127.0.0.1 on a free port.
+    """
+
+    def __init__(
+        self,
+        mounts: Mapping[str, Path],
+        *,
+        json_routes: Mapping[str, JsonProvider] | None = None,
+        index: Path | None = None,
+    ) -> None:
+        # Longest prefix first so "/static/vendor/" could override "/static/".
+        self._mounts = sorted(
+            ((p if p.endswith("/") else p + "/", d.resolve()) for p, d in mounts.items()),
+            key=lambda item: -len(item[0]),
+        )
+        self.json_routes: dict[str, JsonProvider] = dict(json_routes or {})
+        self._index = index
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._make_handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def resolve(self, url_path: str) -> Path | None:
+        """Map a URL path to a file inside a mount, refusing path traversal."""
+        if url_path == "/" and self._index is not None:
+            return self._index
+        for prefix, root in self._mounts:
+            if url_path.startswith(prefix):
+                candidate = (root / url_path[len(prefix) :]).resolve()
+                if candidate.is_relative_to(root) and candidate.is_file():
+                    return candidate
+                return None
+        return None
+
+    def _make_handler(self) -> type[SimpleHTTPRequestHandler]:
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # keep pytest output clean; failures print browser-side logs
+
+            def end_headers(self) -> None:
+                # Players fetch with CORS semantics; playlists must not be cached.
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Cache-Control", "no-store")
+                super().end_headers()
+
+            def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self) -> None:
+                self.do_GET()
+
+            def do_GET(self) -> None:
+                path = unquote(urlsplit(self.path).path)
+                provider = server.json_routes.get(path)
+                if provider is not None:
+                    body = json.dumps(provider()).encode()
+                    self._send(HTTPStatus.OK, body, "application/json")
+                    return
+                file = server.resolve(path)
+                if file is None:
+                    self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+                    return
+                ctype = _EXTRA_TYPES.get(file.suffix.lower()) or (
+                    mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+                )
+                self._send(HTTPStatus.OK, file.read_bytes(), ctype)
+
+        return Handler
+
+    def start(self) -> StaticServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> StaticServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from supervisor.config import Settings, load_settings
+from supervisor.errors import ConfigError
+
+
+def test_defaults_match_the_original_service() -> None:
+    settings = load_settings({})
+    assert settings.segment_duration_s == 2.0
+    assert settings.playlist_size == 10
+    assert settings.low_latency_hls is True
+    assert settings.cleanup_interval_s == 300.0
+    assert settings.stale_threshold_s == 600.0
+    assert settings.output_dir == Path("/var/www/streams")
+    assert settings.api_port == 8083
+    assert settings.origin_port == 8084
+    assert settings.hw_encoder == "none"
+
+
+def test_env_values_are_typed() -> None:
+    settings = load_settings(
+        {
+            "SEGMENT_DURATION": "4",
+            "PLAYLIST_SIZE": "6",
+            "LOW_LATENCY_HLS": "false",
+            "OUTPUT_DIR": "/tmp/x",
+            "ALLOWED_PROTOCOLS": "srt, rtmp,file",
+        }
+    )
+    assert settings.segment_duration_s == 4.0
+    assert settings.playlist_size == 6
+    assert settings.low_latency_hls is False
+    assert settings.output_dir == Path("/tmp/x")
+    assert settings.allowed_protocols == ("srt", "rtmp", "file")
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "fragment"),
+    [
+        ("SEGMENT_DURATION", "abc", "SEGMENT_DURATION"),
+        ("SEGMENT_DURATION", "0", "between 1 and 10"),
+        ("PLAYLIST_SIZE", "2.5", "PLAYLIST_SIZE"),
+        ("LOW_LATENCY_HLS", "maybe", "true or false"),
+        ("STALE_THRESHOLD", "-1", "STALE_THRESHOLD"),
+        ("OUTPUT_DIR", "  ", "must not be empty"),
+        ("ENCODER_PRESET", "warp", "one of"),
+        ("ALLOWED_PROTOCOLS", "gopher", "unknown protocol"),
+        ("API_PORT", "70000", "API_PORT"),
+    ],
+)
+def test_invalid_values_name_the_variable(env: str, value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({env: value})
+    assert caught.value.variable == env
+    assert fragment in str(caught.value)
+    assert repr(value) in str(caught.value) or env in str(caught.value)
+
+
+def test_part_target_must_fit_the_segment() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SEGMENT_DURATION": "1", "PART_TARGET": "0.8"})
+    assert caught.value.variable == "PART_TARGET"
+
+
+def test_overrides_win_over_env() -> None:
+    settings = load_settings({"PLAYLIST_SIZE": "6"}, {"playlist_size": 8})
+    assert settings.playlist_size == 8
+    assert isinstance(settings, Settings)
