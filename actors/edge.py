@@ -60,7 +60,8 @@ class EdgeReader:
         if timeline is None or not actor.spec.enable_hls:
             return None
         return self._cached(
-            "multivariant", False,
+            "multivariant",
+            False,
             lambda: publish.render_multivariant_playlist(timeline, actor.metas),
         )
 
@@ -70,7 +71,8 @@ class EdgeReader:
         if timeline is None or not actor.spec.enable_dash:
             return None
         return self._cached(
-            "manifest", False,
+            "manifest",
+            False,
             lambda: publish.render_manifest(
                 timeline, actor.metas, actor.publish_settings, now_unix_s=actor.wall_now()
             ),
@@ -84,7 +86,8 @@ class EdgeReader:
         if rendition_id not in timeline.rendition_ids:
             return None
         return self._cached(
-            f"media:{rendition_id}", skip,
+            f"media:{rendition_id}",
+            skip,
             lambda: publish.render_media_playlist(
                 timeline, rendition_id, actor.publish_settings, skip_requested=skip
             ),

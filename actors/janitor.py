@@ -33,9 +33,9 @@ def expired_media_files(
         parsed = parse_media_file_name(name)
         if parsed is None:
             continue
-        if parsed.kind in {"segment", "part"} and parsed.number < oldest_retained_number:
-            expired.append(name)
-        elif parsed.kind == "init" and name not in live_init_names:
+        old_media = parsed.kind in {"segment", "part"} and parsed.number < oldest_retained_number
+        unused_init = parsed.kind == "init" and name not in live_init_names
+        if old_media or unused_init:
             expired.append(name)
     return sorted(expired)
 

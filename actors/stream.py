@@ -21,17 +21,17 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 import trio
 
 from actors import files, janitor
 from actors.ffmpeg.command import EncodeSpec, Rung, build_ffmpeg_argv, select_rungs
-from actors.ffmpeg.process import make_pipe
+from actors.ffmpeg.process import ProcessHandle, Spawner, make_pipe
 from actors.ffmpeg.progress import ProgressParser
 from actors.ffmpeg.sources import ValidatedSource
 from actors.ffmpeg.stderr import SourceInfo, SourceInfoCollector, classify_error, parse_source_info
@@ -68,27 +68,6 @@ _CLEANUP_TIMEOUT_S = 8.0
 _DRAIN_TIMEOUT_S = 2.0
 _READ_CHUNK_BYTES = 256 * 1024
 _STDERR_TAIL_LINES = 60
-
-
-class EncoderProcess(Protocol):
-    """What the actor needs of a running FFmpeg (``actors.ffmpeg.process`` provides it)."""
-
-    @property
-    def pid(self) -> int: ...
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    stdout: trio.abc.ReceiveStream
-    stderr: trio.abc.ReceiveStream
-
-    async def wait(self) -> int: ...
-
-    async def aclose(self, reason: str = ...) -> None: ...
-
-
-class Spawner(Protocol):
-    async def __call__(self, argv: Sequence[str], *, pass_fds: Sequence[int]) -> EncoderProcess: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,7 +139,7 @@ class StreamActor:
         self.settings = settings
         self._spawn = spawner
         self._wall = wall_clock
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - restart jitter, not security
         self.folder = stream_dir(settings.output_dir, spec.stream_id)
         self.low_latency = spec.low_latency and settings.low_latency_allowed
         now = wall_clock()
@@ -286,7 +265,9 @@ class StreamActor:
                 edge.init_name
                 for rid in timeline.rendition_ids
                 if (edge := timeline.edge(rid)).init_name
-            } | {s.init_name for rid in timeline.rendition_ids for s in timeline.edge(rid).committed}
+            } | {
+                s.init_name for rid in timeline.rendition_ids for s in timeline.edge(rid).committed
+            }
             for rid in timeline.rendition_ids:
                 folder = self.folder / rid
                 names = await trio.to_thread.run_sync(janitor.list_names, folder)
@@ -391,11 +372,9 @@ class StreamActor:
         argv = build_ffmpeg_argv(spec)
         read_streams: list[trio.lowlevel.FdStream] = []
         try:
-            process = await self._spawn(argv, pass_fds=write_fds)
-        finally:
-            for _, write_fd in pipes:
-                os.close(write_fd)
-        try:
+            # spawned from this (the trio) thread so PR_SET_PDEATHSIG stays tied to a thread that
+            # lives as long as the service; the spawner closes the write ends in the parent
+            process = self._spawn(argv, pass_fds=write_fds)
             read_streams = [trio.lowlevel.FdStream(r) for r, _ in pipes]
         except BaseException:
             for r, _ in pipes:
@@ -471,7 +450,7 @@ class StreamActor:
         return None
 
     async def _read_stderr(
-        self, process: EncoderProcess, run: _EncoderRun, scope: trio.CancelScope
+        self, process: ProcessHandle, run: _EncoderRun, scope: trio.CancelScope
     ) -> None:
         collector = SourceInfoCollector()
         buffer = b""
@@ -512,7 +491,7 @@ class StreamActor:
         ids = set(self.timeline.rendition_ids)
         return tuple(r for r in plan.rungs if r.name in ids)
 
-    async def _read_progress(self, process: EncoderProcess) -> None:
+    async def _read_progress(self, process: ProcessHandle) -> None:
         parser = ProgressParser()
         async for chunk in _chunks(process.stdout):
             for progress in parser.feed(chunk):
@@ -613,7 +592,8 @@ class StreamActor:
             if last is None:
                 if now - spawned_at > self.settings.start_timeout_s:
                     raise StallDetected(
-                        f"no media from the encoder {self.settings.start_timeout_s:g} s after start",
+                        "no media from the encoder "
+                        f"{self.settings.start_timeout_s:g} s after start",
                         idle_s=now - spawned_at,
                     )
             elif now - last > stall_s:
@@ -649,8 +629,10 @@ class _EncoderRun:
     epoch_started: bool = False
 
 
-async def _chunks(stream: trio.abc.ReceiveStream) -> Any:
-    """Yield chunks until EOF; a closed or broken stream is just the end."""
+async def _chunks(stream: trio.abc.ReceiveStream | None) -> AsyncIterator[bytes]:
+    """Yield chunks until EOF; a missing, closed or broken stream is just the end."""
+    if stream is None:
+        return
     while True:
         try:
             chunk = await stream.receive_some(_READ_CHUNK_BYTES)
@@ -658,5 +640,4 @@ async def _chunks(stream: trio.abc.ReceiveStream) -> Any:
             return
         if not chunk:
             return
-        yield chunk
-
+        yield bytes(chunk)

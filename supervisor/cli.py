@@ -24,7 +24,8 @@ FLAG_HELP = {
     "PLAYLIST_SIZE": "segments listed in each playlist / DASH window (default 10)",
     "LOW_LATENCY_HLS": "allow LL-HLS and LL-DASH for streams that ask for it (default true)",
     "CLEANUP_INTERVAL": "seconds between sweeps for orphaned stream folders (default 300)",
-    "STALE_THRESHOLD": "seconds without a heartbeat before a stream is stopped as stale (default 600)",
+    "STALE_THRESHOLD": "seconds without a heartbeat before a stream is stopped as stale "
+    "(default 600)",
     "OUTPUT_DIR": "where stream folders live (default /var/www/streams)",
     "MAX_STREAMS": "maximum concurrent streams (default 16)",
     "ENCODER_PRESET": "x264 preset (default veryfast)",
@@ -36,10 +37,12 @@ FLAG_HELP = {
     "API_HOST": "address both listeners bind (default 0.0.0.0)",
     "API_PORT": "control API port (default 8083)",
     "ORIGIN_PORT": "CDN origin port (default 8084)",
-    "PUBLIC_BASE_URL": "base URL clients use for the API (for playback URLs; default: request host)",
+    "PUBLIC_BASE_URL": "base URL clients use for the API, for playback URLs "
+    "(default: the request's host)",
     "CDN_BASE_URL": "base URL of the CDN in front of the origin (default: origin on request host)",
     "API_TOKEN": "bearer token required by the control API (default: none)",
-    "RESTART_MAX": "encoder restarts allowed within RESTART_PERIOD before a stream fails (default 10)",
+    "RESTART_MAX": "encoder restarts allowed within RESTART_PERIOD before a stream fails "
+    "(default 10)",
     "RESTART_PERIOD": "window in seconds for RESTART_MAX (default 60)",
     "WATCHDOG_SEGMENTS": "restart an encoder silent for this many segment durations (default 2)",
     "SEGMENT_MARGIN": "segments kept after leaving the window, for late players (default 3)",
@@ -47,7 +50,6 @@ FLAG_HELP = {
     "TLS_KEY": "TLS private key (PEM)",
     "LOG_LEVEL": "debug | info | warning | error (default info)",
 }
-
 
 
 def _flag(env: str) -> str:
@@ -68,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for sub in (serve, demo):
         for env in ENV_VARS:
-            sub.add_argument(_flag(env), dest=env, metavar="VALUE", help=f"{FLAG_HELP[env]} [{env}]")
+            sub.add_argument(
+                _flag(env), dest=env, metavar="VALUE", help=f"{FLAG_HELP[env]} [{env}]"
+            )
     return parser
 
 

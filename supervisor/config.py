@@ -109,7 +109,9 @@ def _protocols(raw: str) -> tuple[str, ...]:
     known = set(DEFAULT_ALLOWED_PROTOCOLS) | set(OPERATOR_PROTOCOLS)
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown protocol(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ValueError(
+            f"unknown protocol(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     return names
 
 
@@ -177,7 +179,9 @@ def load_settings(
         try:
             values[field_name] = parse(raw)
         except ValueError as error:
-            reason = str(error) if not str(error).startswith(("could not", "invalid literal")) else ""
+            reason = (
+                str(error) if not str(error).startswith(("could not", "invalid literal")) else ""
+            )
             detail = reason or "has an invalid value"
             raise ConfigError(name, f"{detail} (got {raw!r})") from None
     known = {f.name for f in fields(Settings)}

@@ -38,7 +38,11 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *shared_tail, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *shared_tail,
+            renderer,
+        ],
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)

@@ -51,8 +51,12 @@ async def _keep_demo_alive(service: StreamService, interval_s: float) -> None:
 
 
 async def start_demo_stream(service: StreamService) -> None:
-    spec = StreamSpec(stream_id=DEMO_STREAM_ID, source_url=DEMO_SOURCE, qualities=DEMO_QUALITIES,
-                      low_latency=service.settings.low_latency_hls)
+    spec = StreamSpec(
+        stream_id=DEMO_STREAM_ID,
+        source_url=DEMO_SOURCE,
+        qualities=DEMO_QUALITIES,
+        low_latency=service.settings.low_latency_hls,
+    )
     source = validate_source_url(DEMO_SOURCE, frozenset(service.settings.allowed_protocols))
     await service.create(spec, source)
 
@@ -66,21 +70,34 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
         nursery.start_soon(_watch_signals, stop)
         await nursery.start(service.run)
         api_urls = await nursery.start(
-            serve_app, create_api_app(service, metrics, playback), settings, settings.api_port, stop.wait
+            serve_app,
+            create_api_app(service, metrics, playback),
+            settings,
+            settings.api_port,
+            stop.wait,
         )
         origin_urls = await nursery.start(
             serve_app, OriginApp(playback, metrics), settings, settings.origin_port, stop.wait
         )
-        log.info("service_started", version=__version__, api=api_urls, origin=origin_urls,
-                 output_dir=str(settings.output_dir), ffmpeg=service.ffmpeg_path)
+        log.info(
+            "service_started",
+            version=__version__,
+            api=api_urls,
+            origin=origin_urls,
+            output_dir=str(settings.output_dir),
+            ffmpeg=service.ffmpeg_path,
+        )
         if demo:
             await start_demo_stream(service)
             nursery.start_soon(_keep_demo_alive, service, max(settings.stale_threshold_s / 3, 1.0))
             port = settings.api_port
-            print(f"\n  hlsdash demo is live: open http://localhost:{port}/?stream={DEMO_STREAM_ID}\n"
-                  f"  HLS  http://localhost:{port}/streams/{DEMO_STREAM_ID}/playlist.m3u8\n"
-                  f"  DASH http://localhost:{port}/streams/{DEMO_STREAM_ID}/manifest.mpd\n"
-                  f"  Ctrl-C stops it.\n", flush=True)
+            print(
+                f"\n  hlsdash demo is live: open http://localhost:{port}/?stream={DEMO_STREAM_ID}\n"
+                f"  HLS  http://localhost:{port}/streams/{DEMO_STREAM_ID}/playlist.m3u8\n"
+                f"  DASH http://localhost:{port}/streams/{DEMO_STREAM_ID}/manifest.mpd\n"
+                f"  Ctrl-C stops it.\n",
+                flush=True,
+            )
         await stop.wait()
         log.info("service_stopping")
         with trio.CancelScope(shield=True) as cleanup:

@@ -92,7 +92,9 @@ class StreamCollector(Collector):
         actors = service.list()
         active = sum(1 for a in actors if not a.status.state.is_terminal)
         processes, cpu, rss = self._sampler.sample()
-        yield GaugeMetricFamily("streaming_active_streams", "Streams not in a terminal state", active)
+        yield GaugeMetricFamily(
+            "streaming_active_streams", "Streams not in a terminal state", active
+        )
         yield GaugeMetricFamily(
             "streaming_ffmpeg_processes", "FFmpeg processes owned by the service", processes
         )
@@ -104,12 +106,16 @@ class StreamCollector(Collector):
         )
         now = time.time()
         state = GaugeMetricFamily(
-            "hlsdash_stream_state", "1 for the stream's current state", labels=["stream_id", "state"]
+            "hlsdash_stream_state",
+            "1 for the stream's current state",
+            labels=["stream_id", "state"],
         )
         restarts = CounterMetricFamily(
             "hlsdash_stream_restarts", "Encoder restarts", labels=["stream_id"]
         )
-        fps = GaugeMetricFamily("hlsdash_encoder_fps", "Encoder frames per second", labels=["stream_id"])
+        fps = GaugeMetricFamily(
+            "hlsdash_encoder_fps", "Encoder frames per second", labels=["stream_id"]
+        )
         speed = GaugeMetricFamily(
             "hlsdash_encoder_speed", "Encoder speed (1.0 = realtime)", labels=["stream_id"]
         )
@@ -117,7 +123,9 @@ class StreamCollector(Collector):
             "hlsdash_segments_produced", "Segments committed", labels=["stream_id"]
         )
         age = GaugeMetricFamily(
-            "hlsdash_last_segment_age_seconds", "Seconds since the last segment", labels=["stream_id"]
+            "hlsdash_last_segment_age_seconds",
+            "Seconds since the last segment",
+            labels=["stream_id"],
         )
         served = CounterMetricFamily(
             "hlsdash_origin_bytes_served", "Bytes served for the stream", labels=["stream_id"]

@@ -73,7 +73,9 @@ def parse_stream_request(
             raise RequestInvalid(name, f"{name} must be true or false")
         flags[name] = value
     if not flags["enable_hls"] and not flags["enable_dash"]:
-        raise RequestInvalid("enable_hls", "at least one of enable_hls and enable_dash must be true")
+        raise RequestInvalid(
+            "enable_hls", "at least one of enable_hls and enable_dash must be true"
+        )
     spec = StreamSpec(
         stream_id=stream_id,
         source_url=source_url,
@@ -101,4 +103,4 @@ def _qualities(raw: Any) -> tuple[str, ...]:
             seen.append(item)
     if "source" in seen and len(seen) > 1:
         raise RequestInvalid("qualities", "'source' (passthrough) cannot be combined with others")
-    return tuple(sorted(seen, key=lambda q: known.index(q)))
+    return tuple(sorted(seen, key=known.index))

@@ -6,7 +6,9 @@ read-only handle on each actor's live edge. It never touches an actor's process.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import subprocess
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,10 +18,10 @@ import structlog
 import trio
 
 from actors import janitor
-from actors.ffmpeg.process import spawn_ffmpeg
-from actors.ffmpeg.sources import ValidatedSource
+from actors.ffmpeg.process import Spawner, spawn_process
+from actors.ffmpeg.sources import ValidatedSource, redact_url
 from actors.status import StreamSpec, StreamState
-from actors.stream import Spawner, StreamActor, StreamSettings
+from actors.stream import StreamActor, StreamSettings
 from supervisor.backoff import Backoff
 from supervisor.config import Settings
 from supervisor.errors import HlsdashError, TooManyChildren, UnknownChild
@@ -49,6 +51,20 @@ class AtCapacity(HlsdashError):  # noqa: N818
     def __init__(self, max_streams: int) -> None:
         super().__init__(f"the service already runs its maximum of {max_streams} streams")
         self.max_streams = max_streams
+
+
+def ffmpeg_version(path: str) -> str | None:
+    """Blocking: FFmpeg's version line, or None if it cannot run (for /ready)."""
+    try:
+        result = subprocess.run(
+            [path, "-hide_banner", "-version"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    first = result.stdout.decode("utf-8", "replace").splitlines()
+    return first[0] if first else None
 
 
 def resolve_ffmpeg_path(configured: str) -> str:
@@ -92,7 +108,7 @@ class StreamService:
         self.settings = settings
         self.ffmpeg_path = resolve_ffmpeg_path(settings.ffmpeg_path)
         self.stream_settings = stream_settings or stream_settings_from(settings, self.ffmpeg_path)
-        self._spawner: Spawner = spawner or spawn_ffmpeg
+        self._spawner: Spawner = spawner or spawn_process
         self._wall = wall_clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.root = RootSupervisor(
@@ -150,21 +166,33 @@ class StreamService:
         if self.active_count() >= self.settings.max_streams:
             raise AtCapacity(self.settings.max_streams)
         actor = StreamActor(
-            spec, source, self.stream_settings, spawner=self._spawner, wall_clock=self._wall,
+            spec,
+            source,
+            self.stream_settings,
+            spawner=self._spawner,
+            wall_clock=self._wall,
             rng=random.Random(self._rng.random()),  # noqa: S311
         )
         self._actors[spec.stream_id] = actor
         try:
-            await self.root.start_child(spec.stream_id, actor.run, restart_type=RestartType.TRANSIENT,
-                                        intensity=Intensity(max_restarts=3, period_s=60.0))
+            await self.root.start_child(
+                spec.stream_id,
+                actor.run,
+                restart_type=RestartType.TRANSIENT,
+                intensity=Intensity(max_restarts=3, period_s=60.0),
+            )
         except TooManyChildren:
             self._actors.pop(spec.stream_id, None)
             raise AtCapacity(self.settings.max_streams) from None
         except BaseException:
             self._actors.pop(spec.stream_id, None)
             raise
-        log.info("stream_created", stream_id=spec.stream_id, source=source.redacted_url,
-                 qualities=list(spec.qualities))
+        log.info(
+            "stream_created",
+            stream_id=spec.stream_id,
+            source=redact_url(source.url),
+            qualities=list(spec.qualities),
+        )
         return actor
 
     def get(self, stream_id: str) -> StreamActor:
@@ -188,10 +216,8 @@ class StreamService:
     async def delete(self, stream_id: str) -> StreamActor:
         actor = self.get(stream_id)
         if not actor.finished.is_set():
-            try:
+            with contextlib.suppress(UnknownChild):  # it ended on its own meanwhile
                 await self.root.terminate_child(stream_id, reason="deleted by client")
-            except UnknownChild:
-                pass
         with trio.move_on_after(10):
             await actor.finished.wait()
         self._actors.pop(stream_id, None)
@@ -201,7 +227,7 @@ class StreamService:
     def _on_child_exit(self, stream_id: str, outcome: SupervisionOutcome) -> None:
         actor = self._actors.get(stream_id)
         if actor is not None and outcome.last_error and actor.status.last_error is None:
-            actor._update(last_error=outcome.last_error)  # noqa: SLF001 - registry owns status
+            actor._update(last_error=outcome.last_error)
         ended = [sid for sid, a in self._actors.items() if a.finished.is_set()]
         for sid in ended[: max(0, len(ended) - _MAX_ENDED_KEPT)]:
             del self._actors[sid]

@@ -3,7 +3,8 @@
 Nothing here imports trio or HTTP. Everything is frozen so a snapshot handed to a writer (or to the
 origin) can never change under it.
 
-Units: ``*_ticks`` are in the track's media timescale (``TrackInfo.timescale``); ``*_s`` are seconds;
+Units: ``*_ticks`` are in the track's media timescale (``TrackInfo.timescale``); ``*_s`` are
+seconds;
 ``*_unix_s`` are seconds since the Unix epoch (wall clock).
 """
 

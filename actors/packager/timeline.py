@@ -3,8 +3,8 @@
 Fragments (moof+mdat) come in per rendition from the box reader; this module
 
 * rebases their decode times onto a wall-clock-anchored timeline (media time ``t`` is shown at
-  ``availability_start + t``), so numbering and time survive encoder restarts: each encoder run is an
-  *epoch* that starts where the previous one ended, never earlier;
+  ``availability_start + t``), so numbering and time survive encoder restarts: each encoder run
+  is an *epoch* that starts where the previous one ended, never earlier;
 * groups fragments into segments cut at the segment grid (``k × segment_duration_s`` in the epoch's
   own time; video only at a sync sample), each fragment staying a first-class part;
 * commits segment ``n`` only when *every* rendition has completed it (a barrier), so all media
@@ -13,7 +13,8 @@ Fragments (moof+mdat) come in per rendition from the box reader; this module
   contiguous (HLS needs that: the media sequence number is implicit).
 
 It holds the live edge in memory (growing segment, its parts, the last few segments); disk writes
-are returned as ``FileWrite`` records for the async shell to perform. No I/O, no clock reads, no trio.
+are returned as ``FileWrite`` records for the async shell to perform. No I/O, no clock reads, no
+trio.
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ class StreamTimeline:
         self._renditions = {rid: _Rendition(rid, kind) for rid, kind in renditions}
         self._retained = max(retained_segments, 1)
         self._memory_segments = max(memory_segments, 1)
-        self._committed: dict[str, deque[SegmentRecord]] = {rid: deque() for rid in self._renditions}
+        self._committed: dict[str, deque[SegmentRecord]] = {
+            rid: deque() for rid in self._renditions
+        }
         self._segment_bytes: dict[tuple[str, int], bytes] = {}
         self.epoch = 0
         self.next_number = 0
@@ -198,7 +201,8 @@ class StreamTimeline:
         if self._epoch_base_s is None:
             self._epoch_base_s = self._choose_epoch_base_s(fragment, timescale, now_unix_s)
         if rendition.offset_ticks is None:
-            rendition.offset_ticks = round(self._epoch_base_s * timescale)
+            # ceil: a rebased epoch must never start before where the previous one ended
+            rendition.offset_ticks = math.ceil(self._epoch_base_s * timescale)
         local_start_s = fragment.decode_time_ticks / timescale
         fragment_duration_s = fragment.duration_ticks / timescale
         tolerance_s = min(fragment_duration_s / 2, self.segment_duration_s / 4)
@@ -298,15 +302,15 @@ class StreamTimeline:
             if 0 <= part_index < len(growing.chunks):
                 return growing.chunks[part_index]
             return None
-        for record, data in rendition.completed:
+        for record, pending in rendition.completed:
             if record.number == number:
-                return _slice_part(record, data, part_index)
-        data = self._segment_bytes.get((rendition_id, number))
-        if data is None:
+                return _slice_part(record, pending, part_index)
+        held = self._segment_bytes.get((rendition_id, number))
+        if held is None:
             return None
         for record in reversed(self._committed[rendition_id]):
             if record.number == number:
-                return _slice_part(record, data, part_index)
+                return _slice_part(record, held, part_index)
         return None
 
     def oldest_retained_number(self) -> int | None:
@@ -351,9 +355,7 @@ class StreamTimeline:
     def _commit_ready(self, now_unix_s: float) -> Changes:
         changes = Changes()
         renditions = list(self._renditions.values())
-        while all(
-            r.completed and r.completed[0][0].number == self.next_number for r in renditions
-        ):
+        while all(r.completed and r.completed[0][0].number == self.next_number for r in renditions):
             number = self.next_number
             if self._init_changed:
                 self._start_period(number, min(r.completed[0][0].start_s for r in renditions))

@@ -20,7 +20,6 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from actors.ffmpeg.process import ffmpeg_version
 from supervisor import __version__
 from supervisor.http.openapi import openapi_document
 from supervisor.http.origin_core import OriginResponse
@@ -28,7 +27,13 @@ from supervisor.http.playback import Playback, time_response
 from supervisor.http.views import stream_view
 from supervisor.metrics import Metrics
 from supervisor.requests import RequestInvalid, parse_stream_request
-from supervisor.service import AtCapacity, StreamExists, StreamNotFound, StreamService
+from supervisor.service import (
+    AtCapacity,
+    StreamExists,
+    StreamNotFound,
+    StreamService,
+    ffmpeg_version,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +57,7 @@ class RawResponse(Response):
     (a HEAD or 304 would say 0) nor add a default Content-Type."""
 
     automatically_set_content_length = False
-    default_mimetype = None
+    default_mimetype = None  # type: ignore[assignment]
 
 
 def to_quart(result: OriginResponse) -> Response:
@@ -80,7 +85,9 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             cdn_base = settings.cdn_base_url
         else:
             scheme = request.scheme
-            host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+            host = (
+                request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+            )
             cdn_base = f"{scheme}://{host}:{settings.origin_port}"
         return api_base, cdn_base
 
@@ -107,7 +114,9 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
         expected = f"Bearer {settings.api_token}"
         if not secrets.compare_digest(supplied.encode(), expected.encode()):
             return error_response(
-                401, "unauthorized", "a valid bearer token is required",
+                401,
+                "unauthorized",
+                "a valid bearer token is required",
                 WWW_Authenticate='Bearer realm="hlsdash"',
             )
         return None
@@ -146,9 +155,7 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
     async def unexpected(error: Exception) -> Response:
         request_id = secrets.token_hex(6)
         log.exception("api_unexpected_error", request_id=request_id, path=request.path)
-        return error_response(
-            500, "internal_error", f"internal error (request id {request_id})"
-        )
+        return error_response(500, "internal_error", f"internal error (request id {request_id})")
 
     # -------------------------------------------------------------- control endpoints
 
@@ -156,7 +163,9 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
     async def create_stream() -> Response:
         raw = await request.get_data(cache=False)
         if len(raw) > MAX_BODY_BYTES:
-            return error_response(413, "body_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
+            return error_response(
+                413, "body_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes"
+            )
         try:
             body = json.loads(raw or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -207,7 +216,9 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
         try:
             expires = service.heartbeat(stream_id)
         except StreamNotFound:
-            return error_response(404, "stream_not_found", f"no live stream {stream_id!r}", "stream_id")
+            return error_response(
+                404, "stream_not_found", f"no live stream {stream_id!r}", "stream_id"
+            )
         actor = service.get(stream_id)
         from supervisor.http.views import iso  # noqa: PLC0415
 
@@ -244,11 +255,14 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
     async def ready() -> Response:
         checks = {
             "supervisor_running": service.running,
-            "ffmpeg": await trio.to_thread.run_sync(ffmpeg_version, service.ffmpeg_path) is not None,
+            "ffmpeg": await trio.to_thread.run_sync(ffmpeg_version, service.ffmpeg_path)
+            is not None,
             "output_dir_writable": await trio.to_thread.run_sync(_writable, service.output_dir),
         }
         ok = all(checks.values())
-        return json_response({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
+        return json_response(
+            {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
+        )
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:

@@ -146,7 +146,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "responses": {
                         "200": _json(
                             "Streams",
-                            {"type": "object", "properties": {"streams": {"type": "array", "items": _STREAM}}},
+                            {
+                                "type": "object",
+                                "properties": {"streams": {"type": "array", "items": _STREAM}},
+                            },
                         )
                     },
                 },
@@ -176,25 +179,61 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "parameters": [_STREAM_ID_PARAM, playback_param],
                 "get": {
                     "summary": "Playback: playlists, manifest, init segments, segments, parts",
-                    "responses": {"200": {"description": "The object"}, "206": {"description": "Range"},
-                                  "304": {"description": "Not modified"}, "404": _error("No such object")},
+                    "responses": {
+                        "200": {"description": "The object"},
+                        "206": {"description": "Range"},
+                        "304": {"description": "Not modified"},
+                        "404": _error("No such object"),
+                    },
                 },
             },
-            "/health": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}},
+            "/health": {
+                "get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}
+            },
             "/ready": {
                 "get": {
                     "summary": "Readiness: FFmpeg found, output dir writable, supervisor running",
-                    "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
+                    "responses": {
+                        "200": {"description": "Ready"},
+                        "503": {"description": "Not ready"},
+                    },
                 }
             },
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text format"}}}},
-            "/time": {"get": {"summary": "UTC time for DASH UTCTiming (ISO 8601)", "responses": {"200": {"description": "Time"}}}},
-            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
-            "/docs": {"get": {"summary": "Human-readable API docs", "responses": {"200": {"description": "HTML"}}}},
-            "/": {"get": {"summary": "Dashboard page", "responses": {"200": {"description": "HTML"}}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "Text format"}},
+                }
+            },
+            "/time": {
+                "get": {
+                    "summary": "UTC time for DASH UTCTiming (ISO 8601)",
+                    "responses": {"200": {"description": "Time"}},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI"}},
+                }
+            },
+            "/docs": {
+                "get": {
+                    "summary": "Human-readable API docs",
+                    "responses": {"200": {"description": "HTML"}},
+                }
+            },
+            "/": {
+                "get": {"summary": "Dashboard page", "responses": {"200": {"description": "HTML"}}}
+            },
             "/static/{name}": {
-                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "get": {"summary": "Dashboard assets and vendored players", "responses": {"200": {"description": "File"}}},
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "get": {
+                    "summary": "Dashboard assets and vendored players",
+                    "responses": {"200": {"description": "File"}},
+                },
             },
         },
     }

@@ -26,8 +26,12 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _HEALTH = OriginResponse(
     200,
-    (("content-type", "application/json"), ("cache-control", "no-store"),
-     ("access-control-allow-origin", "*"), ("content-length", "15")),
+    (
+        ("content-type", "application/json"),
+        ("cache-control", "no-store"),
+        ("access-control-allow-origin", "*"),
+        ("content-length", "15"),
+    ),
     b'{"status":"ok"}',
 )
 

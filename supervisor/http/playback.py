@@ -132,7 +132,7 @@ class Playback:
         kind = path.kind
         if kind in {ObjectKind.MULTIVARIANT_PLAYLIST, ObjectKind.DASH_MANIFEST}:
             version = reader.version
-            key = (identity, relative, version)
+            key: Hashable = (identity, relative, version)
             cached = self.cache.get(key)
             if cached is not None:
                 return cached

@@ -41,5 +41,9 @@ async def serve_app(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve one ASGI app until ``shutdown_trigger`` returns; reports the bound URLs."""
-    await serve(app, hypercorn_config(settings, port), shutdown_trigger=shutdown_trigger,
-                task_status=task_status)
+    await serve(
+        app,
+        hypercorn_config(settings, port),
+        shutdown_trigger=shutdown_trigger,
+        task_status=task_status,
+    )

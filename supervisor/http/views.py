@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
+from actors.ffmpeg.sources import redact_url
 from actors.status import StreamStatus
 
 
 def iso(unix_s: float | None) -> str | None:
     if unix_s is None:
         return None
-    return datetime.fromtimestamp(unix_s, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(unix_s, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
-
-
-_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
-_SECRET_QUERY = re.compile(r"((?:pass(?:word|phrase)?|token|key|secret|streamid)=)[^&]*", re.I)
-
-
-def redact_url(url: str) -> str:
-    """Hide credentials (user:pass@, passphrase=…, token=…) before a URL is shown or logged."""
-    url = _USERINFO.sub(r"\1***@", url)
-    return _SECRET_QUERY.sub(r"\1***", url)
 
 
 def playback_urls(stream_id: str, *, api_base: str, cdn_base: str) -> dict[str, str]:

@@ -142,7 +142,7 @@ def test_player_state_parses_hook_dict() -> None:
     assert not state.fatal
 
 
-def test_static_server_refuses_traversal(media_dir: Path) -> None:
+def test_static_server_refuses_traversal() -> None:
     srv = StaticServer({"/static/": STATIC_DIR})
     try:
         assert srv.resolve("/static/player.html") == STATIC_DIR / "player.html"

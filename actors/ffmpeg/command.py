@@ -1,0 +1,348 @@
+"""Pure FFmpeg argv builder: one process decodes once, scales N rungs, writes CMAF to pipes.
+
+Every flag here was checked against the bundled FFmpeg 9.0.2 (``ffmpeg -h muxer=mp4``,
+``-h encoder=libx264`` …) and the x264 path is exercised end to end in the unit tests.
+No trio, no HTTP, never a shell string.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+HwEncoder = Literal["none", "nvenc", "vaapi", "qsv"]
+
+# maxrate 1.07× the average: the usual CBR-ish cap for live ABR; it keeps each segment's measured
+# peak well inside Apple's "peak ≤ 110 % of declared" authoring rule for the BANDWIDTH we declare.
+MAXRATE_FACTOR = 1.07
+# bufsize 1.5× the average: a 1.5 s VBV lets x264 spend bits on the IDR that opens each segment
+# without letting any one second overshoot much, which matters with 0.3–1 s LL-HLS parts.
+BUFSIZE_FACTOR = 1.5
+# At or below this height we ask for Main profile: older phones / smart TVs only decode Main on
+# their low rungs, and with -tune zerolatency (no B-frames) High buys little at these sizes.
+MAIN_PROFILE_MAX_HEIGHT = 480
+# When the frame rate is unknown, a GOP cap high enough that x264 never inserts its own keyframe
+# before the forced one (covers up to 120 fps); segment boundaries stay on the forced IDRs.
+_UNKNOWN_FPS_GOP_FPS = 120
+
+VAAPI_DEVICE = "/dev/dri/renderD128"
+
+# x264 preset → NVENC p1 (fastest) … p7 (best).
+_NVENC_PRESETS: dict[str, str] = {
+    "ultrafast": "p1",
+    "superfast": "p2",
+    "veryfast": "p3",
+    "faster": "p4",
+    "fast": "p4",
+    "medium": "p5",
+    "slow": "p6",
+    "slower": "p7",
+    "veryslow": "p7",
+}
+# QSV knows veryfast…veryslow; the two x264 presets faster than veryfast map onto veryfast.
+_QSV_PRESETS: dict[str, str] = {
+    "ultrafast": "veryfast",
+    "superfast": "veryfast",
+    "veryfast": "veryfast",
+    "faster": "faster",
+    "fast": "fast",
+    "medium": "medium",
+    "slow": "slow",
+    "slower": "slower",
+    "veryslow": "veryslow",
+}
+X264_PRESETS = frozenset(_NVENC_PRESETS)
+
+SOURCE_RUNG_NAME = "source"
+
+
+@dataclass(frozen=True, slots=True)
+class Rung:
+    """One video rendition. The "source" rung (width == height == 0) is a passthrough copy."""
+
+    name: str
+    width: int
+    height: int
+    video_bitrate_kbps: int
+    maxrate_kbps: int
+    bufsize_kbps: int
+
+    @property
+    def is_passthrough(self) -> bool:
+        return self.name == SOURCE_RUNG_NAME
+
+
+def _rung(name: str, width: int, height: int, video_bitrate_kbps: int) -> Rung:
+    return Rung(
+        name=name,
+        width=width,
+        height=height,
+        video_bitrate_kbps=video_bitrate_kbps,
+        maxrate_kbps=round(video_bitrate_kbps * MAXRATE_FACTOR),
+        bufsize_kbps=round(video_bitrate_kbps * BUFSIZE_FACTOR),
+    )
+
+
+SOURCE_RUNG = Rung(SOURCE_RUNG_NAME, 0, 0, 0, 0, 0)
+
+LADDER: dict[str, Rung] = {
+    SOURCE_RUNG_NAME: SOURCE_RUNG,
+    "1080p": _rung("1080p", 1920, 1080, 5000),
+    "720p": _rung("720p", 1280, 720, 2800),
+    "480p": _rung("480p", 854, 480, 1400),
+    "360p": _rung("360p", 640, 360, 800),
+    "240p": _rung("240p", 426, 240, 400),
+}
+
+
+def _rank(rung: Rung) -> int:
+    # The passthrough rung sorts first: it is by definition the source's own quality.
+    return 1_000_000 if rung.is_passthrough else rung.height
+
+
+def select_rungs(
+    requested: Sequence[str], source_height: int | None
+) -> tuple[tuple[Rung, ...], tuple[str, ...]]:
+    """Pick the requested rungs that do not upscale; return (kept high→low, dropped names).
+
+    Unknown source height keeps everything. If *every* requested scaled rung is taller than the
+    source, the lowest requested one is kept anyway (a stream with no video is worse than a small
+    upscale); the passthrough rung is never dropped. Duplicates are ignored.
+
+    Raises:
+        ValueError: for an empty request or an unknown rung name.
+    """
+    if not requested:
+        raise ValueError("no renditions requested")
+    unknown = [name for name in requested if name not in LADDER]
+    if unknown:
+        raise ValueError(f"unknown renditions: {', '.join(sorted(set(unknown)))}")
+    rungs = sorted({LADDER[name] for name in requested}, key=_rank, reverse=True)
+    if source_height is None:
+        return tuple(rungs), ()
+    kept = [r for r in rungs if r.is_passthrough or r.height <= source_height]
+    scaled = [r for r in rungs if not r.is_passthrough]
+    if scaled and not any(not r.is_passthrough for r in kept):
+        kept.append(scaled[-1])
+    dropped = tuple(r.name for r in rungs if r not in kept)
+    return tuple(kept), dropped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncodeSpec:
+    """Everything one FFmpeg run needs. fds are the *child's* write ends, one per rung, in order."""
+
+    ffmpeg_path: str
+    source_url: str  # already validated by sources.validate_source_url (never starts with "-")
+    input_args: tuple[str, ...]
+    rungs: tuple[Rung, ...]
+    include_audio: bool
+    segment_duration_s: float
+    fragment_duration_s: float
+    video_fds: tuple[int, ...]
+    audio_fd: int | None
+    audio_bitrate_kbps: int = 128
+    preset: str = "veryfast"
+    hw_encoder: HwEncoder = "none"
+    progress_url: str = "pipe:1"
+    scaler: str = "bicubic"
+    cascade_scaling: bool = False
+    frame_rate: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.rungs:
+            raise ValueError("at least one rung is required")
+        if len(self.video_fds) != len(self.rungs):
+            raise ValueError("one video fd per rung is required")
+        if self.include_audio != (self.audio_fd is not None):
+            raise ValueError("audio_fd must be set exactly when include_audio is")
+        if self.source_url.startswith("-"):
+            raise ValueError("source URL must not start with '-'")
+        if not 0 < self.fragment_duration_s <= self.segment_duration_s:
+            raise ValueError("need 0 < fragment_duration_s <= segment_duration_s")
+        if self.preset not in X264_PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}")
+        if self.frame_rate is not None and self.frame_rate <= 0:
+            raise ValueError("frame_rate must be positive")
+
+
+def _fmt_seconds(value: float) -> str:
+    # "2" rather than "2.0" keeps the expression (and golden files) tidy; repr keeps precision.
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _cmaf_output_args(fragment_duration_s: float, *, video: bool, fd: int) -> list[str]:
+    # frag_keyframe starts a fragment at each IDR (so segments can be cut on fragment
+    # boundaries); frag_duration cuts the LL parts in between. empty_moov makes the init segment
+    # (ftyp+moov) come out first on its own; default_base_moof + cmaf give CMAF-conformant
+    # fragments; skip_trailer avoids a useless mfra at exit. flush_packets pushes every finished
+    # fragment into the pipe at once instead of waiting for AVIO's 32 KiB buffer.
+    flags = "+empty_moov+default_base_moof+cmaf+skip_trailer"
+    if video:
+        flags = "+frag_keyframe" + flags
+    return [
+        "-f",
+        "mp4",
+        "-movflags",
+        flags,
+        "-frag_duration",
+        str(round(fragment_duration_s * 1_000_000)),
+        "-flush_packets",
+        "1",
+        f"pipe:{fd}",
+    ]
+
+
+def _gop_frames(spec: EncodeSpec) -> int:
+    fps = spec.frame_rate if spec.frame_rate is not None else _UNKNOWN_FPS_GOP_FPS
+    return max(1, math.ceil(fps * spec.segment_duration_s))
+
+
+def _filter_complex(spec: EncodeSpec, scaled: Sequence[tuple[int, Rung]]) -> str:
+    """decode once → (fps) → pixel format → split → per-rung scale, labelled [v<index>]."""
+    head: list[str] = []
+    if spec.frame_rate is not None:
+        # Constant frame rate makes -g exact and segment durations identical across rungs.
+        head.append(f"fps={spec.frame_rate}")
+    if spec.hw_encoder == "vaapi":
+        head += ["format=nv12", "hwupload"]
+    elif spec.hw_encoder == "qsv":
+        head.append("format=nv12")  # h264_qsv takes nv12, not yuv420p
+    else:
+        # 4:2:0 8-bit once, before the split: x264 High/Main reject 4:2:2/4:4:4/10-bit input.
+        head.append("format=yuv420p")
+
+    def scale(rung: Rung) -> str:
+        if spec.hw_encoder == "vaapi":
+            return f"scale_vaapi=w={rung.width}:h={rung.height}"
+        return f"scale={rung.width}:{rung.height}:flags={spec.scaler},setsar=1"
+
+    count = len(scaled)
+    chains: list[str] = []
+    if not spec.cascade_scaling:
+        if count == 1:
+            index, rung = scaled[0]
+            return f"[0:v:0]{','.join(head)},{scale(rung)}[v{index}]"
+        labels = "".join(f"[s{i}]" for i, _ in scaled)
+        chains.append(f"[0:v:0]{','.join(head)},split={count}{labels}")
+        chains += [f"[s{i}]{scale(rung)}[v{i}]" for i, rung in scaled]
+        return ";".join(chains)
+    # Cascade: each rung scales from the one above (cheaper: the 240p scaler reads 360p, not
+    # 1080p), at a small quality cost from repeated resampling.
+    source = f"[0:v:0]{','.join(head)}"
+    for position, (index, rung) in enumerate(scaled):
+        last = position == count - 1
+        if last:
+            chains.append(f"{source},{scale(rung)}[v{index}]")
+        else:
+            chains.append(f"{source},{scale(rung)},split=2[v{index}][c{index}]")
+            source = f"[c{index}]null"
+    return ";".join(chains)
+
+
+def _video_encoder_args(spec: EncodeSpec, rung: Rung) -> list[str]:
+    profile = "main" if rung.height <= MAIN_PROFILE_MAX_HEIGHT else "high"
+    rate = [
+        "-b:v",
+        f"{rung.video_bitrate_kbps}k",
+        "-maxrate",
+        f"{rung.maxrate_kbps}k",
+        "-bufsize",
+        f"{rung.bufsize_kbps}k",
+    ]
+    gop = _gop_frames(spec)
+    gop_args = ["-g", str(gop)]
+    if spec.frame_rate is not None:
+        gop_args += ["-keyint_min", str(gop)]
+    # Every rung gets an IDR at exactly n × segment_duration_s of media time, so segments of all
+    # renditions line up (a player can switch at any boundary).
+    keyframes = [
+        "-force_key_frames",
+        f"expr:gte(t,n_forced*{_fmt_seconds(spec.segment_duration_s)})",
+    ]
+    if spec.hw_encoder == "nvenc":
+        return [
+            "-c:v", "h264_nvenc",
+            "-preset", _NVENC_PRESETS[spec.preset],
+            "-tune", "ll",
+            "-zerolatency", "1",
+            "-forced-idr", "1",
+            "-bf", "0",
+            "-profile:v", profile,
+            *rate, *gop_args, *keyframes,
+        ]  # fmt: skip
+    if spec.hw_encoder == "vaapi":
+        # h264_vaapi turns forced I frames into IDRs by itself; it has no forced_idr option.
+        return [
+            "-c:v", "h264_vaapi",
+            "-bf", "0",
+            "-profile:v", profile,
+            *rate, *gop_args, *keyframes,
+        ]  # fmt: skip
+    if spec.hw_encoder == "qsv":
+        return [
+            "-c:v", "h264_qsv",
+            "-preset", _QSV_PRESETS[spec.preset],
+            "-look_ahead", "0",
+            "-forced_idr", "1",
+            "-bf", "0",
+            "-profile:v", profile,
+            *rate, *gop_args, *keyframes,
+        ]  # fmt: skip
+    # zerolatency already means no B-frames and no lookahead; -forced-idr makes the forced
+    # keyframes IDRs (closed GOPs) so every segment decodes on its own.
+    return [
+        "-c:v", "libx264",
+        "-preset", spec.preset,
+        "-tune", "zerolatency",
+        "-profile:v", profile,
+        *rate, *gop_args,
+        "-sc_threshold", "0",
+        "-forced-idr", "1",
+        *keyframes,
+    ]  # fmt: skip
+
+
+def build_ffmpeg_argv(spec: EncodeSpec) -> list[str]:
+    """The full argv (argv[0] is the binary). Outputs are in rung order, then audio."""
+    argv = [
+        spec.ffmpeg_path,
+        "-hide_banner",
+        "-nostdin",
+        # info keeps the "Input #0" / "Stream #0:…" block that stderr.py parses; -nostats stops
+        # the \r status line from flooding stderr (progress comes from -progress instead).
+        "-loglevel",
+        "info",
+        "-progress",
+        spec.progress_url,
+        "-nostats",
+    ]
+    if spec.hw_encoder == "vaapi":
+        argv += ["-vaapi_device", VAAPI_DEVICE]
+    argv += [*spec.input_args, "-i", spec.source_url]
+
+    scaled = [(i, r) for i, r in enumerate(spec.rungs) if not r.is_passthrough]
+    if scaled:
+        argv += ["-filter_complex", _filter_complex(spec, scaled)]
+
+    for index, (rung, fd) in enumerate(zip(spec.rungs, spec.video_fds, strict=True)):
+        if rung.is_passthrough:
+            # Keyframes are the source's own: segments of this rung follow the source GOP.
+            argv += ["-map", "0:v:0", "-c:v", "copy"]
+        else:
+            argv += ["-map", f"[v{index}]", *_video_encoder_args(spec, rung)]
+        argv += _cmaf_output_args(spec.fragment_duration_s, video=True, fd=fd)
+
+    if spec.include_audio:
+        assert spec.audio_fd is not None  # checked in EncodeSpec.__post_init__
+        argv += [
+            "-map", "0:a:0",
+            "-c:a", "aac",
+            "-b:a", f"{spec.audio_bitrate_kbps}k",
+            "-ac", "2",
+            "-ar", "48000",
+        ]  # fmt: skip
+        argv += _cmaf_output_args(spec.fragment_duration_s, video=False, fd=spec.audio_fd)
+    return argv

@@ -1,0 +1,202 @@
+"""The packager core: cutting, the commit barrier, numbering and time across encoder restarts.
+
+Uses real FFmpeg fragments (tests/fixtures/bmff): video 320x180, 1 s GOP, 0.33 s fragments
+(sync at fragments 0 and 3); AAC with 0.34 s fragments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.packager import publish
+from actors.packager.bmff import fragment_info, split_stream
+from actors.packager.model import Fragment, InitSegment
+from actors.packager.timeline import StreamTimeline, expired_numbers
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "bmff"
+AST = 1_700_000_000.0
+
+
+def _load(name: str) -> tuple[InitSegment, list[Fragment]]:
+    records = split_stream((FIXTURES / f"{name}.mp4").read_bytes())
+    init = records[0]
+    assert isinstance(init, InitSegment)
+    fragments = [r for r in records[1:] if isinstance(r, Fragment)]
+    return init, fragments
+
+
+VIDEO_INIT, VIDEO = _load("video")
+AUDIO_INIT, AUDIO = _load("audio")
+
+
+def make_timeline(retained: int = 10) -> StreamTimeline:
+    return StreamTimeline(
+        renditions=[("180p", "video"), ("audio", "audio")],
+        segment_duration_s=1.0,
+        availability_start_unix_s=AST,
+        retained_segments=retained,
+    )
+
+
+def run_epoch(timeline: StreamTimeline, start_unix_s: float, *, end: bool = True) -> list[int]:
+    """Feed one encoder run (video and audio interleaved by time); returns committed numbers."""
+    timeline.begin_epoch()
+    committed: list[int] = []
+    timeline.on_init("180p", VIDEO_INIT)
+    timeline.on_init("audio", AUDIO_INIT)
+    events = sorted(
+        [(f.decode_time_ticks / 15360, "180p", f) for f in VIDEO]
+        + [(f.decode_time_ticks / 48000, "audio", f) for f in AUDIO],
+        key=lambda e: (e[0], e[1]),
+    )
+    for at_s, rid, fragment in events:
+        changes = timeline.on_fragment(rid, fragment, now_unix_s=start_unix_s + at_s + 0.34)
+        committed.extend(changes.segments_committed)
+    if end:
+        committed.extend(timeline.end_epoch(now_unix_s=start_unix_s + 2.5).segments_committed)
+    return committed
+
+
+def test_segments_are_cut_at_the_grid_and_committed_for_every_rendition() -> None:
+    timeline = make_timeline()
+    committed = run_epoch(timeline, AST + 5.0, end=False)
+    assert committed == [0]  # segment 1 is still growing
+    video = timeline.edge("180p")
+    audio = timeline.edge("audio")
+    assert [s.number for s in video.committed] == [0]
+    assert [s.number for s in audio.committed] == [0]
+    first = video.committed[0]
+    assert first.duration_ticks == 3 * 5120
+    assert len(first.parts) == 3
+    assert [p.independent for p in first.parts] == [True, False, False]
+    assert sum(p.byte_length for p in first.parts) == first.byte_length
+    # audio cut at the fragment nearest the 1 s grid line (49152 ticks ≈ 1.024 s)
+    assert audio.committed[0].duration_ticks == 3 * 16384
+    # the growing segment shows as the partial with its parts so far
+    assert video.partial is not None
+    assert video.partial.number == 1
+    assert len(video.partial.parts) == 3
+
+
+def test_media_time_is_anchored_to_the_wall_clock_and_rebased() -> None:
+    timeline = make_timeline()
+    run_epoch(timeline, AST + 5.0, end=False)
+    segment = timeline.edge("180p").committed[0]
+    # the first fragment (0.333 s) completed at AST + 5.34 → media time starts near 5.0 s
+    assert segment.start_s == pytest.approx(5.34 - 5120 / 15360, abs=1e-3)
+    assert segment.program_date_time_unix_s == pytest.approx(AST + segment.start_s)
+    data = timeline.segment_bytes("180p", 0)
+    assert data is not None
+    first_part = fragment_info(data[: segment.parts[0].byte_length])
+    assert first_part.decode_time_ticks == segment.start_ticks
+
+
+def test_end_of_epoch_finishes_partial_segments() -> None:
+    timeline = make_timeline()
+    assert run_epoch(timeline, AST + 5.0) == [0, 1]
+    assert timeline.next_number == 2
+    assert timeline.edge("180p").partial is None
+
+
+def test_numbering_and_time_continue_across_restarts_with_a_discontinuity() -> None:
+    timeline = make_timeline()
+    run_epoch(timeline, AST + 5.0)
+    end_first = timeline.timeline_end_s
+    # the restarted encoder's timestamps start from 0 again
+    assert run_epoch(timeline, AST + 6.0) == [2, 3]
+    video = timeline.edge("180p").committed
+    assert [s.number for s in video] == [0, 1, 2, 3]
+    assert [s.epoch for s in video] == [1, 1, 2, 2]
+    assert video[2].start_s >= end_first - 1e-9  # never goes back in time
+    assert timeline.discontinuity_sequence(0) == 0
+    assert timeline.discontinuity_sequence(2) == 1
+    # same init bytes → same init name, one DASH period
+    assert len(timeline.periods()) == 1
+    text = publish.render_media_playlist(
+        timeline,
+        "180p",
+        publish.PublishSettings(
+            segment_duration_s=1.0, playlist_size=10, part_target_s=0.34, low_latency=False
+        ),
+    )
+    assert text is not None
+    assert text.count("#EXT-X-DISCONTINUITY\n") == 1
+    assert "#EXT-X-MEDIA-SEQUENCE:0" in text
+
+
+def test_a_changed_init_starts_a_new_period_and_init_version() -> None:
+    timeline = make_timeline()
+    run_epoch(timeline, AST + 5.0)
+    changed = InitSegment(VIDEO_INIT.data + b"\0\0\0\x08free", VIDEO_INIT.track)
+    timeline.begin_epoch()
+    writes = timeline.on_init("180p", changed).writes
+    assert [w.name for w in writes] == ["init_2.mp4"]
+    assert timeline.on_init("audio", AUDIO_INIT).writes == []
+    for fragment in VIDEO[:4]:
+        timeline.on_fragment("180p", fragment, now_unix_s=AST + 9)
+    for fragment in AUDIO[:4]:
+        timeline.on_fragment("audio", fragment, now_unix_s=AST + 9)
+    periods = timeline.periods()
+    assert [p.first_number for p in periods] == [0, 2]
+    assert dict(periods[1].init_names)["180p"] == "init_2.mp4"
+
+
+def test_segment_missing_in_one_rendition_is_discarded_everywhere() -> None:
+    timeline = make_timeline()
+    timeline.begin_epoch()
+    timeline.on_init("180p", VIDEO_INIT)
+    timeline.on_init("audio", AUDIO_INIT)
+    for fragment in VIDEO[:4]:  # video completes 0 and starts 1
+        timeline.on_fragment("180p", fragment, now_unix_s=AST + 1)
+    for fragment in AUDIO[:2]:  # audio only has part of 0 when the encoder dies
+        timeline.on_fragment("audio", fragment, now_unix_s=AST + 1)
+    changes = timeline.end_epoch(now_unix_s=AST + 2)
+    assert changes.segments_committed == [0]
+    assert timeline.next_number == 1  # segment 1 (video only) was discarded
+    assert [s.number for s in timeline.edge("audio").committed] == [0]
+
+
+def test_window_retention_and_memory() -> None:
+    timeline = make_timeline(retained=3)
+    for epoch in range(4):
+        run_epoch(timeline, AST + 10 * epoch)
+    numbers = [s.number for s in timeline.edge("180p").committed]
+    assert numbers == [5, 6, 7]
+    assert timeline.oldest_retained_number() == 5
+    assert timeline.segment_bytes("180p", 7) is not None
+    assert timeline.segment_bytes("180p", 1) is None
+    assert expired_numbers([1, 4, 5, 9], timeline.oldest_retained_number()) == [1, 4]
+
+
+def test_parts_are_readable_while_growing_and_after_commit() -> None:
+    timeline = make_timeline()
+    run_epoch(timeline, AST + 5.0, end=False)
+    growing_part = timeline.part_bytes("180p", 1, 0)
+    assert growing_part is not None
+    assert fragment_info(growing_part).starts_with_sync
+    committed_part = timeline.part_bytes("180p", 0, 2)
+    assert committed_part is not None
+    assert timeline.part_bytes("180p", 0, 3) is None
+    assert timeline.part_bytes("180p", 9, 0) is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(restarts=st.lists(st.floats(min_value=0.0, max_value=30.0), min_size=1, max_size=5))
+def test_numbers_never_repeat_and_time_never_goes_back(restarts: list[float]) -> None:
+    timeline = make_timeline(retained=100)
+    wall = AST
+    for gap_s in restarts:
+        wall += gap_s
+        run_epoch(timeline, wall)
+    segments = timeline.edge("180p").committed
+    numbers = [s.number for s in segments]
+    assert numbers == list(range(len(numbers)))
+    ends = [s.start_ticks + s.duration_ticks for s in segments]
+    starts = [s.start_ticks for s in segments]
+    assert all(starts[i + 1] >= ends[i] for i in range(len(segments) - 1))
+    audio_numbers = [s.number for s in timeline.edge("audio").committed]
+    assert audio_numbers == numbers
