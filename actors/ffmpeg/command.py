@@ -173,6 +173,20 @@ def _fmt_seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+AAC_FRAME_S = 1024 / 48_000  # audio is always resampled to 48 kHz (-ar 48000)
+
+
+def audio_fragment_duration_s(part_target_s: float) -> float:
+    """Whole AAC frames, strictly inside the part target.
+
+    The muxer closes a fragment once it reaches ``-frag_duration``, so asking for the target itself
+    gives 24 frames = 0.512 s for 0.5 s — longer than PART-TARGET, which LL-HLS forbids. The
+    largest whole number of frames below it (23 = 0.491 s) stays within [0.85, 1] × target.
+    """
+    frames = max(1, math.floor(part_target_s / AAC_FRAME_S + 1e-9))
+    return frames * AAC_FRAME_S
+
+
 def _cmaf_output_args(fragment_duration_s: float, *, video: bool, fd: int) -> list[str]:
     # frag_keyframe starts a fragment at each IDR (so segments can be cut on fragment
     # boundaries); frag_duration cuts the LL parts in between. empty_moov makes the init segment
@@ -188,7 +202,8 @@ def _cmaf_output_args(fragment_duration_s: float, *, video: bool, fd: int) -> li
         "-movflags",
         flags,
         "-frag_duration",
-        str(round(fragment_duration_s * 1_000_000)),
+        # audio: one microsecond below the whole-frame duration, so the Nth frame closes it
+        str(round(fragment_duration_s * 1_000_000) - (0 if video else 1)),
         "-flush_packets",
         "1",
         f"pipe:{fd}",
@@ -344,5 +359,6 @@ def build_ffmpeg_argv(spec: EncodeSpec) -> list[str]:
             "-ac", "2",
             "-ar", "48000",
         ]  # fmt: skip
-        argv += _cmaf_output_args(spec.fragment_duration_s, video=False, fd=spec.audio_fd)
+        audio_fragment_s = audio_fragment_duration_s(spec.fragment_duration_s)
+        argv += _cmaf_output_args(audio_fragment_s, video=False, fd=spec.audio_fd)
     return argv

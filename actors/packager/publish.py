@@ -19,7 +19,8 @@ class PublishSettings:
     playlist_size: int
     part_target_s: float
     low_latency: bool
-    utc_timing_url: str = "../time"
+    # absolute path: resolves to the serving host's /time on the API and the origin alike
+    utc_timing_url: str = "/time"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
