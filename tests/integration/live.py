@@ -139,7 +139,7 @@ def running_publisher(protocol: str, **kwargs: object) -> Iterator[Publisher]:
         pub.stop()
 
 
-def test_env(output_dir: Path, **overrides: str) -> dict[str, str]:
+def service_env(output_dir: Path, **overrides: str) -> dict[str, str]:
     env = {
         "OUTPUT_DIR": str(output_dir),
         "SEGMENT_DURATION": "1",
@@ -157,7 +157,7 @@ def test_env(output_dir: Path, **overrides: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def running_service(output_dir: Path, **overrides: str) -> AsyncIterator[StreamService]:
-    settings = load_settings(test_env(output_dir, **overrides))
+    settings = load_settings(service_env(output_dir, **overrides))
     service = StreamService(settings)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
