@@ -30,9 +30,7 @@ HLSDASH_EXE = Path(sys.executable).with_name("hlsdash")
 
 # A real live source: 30 fps test pattern (with a running clock burned in by testsrc2) and a
 # 440 Hz tone, generated in real time by FFmpeg's lavfi device.
-LIVE_SOURCE = (
-    "lavfi:testsrc2=size=640x360:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
-)
+LIVE_SOURCE = "lavfi:testsrc2=size=640x360:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
 QUALITIES: tuple[str, ...] = ("360p", "240p")
 QUALITY_HEIGHTS: dict[str, int] = {"360p": 360, "240p": 240, "480p": 480, "720p": 720}
 

@@ -20,9 +20,11 @@ from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
 from supervisor.service import StreamService
-from tests.integration.live import free_port, test_env, wait_for
+from tests.integration.live import free_port, service_env, wait_for
 
-LAVFI_SOURCE = "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
+LAVFI_SOURCE = (
+    "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
+)
 
 
 @dataclass
@@ -47,7 +49,7 @@ class Front:
 @contextlib.asynccontextmanager
 async def running_front(output_dir: Path, **overrides: str) -> AsyncIterator[Front]:
     """Service + API (8083 role) + origin (8084 role) on free ports, with httpx clients."""
-    env = test_env(
+    env = service_env(
         output_dir,
         API_HOST="127.0.0.1",
         API_PORT=str(free_port()),
@@ -62,7 +64,11 @@ async def running_front(output_dir: Path, **overrides: str) -> AsyncIterator[Fro
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         await nursery.start(
-            serve_app, create_api_app(service, metrics, playback), settings, settings.api_port, stop.wait
+            serve_app,
+            create_api_app(service, metrics, playback),
+            settings,
+            settings.api_port,
+            stop.wait,
         )
         await nursery.start(
             serve_app, OriginApp(playback, metrics), settings, settings.origin_port, stop.wait
@@ -94,7 +100,9 @@ def stream_body(stream_id: str, **fields: object) -> dict[str, object]:
     return body
 
 
-async def wait_live_segments(front: Front, stream_id: str, count: int, timeout_s: float = 40) -> None:
+async def wait_live_segments(
+    front: Front, stream_id: str, count: int, timeout_s: float = 40
+) -> None:
     actor = front.service.get(stream_id)
     await wait_for(
         lambda: actor.status.segments_produced >= count,
@@ -104,7 +112,9 @@ async def wait_live_segments(front: Front, stream_id: str, count: int, timeout_s
     )
 
 
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, object]:
+def assert_error(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, object]:
     """The stable error shape, JSON, no traceback."""
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json"), response.headers

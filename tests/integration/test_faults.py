@@ -20,7 +20,6 @@ from tests.integration.live import (
     start_stream,
     wait_for,
     wait_segments,
-    wait_state,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -67,8 +67,17 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]
 
 def client(api_port: int, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(ROOT / "example_client.py"), "--api", f"http://127.0.0.1:{api_port}", *args],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            str(ROOT / "example_client.py"),
+            "--api",
+            f"http://127.0.0.1:{api_port}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -149,7 +158,12 @@ def test_sigkill_of_the_service_leaves_no_ffmpeg(tmp_path: Path) -> None:
 def test_invalid_configuration_fails_fast_with_the_variable_named(tmp_path: Path) -> None:
     env = {**os.environ, "SEGMENT_DURATION": "lots"}
     result = subprocess.run(
-        [*HLSDASH, "serve"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=30,
+        [*HLSDASH, "serve"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
         check=False,
     )
     assert result.returncode == 2
@@ -164,7 +178,11 @@ def test_version_and_help() -> None:
     assert version.returncode == 0
     assert version.stdout.startswith("hlsdash ")
     helped = subprocess.run(
-        [*HLSDASH, "serve", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30,
+        [*HLSDASH, "serve", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
         check=False,
     )
     assert "--segment-duration" in helped.stdout
