@@ -112,7 +112,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"hlsdash: cannot start: {error}", file=sys.stderr)
         return 1
+    except BaseExceptionGroup as group:
+        # trio wraps start-up failures (a port in use, say) in exception groups: report the cause
+        cause = _first_os_error(group)
+        if cause is None:
+            raise
+        print(f"hlsdash: cannot start: {cause}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _first_os_error(group: BaseExceptionGroup[BaseException]) -> OSError | None:
+    for error in group.exceptions:
+        if isinstance(error, OSError):
+            return error
+        if isinstance(error, BaseExceptionGroup):
+            found = _first_os_error(error)
+            if found is not None:
+                return found
+    return None
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from supervisor import __version__
 from supervisor.http.openapi import openapi_document
 from supervisor.http.origin_core import OriginResponse
-from supervisor.http.playback import Playback, time_response
+from supervisor.http.playback import Playback, StreamedResponse, time_response
 from supervisor.http.views import stream_view
 from supervisor.metrics import Metrics
 from supervisor.requests import RequestInvalid, parse_stream_request
@@ -242,6 +242,12 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             headers=request.headers,
             query_string=request.query_string.decode("latin-1"),
         )
+        if isinstance(result, StreamedResponse):
+            streamed = RawResponse(result.chunks or b"", status=result.status)
+            streamed.headers.clear()
+            for name, value in result.headers:
+                streamed.headers.add(name, value)
+            return streamed
         return to_quart(result)
 
     # -------------------------------------------------------------- health, metrics, docs

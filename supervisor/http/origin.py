@@ -15,7 +15,7 @@ import structlog
 
 from supervisor.http import origin_core
 from supervisor.http.origin_core import OriginResponse
-from supervisor.http.playback import Playback, time_response
+from supervisor.http.playback import Playback, StreamedResponse, time_response
 from supervisor.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -71,10 +71,16 @@ class OriginApp:
                 "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in result.headers],
             }
         )
-        await send({"type": "http.response.body", "body": result.body})
+        if isinstance(result, StreamedResponse):
+            if result.chunks is not None:
+                async for chunk in result.chunks:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await send({"type": "http.response.body", "body": result.body})
         self._metrics.observe("origin", route, result.status, time.perf_counter() - started)
 
-    async def _route(self, scope: Scope) -> tuple[str, OriginResponse]:
+    async def _route(self, scope: Scope) -> tuple[str, OriginResponse | StreamedResponse]:
         path: str = scope["path"]
         method: str = scope["method"]
         if path == "/time":
@@ -88,6 +94,7 @@ class OriginApp:
             return "unmatched", origin_core.not_found(head=method == "HEAD")
         stream_id, relative = split
         query = scope.get("query_string", b"").decode("latin-1")
+        result: OriginResponse | StreamedResponse
         try:
             result = await self._playback.serve(
                 stream_id,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import AsyncIterator, Hashable
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -18,8 +19,9 @@ import trio
 from actors.edge import EdgeReader
 from actors.packager.publish import last_part_position
 from actors.stream import StreamActor
-from supervisor.http import origin_core
+from supervisor.http import live_edge, origin_core
 from supervisor.http.origin_core import (
+    HeaderPairs,
     HlsDirectiveError,
     HlsDirectives,
     ObjectKind,
@@ -32,6 +34,23 @@ from supervisor.service import StreamNotFound, StreamService
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _OBJECT_CACHE_SIZE = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedResponse:
+    """A 200 whose body is produced while it is sent (a segment still being written)."""
+
+    status: int
+    headers: HeaderPairs
+    chunks: AsyncIterator[bytes] | None  # None for HEAD
+
+
+def streamed_segment_headers(*, audio: bool) -> HeaderPairs:
+    return (
+        *origin_core.CORS_HEADERS,
+        ("content-type", origin_core.content_type(ObjectKind.SEGMENT, audio=audio)),
+        ("cache-control", origin_core.cache_control(ObjectKind.SEGMENT, immutable=False)),
+    )
 
 
 class ObjectCache:
@@ -83,7 +102,7 @@ class Playback:
         method: str,
         headers: RequestHeaders,
         query_string: str,
-    ) -> OriginResponse:
+    ) -> OriginResponse | StreamedResponse:
         if method == "OPTIONS":
             return origin_core.preflight()
         if method not in _READ_METHODS:
@@ -107,7 +126,9 @@ class Playback:
             except HlsDirectiveError as error:
                 return error.response()
         obj = await self._find(actor, reader, path, relative, directives)
-        if isinstance(obj, OriginResponse):
+        if isinstance(obj, OriginResponse | StreamedResponse):
+            if isinstance(obj, StreamedResponse) and head:
+                return StreamedResponse(obj.status, obj.headers, None)
             return obj
         if obj is None:
             return origin_core.not_found(
@@ -127,7 +148,7 @@ class Playback:
         path: OriginPath,
         relative: str,
         directives: HlsDirectives,
-    ) -> OriginObject | OriginResponse | None:
+    ) -> OriginObject | OriginResponse | StreamedResponse | None:
         identity = id(actor)
         kind = path.kind
         if kind in {ObjectKind.MULTIVARIANT_PLAYLIST, ObjectKind.DASH_MANIFEST}:
@@ -165,6 +186,12 @@ class Playback:
         audio = rid == "audio"
         if kind is ObjectKind.PART:
             part = reader.part(rid, path.number, path.part_index)
+            if part is None and actor.low_latency:
+                # the preload-hinted part: hold the request until it is complete
+                data = await live_edge.wait_for_part(
+                    actor, rid, path.number, path.part_index, 3 * reader.target_duration_s
+                )
+                part = reader.part(rid, path.number, path.part_index) if data else None
             if part is None:
                 return None
             key = (identity, relative, part.immutable)
@@ -180,6 +207,15 @@ class Playback:
             return cached
         if kind is ObjectKind.SEGMENT:
             if not reader.is_committed(path.number):
+                if actor.low_latency and live_edge.may_stream_segment(actor, rid, path.number):
+                    # LL-DASH: 200 at once, each CMAF chunk as the packager gets it
+                    return StreamedResponse(
+                        200,
+                        streamed_segment_headers(audio=audio),
+                        live_edge.stream_segment(
+                            actor, rid, path.number, 3 * reader.target_duration_s
+                        ),
+                    )
                 return None
             in_memory = reader.segment(rid, path.number)
             if in_memory is not None:
