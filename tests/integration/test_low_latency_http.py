@@ -1,0 +1,130 @@
+"""Low-latency delivery over real HTTP: held parts, chunked growing segments, HTTP/2 (h2c and TLS)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from actors.packager.bmff import split_stream
+from actors.packager.model import Fragment
+from supervisor.http.api import create_api_app
+from supervisor.http.origin import OriginApp
+from supervisor.http.playback import Playback
+from supervisor.http.server import serve_app
+from supervisor.metrics import Metrics
+from tests.integration.live import free_port, running_service, start_stream, wait_segments
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SOURCE = "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+async def test_hinted_part_is_held_and_growing_segment_streams_chunk_by_chunk(
+    tmp_path: Path,
+) -> None:
+    origin_port = free_port()
+    async with running_service(tmp_path, ORIGIN_PORT=str(origin_port)) as service:
+        playback = Playback(service)
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                serve_app, OriginApp(playback, Metrics(service)), service.settings, origin_port,
+                stop.wait,
+            )
+            actor = await start_stream(service, "ll", SOURCE, qualities=["240p"])
+            await wait_segments(actor, 2)
+            base = f"http://127.0.0.1:{origin_port}/ll/240p"
+            async with httpx.AsyncClient(timeout=15) as client:
+                playlist = (await client.get(f"{base}/playlist.m3u8")).text
+                hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"', playlist)
+                assert hint is not None
+                asked = time.monotonic()
+                held = await client.get(f"{base}/{hint.group(1)}")
+                held_s = time.monotonic() - asked
+                assert held.status_code == 200
+                # the hinted part did not exist yet: the request waited for it (≤ one part)
+                assert 0.0 < held_s < 1.5
+                records = split_stream(
+                    (await client.get(f"{base}/init_1.mp4")).content + held.content
+                )
+                assert isinstance(records[-1], Fragment)
+                # the part is exactly what the playlist lists next
+                after = (await client.get(f"{base}/playlist.m3u8")).text
+                assert f'URI="{hint.group(1)}"' in after.split("#EXT-X-PRELOAD-HINT")[0]
+
+                number = actor.timeline.next_number + 1 if actor.timeline else 0
+                arrivals: list[tuple[float, int]] = []
+                asked = time.monotonic()
+                async with client.stream("GET", f"{base}/seg_{number}.m4s") as response:
+                    assert response.status_code == 200
+                    assert response.headers["cache-control"] == "no-cache"
+                    body = b""
+                    async for chunk in response.aiter_raw():
+                        arrivals.append((time.monotonic() - asked, len(chunk)))
+                        body += chunk
+                # bytes came in several bursts spread over the segment's duration…
+                assert len(arrivals) >= 2
+                assert arrivals[-1][0] - arrivals[0][0] > 0.4
+                # …and add up to exactly the finished segment
+                final = await client.get(f"{base}/seg_{number}.m4s")
+                assert final.status_code == 200
+                assert final.headers["cache-control"] == "public, max-age=31536000, immutable"
+                assert body == final.content
+            stop.set()
+
+
+async def test_http2_cleartext_and_tls(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    api_port, tls_port = free_port(), free_port()
+    async with running_service(tmp_path / "streams") as service:
+        playback = Playback(service)
+        metrics = Metrics(service)
+        settings = service.settings
+        tls_settings = type(settings)(**{**{f: getattr(settings, f) for f in settings.__dataclass_fields__},
+                                        "tls_cert": str(cert), "tls_key": str(key)})
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_app, create_api_app(service, metrics, playback), settings,
+                                api_port, stop.wait)
+            await nursery.start(serve_app, OriginApp(playback, metrics), tls_settings, tls_port,
+                                stop.wait)
+            actor = await start_stream(service, "h2", SOURCE, qualities=["240p"])
+            await wait_segments(actor, 2)
+            # h2c with prior knowledge on the API port
+            async with httpx.AsyncClient(http1=False, http2=True, timeout=15) as h2c:
+                response = await h2c.get(f"http://127.0.0.1:{api_port}/streams/h2/240p/playlist.m3u8")
+                assert response.http_version == "HTTP/2"
+                assert response.status_code == 200
+                assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES" in response.text
+            # TLS with ALPN h2 on the origin, and a blocking reload over it
+            async with httpx.AsyncClient(http2=True, verify=str(cert), timeout=15) as h2:
+                base = f"https://127.0.0.1:{tls_port}/h2/240p"
+                playlist = await h2.get(f"{base}/playlist.m3u8")
+                assert playlist.http_version == "HTTP/2"
+                last = max(int(n) for n in re.findall(r"seg_(\d+)\.m4s", playlist.text))
+                asked = time.monotonic()
+                blocked = await h2.get(
+                    f"{base}/playlist.m3u8", params={"_HLS_msn": last + 1, "_HLS_part": 0}
+                )
+                assert blocked.http_version == "HTTP/2"
+                assert blocked.status_code == 200
+                assert time.monotonic() - asked < 3 * 1 + 0.5
+                assert f"part_{last + 1}_0.m4s" in blocked.text or f"seg_{last + 1}.m4s" in blocked.text
+            stop.set()
