@@ -39,12 +39,21 @@ def target_duration_s(settings: PublishSettings) -> int:
     return max(1, math.ceil(settings.segment_duration_s - 1e-9))
 
 
-def low_latency_hls(settings: PublishSettings) -> hls.LowLatencyHls:
+def part_target_s(settings: PublishSettings, observed_part_s: float = 0.0) -> float:
+    """PART-TARGET: the configured value, or the media's real part length if that is longer.
+
+    Rounded up to the millisecond so every part is ≤ PART-TARGET (rfc8216bis MUST).
+    """
+    return max(settings.part_target_s, math.ceil(observed_part_s * 1000 - 1e-6) / 1000)
+
+
+def low_latency_hls(settings: PublishSettings, observed_part_s: float = 0.0) -> hls.LowLatencyHls:
     td = target_duration_s(settings)
+    target = part_target_s(settings, observed_part_s)
     return hls.LowLatencyHls(
-        part_target_s=settings.part_target_s,
+        part_target_s=target,
         # Apple requires ≥ 3 × PART-TARGET; hls.js aims exactly at it, so this is our latency floor.
-        part_hold_back_s=round(3 * settings.part_target_s, 5),
+        part_hold_back_s=round(3 * target, 5),
         can_skip_until_s=6 * td,
     )
 
@@ -94,7 +103,7 @@ def render_media_playlist(
             segments=segments,
             discontinuity_sequence=timeline.discontinuity_sequence(first_number),
             ended=ended,
-            low_latency=low_latency_hls(settings) if ll else None,
+            low_latency=low_latency_hls(settings, timeline.observed_part_s()) if ll else None,
             partial_segment=partial,
             rendition_reports=tuple(reports),
             skip_requested=skip_requested and ll,

@@ -161,6 +161,10 @@ class StreamTimeline:
         self._last_committed_epoch: int | None = None
         self.segments_committed_total = 0
         self.last_commit_unix_s: float | None = None
+        # Longest first part seen per rendition. A full part's length depends on the frame rate
+        # (0.5 s is 15 frames at 30 fps but 13 frames = 0.52 s at 25 fps), so the PART-TARGET we
+        # advertise is taken from the media, once, before any part is listed.
+        self._first_part_s: dict[str, float] = {}
 
     # ------------------------------------------------------------------ inputs
 
@@ -230,6 +234,7 @@ class StreamTimeline:
                 start_ticks=fragment.decode_time_ticks + rendition.offset_ticks,
             )
             rendition.growing = growing
+        self._first_part_s.setdefault(rendition_id, fragment_duration_s)
         data = rebase_fragment(fragment.data, rendition.offset_ticks)
         growing.parts.append(
             PartRecord(
@@ -316,6 +321,10 @@ class StreamTimeline:
     def oldest_retained_number(self) -> int | None:
         firsts = [c[0].number for c in self._committed.values() if c]
         return min(firsts) if firsts else None
+
+    def observed_part_s(self) -> float:
+        """The longest first part any rendition produced (0 before any)."""
+        return max(self._first_part_s.values(), default=0.0)
 
     def discontinuity_sequence(self, first_listed_number: int) -> int:
         """How many discontinuities precede the segment ``first_listed_number`` (HLS)."""

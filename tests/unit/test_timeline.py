@@ -6,6 +6,7 @@ Uses real FFmpeg fragments (tests/fixtures/bmff): video 320x180, 1 s GOP, 0.33 s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,22 @@ def test_numbers_never_repeat_and_time_never_goes_back(restarts: list[float]) ->
     assert all(starts[i + 1] >= ends[i] for i in range(len(segments) - 1))
     audio_numbers = [s.number for s in timeline.edge("audio").committed]
     assert audio_numbers == numbers
+
+
+def test_part_target_comes_from_the_media_when_parts_are_longer() -> None:
+    timeline = make_timeline()
+    run_epoch(timeline, AST + 5.0, end=False)
+    assert timeline.observed_part_s() == pytest.approx(16384 / 48000)  # AAC 0.341 s > video 0.333
+    configured = publish.PublishSettings(
+        segment_duration_s=1.0, playlist_size=10, part_target_s=0.3, low_latency=True
+    )
+    text = publish.render_media_playlist(timeline, "180p", configured)
+    assert text is not None
+    assert "#EXT-X-PART-INF:PART-TARGET=0.342" in text
+    assert "PART-HOLD-BACK=1.026" in text
+    durations = [float(d) for d in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", text)]
+    assert durations and max(durations) <= 0.342
+    longer = publish.PublishSettings(
+        segment_duration_s=1.0, playlist_size=10, part_target_s=0.5, low_latency=True
+    )
+    assert "PART-TARGET=0.500" in (publish.render_media_playlist(timeline, "180p", longer) or "")
