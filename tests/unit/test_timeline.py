@@ -215,7 +215,8 @@ def test_part_target_comes_from_the_media_when_parts_are_longer() -> None:
     assert "#EXT-X-PART-INF:PART-TARGET=0.342" in text
     assert "PART-HOLD-BACK=1.026" in text
     durations = [float(d) for d in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", text)]
-    assert durations and max(durations) <= 0.342
+    assert durations
+    assert max(durations) <= 0.342
     longer = publish.PublishSettings(
         segment_duration_s=1.0, playlist_size=10, part_target_s=0.5, low_latency=True
     )
