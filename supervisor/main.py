@@ -92,7 +92,7 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
             nursery.start_soon(_keep_demo_alive, service, max(settings.stale_threshold_s / 3, 1.0))
             port = settings.api_port
             print(
-                f"\n  hlsdash demo is live: open http://localhost:{port}/?stream={DEMO_STREAM_ID}\n"
+                f"\n  hlsdash demo is live: open http://localhost:{port}/#stream={DEMO_STREAM_ID}\n"
                 f"  HLS  http://localhost:{port}/streams/{DEMO_STREAM_ID}/playlist.m3u8\n"
                 f"  DASH http://localhost:{port}/streams/{DEMO_STREAM_ID}/manifest.mpd\n"
                 f"  Ctrl-C stops it.\n",

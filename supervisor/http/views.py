@@ -27,7 +27,7 @@ def playback_urls(stream_id: str, *, api_base: str, cdn_base: str) -> dict[str, 
         "dash": f"{api}/streams/{stream_id}/manifest.mpd",
         "cdn_hls": f"{cdn}/{stream_id}/playlist.m3u8",
         "cdn_dash": f"{cdn}/{stream_id}/manifest.mpd",
-        "dashboard": f"{api}/?stream={stream_id}",
+        "dashboard": f"{api}/#stream={stream_id}",
     }
 
 
