@@ -25,6 +25,8 @@ def hypercorn_config(settings: Settings, port: int) -> Config:
     config.h11_max_incomplete_size = 16 * 1024
     config.include_server_header = False
     config.h2_max_concurrent_streams = 1000  # LL-HLS keeps several blocking requests in flight
+    # thousands of players reconnect at once after a CDN hiccup; the default 100 drops SYNs
+    config.backlog = 4096
     if settings.tls_cert:
         config.certfile = settings.tls_cert
         config.keyfile = settings.tls_key
