@@ -177,6 +177,11 @@ class StreamActor:
     def wall_now(self) -> float:
         return self._wall()
 
+    def note_error(self, error: str) -> None:
+        """Keep an error reported from outside (the supervisor) if the actor recorded none."""
+        if self.status.last_error is None:
+            self._update(last_error=error)
+
     def heartbeat(self) -> float:
         """Renew the lease; returns the new wall-clock expiry."""
         now = self._wall()
@@ -351,7 +356,7 @@ class StreamActor:
         self, plan: EncodePlan, task_status: trio.TaskStatus[None] | None
     ) -> None:
         timeline = self._ensure_timeline(plan)
-        rendition_ids = timeline.rendition_ids if plan.source_known else plan.rendition_ids
+        rendition_ids = plan.rendition_ids
         pipes = [make_pipe() for _ in rendition_ids]
         write_fds = [w for _, w in pipes]
         video_count = len(plan.rungs)

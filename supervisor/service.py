@@ -226,8 +226,8 @@ class StreamService:
 
     def _on_child_exit(self, stream_id: str, outcome: SupervisionOutcome) -> None:
         actor = self._actors.get(stream_id)
-        if actor is not None and outcome.last_error and actor.status.last_error is None:
-            actor._update(last_error=outcome.last_error)
+        if actor is not None and outcome.last_error:
+            actor.note_error(outcome.last_error)
         ended = [sid for sid, a in self._actors.items() if a.finished.is_set()]
         for sid in ended[: max(0, len(ended) - _MAX_ENDED_KEPT)]:
             del self._actors[sid]
