@@ -74,6 +74,7 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 def create_api_app(service: StreamService, metrics: Metrics, playback: Playback) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
+    app.asgi_app = _shielded_send(app.asgi_app)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     settings = service.settings
@@ -168,8 +169,10 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             )
         try:
             body = json.loads(raw or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, int over 4300 digits
             return error_response(400, "malformed_json", f"request body is not valid JSON: {error}")
+        except RecursionError:
+            return error_response(400, "malformed_json", "request body is nested too deeply")
         try:
             spec, source = parse_stream_request(
                 body,
@@ -312,6 +315,25 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     def origin_core_time_response() -> Response:
         return to_quart(time_response())
+
+    return app
+
+
+def _shielded_send(asgi_app: Any) -> Any:
+    """Run each ASGI ``send`` shielded from the request's cancellation.
+
+    Quart-Trio cancels its request nursery as soon as ``http.disconnect`` arrives, and Hypercorn
+    delivers that message from *inside* the final ``send`` (while it closes a ``Connection: close``
+    socket). Unshielded, the close is cancelled half-way and the client never sees EOF: the socket
+    and its task leak until the client gives up. Hypercorn already shields its socket writes.
+    """
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        async def send_shielded(message: Any) -> None:
+            with trio.CancelScope(shield=True):
+                await send(message)
+
+        await asgi_app(scope, receive, send_shielded)
 
     return app
 
