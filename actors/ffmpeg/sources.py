@@ -149,12 +149,21 @@ def validate_source_url(
 
     rest = url[len(scheme) + 1 :]
     if scheme in NETWORK_SCHEMES:
-        try:
-            host = urlsplit(url).hostname
-        except ValueError as exc:
-            raise SourceError("source URL is malformed") from exc
-        if not rest.startswith("//") or not host:
+        if not rest.startswith("//"):
             raise SourceError("source URL has no host")
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+            port = parts.port  # raises ValueError for a non-numeric or out-of-range port
+        except ValueError as exc:
+            raise SourceError("source URL has an invalid host or port") from exc
+        # FFmpeg's ``udp://@:1234`` / ``rtp://@:1234`` means "listen on this port": no host, but
+        # then a port is required
+        listens = scheme in {"udp", "rtp"} and parts.netloc.startswith("@") and port is not None
+        if not host and not listens:
+            raise SourceError("source URL has no host")
+        if port == 0:
+            raise SourceError("source URL has an invalid host or port")
         return ValidatedSource(url=url, scheme=scheme, input_args=_network_input_args(scheme))
     if scheme == "lavfi":
         if not rest or rest.startswith("-"):

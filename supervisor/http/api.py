@@ -39,7 +39,10 @@ log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-_PROTECTED_PREFIX = "/streams"
+# the control endpoints; playback, health, metrics, docs and the dashboard stay public
+_PROTECTED_ENDPOINTS = frozenset(
+    {"create_stream", "list_streams", "get_stream", "delete_stream", "heartbeat"}
+)
 
 
 def error_response(
@@ -74,6 +77,8 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 def create_api_app(service: StreamService, metrics: Metrics, playback: Playback) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
+    # "//" in a path must be a JSON 404 like any unknown path, not werkzeug's HTML 308 redirect
+    app.url_map.merge_slashes = False
     app.asgi_app = _shielded_send(app.asgi_app)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
@@ -103,13 +108,10 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
         g.started_s = time.perf_counter()
         if not settings.api_token:
             return None
-        path = request.path
-        if not path.startswith(_PROTECTED_PREFIX):
-            return None
-        parts = path.split("/")
-        # playback under /streams/{id}/… stays public; the control endpoints need the token
-        is_playback = len(parts) >= 4 and parts[3] not in {"heartbeat", ""}
-        if is_playback:
+        # Decide by the route that matched, never by the raw path: "//streams" or
+        # "/streams/x//heartbeat" must not slip past a prefix check. Unmatched paths fall through
+        # to a 404/405 that reveals nothing.
+        if request.endpoint not in _PROTECTED_ENDPOINTS:
             return None
         supplied = request.headers.get("Authorization", "")
         expected = f"Bearer {settings.api_token}"
@@ -238,6 +240,12 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     @app.route("/streams/<stream_id>/<path:relative>", methods=["GET", "HEAD", "OPTIONS"])
     async def playback_route(stream_id: str, relative: str) -> Response:
+        if relative == "heartbeat":  # the control endpoint, asked with the wrong method
+            response = error_response(
+                405, "method_not_allowed", f"method {request.method} is not allowed here"
+            )
+            response.headers["Allow"] = "POST"
+            return response
         result = await playback.serve(
             stream_id,
             relative,

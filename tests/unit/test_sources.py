@@ -130,3 +130,16 @@ def test_wellformed_network_urls_are_accepted_verbatim(scheme: str, host: str, p
     src = validate_source_url(url, DEFAULT)
     assert src.url == url
     assert src.input_args[0] == "-protocol_whitelist"
+
+
+@pytest.mark.parametrize(
+    "url", ["rtmp://h:99999/x", "http://u:p@h:abc/x", "http://h:0/", "udp://@", "rtmp://:80/x"]
+)
+def test_bad_ports_and_missing_hosts_are_refused(url: str) -> None:
+    with pytest.raises(SourceError):
+        validate_source_url(url, frozenset({"rtmp", "http", "udp"}))
+
+
+@pytest.mark.parametrize("url", ["udp://@:1234", "rtp://@:5004", "udp://239.0.0.1:1234"])
+def test_udp_and_rtp_listen_syntax_is_accepted(url: str) -> None:
+    assert validate_source_url(url, frozenset({"udp", "rtp"})).url == url
