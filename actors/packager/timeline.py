@@ -344,10 +344,11 @@ class StreamTimeline:
         # …but never earlier than where the previous run ended: the timeline only moves forward.
         return max(anchored, self._timeline_end_s, 0.0)
 
-    def _complete(self, rendition: _Rendition, growing: _Growing) -> None:
+    def _record(self, rendition: _Rendition, growing: _Growing) -> SegmentRecord:
+        """The segment record of a growing segment as it stands now."""
         track = rendition.track
         assert track is not None
-        record = SegmentRecord(
+        return SegmentRecord(
             number=growing.number,
             start_ticks=growing.start_ticks,
             duration_ticks=growing.duration_ticks,
@@ -359,6 +360,9 @@ class StreamTimeline:
             init_name=rendition.init_name or "",
             parts=tuple(growing.parts),
         )
+
+    def _complete(self, rendition: _Rendition, growing: _Growing) -> None:
+        record = self._record(rendition, growing)
         rendition.completed.append((record, b"".join(growing.chunks)))
 
     def _commit_ready(self, now_unix_s: float) -> Changes:
@@ -413,8 +417,7 @@ class StreamTimeline:
         Parts of a later segment stay hidden until the barrier commits the earlier one, so a
         playlist never lists parts of segment n+1 before segment n is complete everywhere.
         """
-        track = rendition.track
-        if track is None:
+        if rendition.track is None:
             return None
         for record, _data in rendition.completed:
             if record.number == self.next_number:
@@ -423,18 +426,7 @@ class StreamTimeline:
         growing = rendition.growing
         if growing is None or growing.number != self.next_number or not growing.parts:
             return None
-        return SegmentRecord(
-            number=growing.number,
-            start_ticks=growing.start_ticks,
-            duration_ticks=growing.duration_ticks,
-            timescale=track.timescale,
-            program_date_time_unix_s=self.availability_start_unix_s
-            + growing.start_ticks / track.timescale,
-            byte_length=growing.byte_length,
-            epoch=self.epoch,
-            init_name=rendition.init_name or "",
-            parts=tuple(growing.parts),
-        )
+        return self._record(rendition, growing)
 
 
 def _slice_part(record: SegmentRecord, data: bytes, part_index: int) -> bytes | None:
