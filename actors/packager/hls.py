@@ -103,7 +103,10 @@ class MediaPlaylistInput:
     ``discontinuity_sequence`` counts the discontinuities before the first listed segment (it does
     not change for a delta update). ``partial_segment`` is the growing segment at the live edge
     (its number and the parts published so far); it is used only with ``low_latency`` and not
-    after ``ended``.
+    after ``ended``. ``partial_complete`` says the growing segment has all its parts (the packager
+    knows, or predicts from the segment grid, that the next part opens the next segment): the
+    preload hint then names part 0 of the next segment, since a hint MUST name the part that will
+    appear next (rfc8216bis App. B; Shaka requests the hint and fails on a part that never comes).
     """
 
     target_duration_s: int
@@ -114,6 +117,7 @@ class MediaPlaylistInput:
     partial_segment: SegmentRecord | None = None
     rendition_reports: tuple[RenditionReport, ...] = ()
     skip_requested: bool = False
+    partial_complete: bool = False
 
 
 def _validate(p: MediaPlaylistInput, partial: SegmentRecord | None) -> None:
@@ -213,7 +217,9 @@ def render_media_playlist(p: MediaPlaylistInput) -> str:
             lines += _segment_lead_tags(partial, previous, force_map=False)
             lines += _part_lines(partial.number, partial.parts)
     if ll is not None and not p.ended:
-        if partial is not None:
+        if partial is not None and partial.parts and p.partial_complete:
+            next_number, next_index = partial.number + 1, 0
+        elif partial is not None:
             next_number = partial.number
             next_index = partial.parts[-1].index + 1 if partial.parts else 0
         else:

@@ -151,6 +151,12 @@ class BaseAdapter {
   latencyS() {
     return null;
   }
+  // Wall clock now minus the wall-clock time of the frame on screen, from the manifest's own
+  // clock mapping (HLS PROGRAM-DATE-TIME, DASH availabilityStartTime): independent of how the
+  // engine defines its "latency".
+  wallClockLatencyS() {
+    return null;
+  }
   isLive() {
     return false;
   }
@@ -174,6 +180,7 @@ class BaseAdapter {
       decodedFrames: frames.decoded,
       bufferAheadS: bufferAheadS(v),
       latencyS: finiteOrNull(this.latencyS()),
+      pdtLatencyS: this.isLive() ? finiteOrNull(this.wallClockLatencyS()) : null,
       levels: this.levels(),
       currentLevel: this.currentLevel(),
       autoLevel: this.autoLevel(),
@@ -235,6 +242,10 @@ class HlsJsAdapter extends BaseAdapter {
     // hls.latency is only defined relative to a live edge.
     return this.isLive() ? this.hls.latency : null;
   }
+  wallClockLatencyS() {
+    const when = this.hls?.playingDate;
+    return when ? (Date.now() - when.getTime()) / 1000 : null;
+  }
   setLevel(i) {
     if (!this.hls) return;
     // currentLevel switches immediately (flushes the forward buffer) so the
@@ -274,7 +285,9 @@ class DashJsAdapter extends BaseAdapter {
         streaming.delay = { liveDelay: this.targetLatencyS };
       }
     }
-    this.player.updateSettings({ streaming });
+    const debug = new URLSearchParams(location.search).get("debug") === "1";
+    // ?debug=1 on the page turns on dash.js's own log (console) for diagnostics.
+    this.player.updateSettings({ streaming, debug: { logLevel: debug ? 5 : 1 } });
     this.player.on(this.events.ERROR, (e) => {
       this.log.add(`dash.js error ${describeDashError(e)}`, true);
     });
@@ -322,6 +335,11 @@ class DashJsAdapter extends BaseAdapter {
     if (!this.isLive()) return null;
     return this.player.getCurrentLiveLatency();
   }
+  wallClockLatencyS() {
+    // timeAsUTC(): the playhead as seconds since 1970 (AST + period start + currentTime)
+    const utc = this.player?.timeAsUTC();
+    return Number.isFinite(utc) && utc > 0 ? Date.now() / 1000 - utc : null;
+  }
   setLevel(i) {
     if (!this.player) return;
     this.auto = i < 0;
@@ -361,8 +379,15 @@ class ShakaAdapter extends BaseAdapter {
     this.player = new shaka.Player();
     this.player.addEventListener("error", (ev) => {
       const err = ev.detail;
-      const fatal = err?.severity === shaka.util.Error.Severity.CRITICAL;
-      this.log.add(`shaka error ${err?.code ?? "?"} (category ${err?.category ?? "?"})`, fatal);
+      // Shaka fires "error" before its streaming failureCallback runs; on a live stream that
+      // callback downgrades HTTP errors (1001-1003) to RECOVERABLE and retries streaming itself
+      // (e.g. a preload-hinted part that never appears because the encoder restarted). Read the
+      // severity after that decision, so only errors Shaka really gives up on count as fatal.
+      setTimeout(() => {
+        const fatal = err?.severity === shaka.util.Error.Severity.CRITICAL;
+        const what = `shaka error ${err?.code ?? "?"} (category ${err?.category ?? "?"})`;
+        this.log.add(fatal ? what : `${what}, recoverable: Shaka retries`, fatal);
+      }, 0);
     });
     this.player.configure({
       abr: { enabled: true },
@@ -422,6 +447,10 @@ class ShakaAdapter extends BaseAdapter {
     const when = this.player.getPlayheadTimeAsDate();
     return when ? (Date.now() - when.getTime()) / 1000 : null;
   }
+  wallClockLatencyS() {
+    const when = this.player?.getPlayheadTimeAsDate();
+    return when ? (Date.now() - when.getTime()) / 1000 : null;
+  }
   setLevel(i) {
     if (!this.player) return;
     if (i < 0) {
@@ -463,7 +492,12 @@ export async function createPlayer({
   if (!(engine in ENGINES)) throw new Error(`unknown engine ${engine}`);
   // Muted autoplay is the only kind browsers allow without a user gesture.
   video.muted = true;
-  video.autoplay = true;
+  // dash.js autoplays itself (initialize(..., true)) and must see the element's "play" event
+  // after it has attached: its ManifestUpdater only starts refreshing a dynamic MPD on
+  // PLAYBACK_STARTED, so a play() fired earlier (autoplay attribute or our own call) leaves it
+  // playing a manifest that never updates and stalling at its last segment.
+  const selfStarting = engine === "dashjs";
+  video.autoplay = !selfStarting;
   video.playsInline = true;
   const absSrc = new URL(src, location.href).href;
   let adapter;
@@ -480,6 +514,7 @@ export async function createPlayer({
   } catch (err) {
     adapter.log.add(`${engine} start failed: ${describeError(err)}`, true);
   }
+  if (selfStarting) return adapter;
   video.play().catch((err) => {
     // Autoplay can be refused before data arrives; the engines retry play()
     // themselves once media is attached, so this is informational only.
@@ -507,6 +542,7 @@ export function exposeTestHooks(getPlayer, pageErrors) {
         decodedFrames: 0,
         bufferAheadS: 0,
         latencyS: null,
+        pdtLatencyS: null,
         levels: [],
         currentLevel: -1,
         errors: [...pageErrors],

@@ -115,14 +115,29 @@ class PlayerState:
             raw=dict(raw),
         )
 
+    @property
+    def pdt_latency_s(self) -> float | None:
+        """Wall clock minus the on-screen frame's wall-clock time (PDT / DASH AST mapping)."""
+        value = self.raw.get("pdtLatencyS")
+        return None if value is None else float(value)
 
-def player_url(base_url: str, engine: str, src: str, *, low_latency: bool = False) -> str:
+
+def player_url(
+    base_url: str,
+    engine: str,
+    src: str,
+    *,
+    low_latency: bool = False,
+    extra: Mapping[str, str] | None = None,
+) -> str:
     """URL of ``player.html`` on a server that mounts supervisor/static at /static/."""
     if engine not in {*ENGINES, "shaka"}:
         raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
     query = f"engine={quote(engine)}&src={quote(src, safe='')}"
     if low_latency:
         query += "&ll=1"
+    for key, value in (extra or {}).items():
+        query += f"&{quote(key)}={quote(value, safe='')}"
     return f"{base_url.rstrip('/')}/static/player.html?{query}"
 
 
@@ -245,20 +260,33 @@ class PlayerHarness:
         return self.context.new_page()
 
     def open_player(
-        self, base_url: str, engine: str, src: str, low_latency: bool = False
+        self,
+        base_url: str,
+        engine: str,
+        src: str,
+        low_latency: bool = False,
+        extra: Mapping[str, str] | None = None,
     ) -> PlayerSession:
-        """Open ``player.html`` for ``src`` (absolute, or relative to ``base_url``)."""
+        """Open ``player.html`` for ``src`` (absolute, or relative to ``base_url``).
+
+        ``extra`` adds query parameters understood by player.html (``target``, ``debug``).
+        """
         page = self.context.new_page()
         session = PlayerSession(page, engine=engine, src=src)
-        page.goto(player_url(base_url, engine, src, low_latency=low_latency))
+        page.goto(player_url(base_url, engine, src, low_latency=low_latency, extra=extra))
         return session
 
     @contextmanager
     def player(
-        self, base_url: str, engine: str, src: str, low_latency: bool = False
+        self,
+        base_url: str,
+        engine: str,
+        src: str,
+        low_latency: bool = False,
+        extra: Mapping[str, str] | None = None,
     ) -> Iterator[PlayerSession]:
         """``open_player`` as a context manager that prints diagnostics if the body fails."""
-        session = self.open_player(base_url, engine, src, low_latency)
+        session = self.open_player(base_url, engine, src, low_latency, extra)
         try:
             yield session
         except BaseException:

@@ -394,6 +394,24 @@ def test_low_latency_header_parts_hint_and_reports() -> None:
     assert parsed.reports == [{"URI": "../audio/playlist.m3u8", "LAST-MSN": "5", "LAST-PART": "1"}]
 
 
+def test_complete_partial_hints_part_zero_of_the_next_segment() -> None:
+    segs = make_window(0, [180_000] * 3)
+    parsed = parse_media(
+        render_media_playlist(
+            MediaPlaylistInput(
+                target_duration_s=2,
+                segments=segs,
+                low_latency=LL,
+                partial_segment=growing(segs[-1], 4),
+                partial_complete=True,
+            )
+        )
+    )
+    assert parsed.trailing is not None
+    assert len(parsed.trailing.parts) == 4
+    assert parsed.preload_hints == [{"TYPE": "PART", "URI": "part_4_0.m4s"}]
+
+
 def test_hint_for_next_segment_when_no_partial() -> None:
     segs = make_window(0, [180_000] * 3)
     parsed = parse_media(

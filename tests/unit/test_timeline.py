@@ -221,3 +221,69 @@ def test_part_target_comes_from_the_media_when_parts_are_longer() -> None:
         segment_duration_s=1.0, playlist_size=10, part_target_s=0.5, low_latency=True
     )
     assert "PART-TARGET=0.500" in (publish.render_media_playlist(timeline, "180p", longer) or "")
+
+
+def _hint_and_parts(text: str) -> tuple[str, list[str]]:
+    hints = re.findall(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"', text)
+    assert len(hints) == 1, text
+    return hints[0], re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', text)
+
+
+def test_preload_hint_names_the_part_that_appears_next() -> None:
+    """rfc8216bis App. B: the hinted URI is the next EXT-X-PART, also across segment cuts.
+
+    Shaka requests the hinted part; hinting ``part_N_k`` one past a full segment (whose next
+    part is really ``part_{N+1}_0``) made it fail with 404s on a live stream.
+    """
+    timeline = make_timeline()
+    settings = publish.PublishSettings(
+        segment_duration_s=1.0, playlist_size=10, part_target_s=0.34, low_latency=True
+    )
+    timeline.begin_epoch()
+    timeline.on_init("180p", VIDEO_INIT)
+    timeline.on_init("audio", AUDIO_INIT)
+    events = sorted(
+        [(f.decode_time_ticks / 15360, "180p", f) for f in VIDEO]
+        + [(f.decode_time_ticks / 48000, "audio", f) for f in AUDIO],
+        key=lambda e: (e[0], e[1]),
+    )
+    previous: dict[str, tuple[str, list[str]]] = {}
+    checked = 0
+    for at_s, rid, fragment in events:
+        timeline.on_fragment(rid, fragment, now_unix_s=AST + 5.0 + at_s + 0.34)
+        for sibling in ("180p", "audio"):
+            text = publish.render_media_playlist(timeline, sibling, settings)
+            if text is None:
+                continue
+            hint, parts = _hint_and_parts(text)
+            if sibling in previous:
+                old_hint, old_parts = previous[sibling]
+                new = [p for p in parts if p not in old_parts]
+                if new:
+                    assert new[0] == old_hint, (sibling, old_hint, new)
+                    checked += 1
+            previous[sibling] = (hint, parts)
+    assert checked >= 6
+
+
+def test_partial_is_complete_when_waiting_at_the_barrier() -> None:
+    timeline = make_timeline()
+    timeline.begin_epoch()
+    timeline.on_init("180p", VIDEO_INIT)
+    timeline.on_init("audio", AUDIO_INIT)
+    # video runs ahead: it completes segment 0 (and starts 1) before any audio arrives
+    for fragment in VIDEO[:4]:
+        timeline.on_fragment("180p", fragment, now_unix_s=AST + 6.0)
+    partial = timeline.edge("180p").partial
+    assert partial is not None
+    assert partial.number == 0
+    assert publish.partial_is_complete(timeline, "180p", partial, 1.0)
+    text = publish.render_media_playlist(
+        timeline,
+        "180p",
+        publish.PublishSettings(
+            segment_duration_s=1.0, playlist_size=10, part_target_s=0.34, low_latency=True
+        ),
+    )
+    assert text is not None
+    assert _hint_and_parts(text)[0] == "part_1_0.m4s"
