@@ -13,6 +13,7 @@ every waiter: no polling.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import trio
@@ -107,3 +108,50 @@ async def stream_segment(
             await actor.wait_changed(version)
         if scope.cancelled_caught:
             return
+
+
+_CLOSED_RANGE = re.compile(r"\s*bytes\s*=\s*(\d{1,15})-(\d{1,15})\s*", re.ASCII)
+
+
+def closed_range(header: str | None) -> tuple[int, int] | None:
+    """``bytes=a-b`` with both ends (how LL-HLS addresses a part inside its segment), or None."""
+    if header is None:
+        return None
+    match = _CLOSED_RANGE.fullmatch(header)
+    if match is None:
+        return None
+    first, last = int(match.group(1)), int(match.group(2))
+    return (first, last) if first <= last else None
+
+
+async def growing_range(
+    actor: StreamActor,
+    rendition_id: str,
+    number: int,
+    wanted: tuple[int, int],
+    *,
+    timeout_s: float,
+) -> bytes | None:
+    """Bytes ``first..last`` of a segment still being written, once they exist (held until then).
+
+    None if the segment completes (or is abandoned) shorter than ``last``, or after ``timeout_s``.
+    """
+    first, last = wanted
+    with trio.move_on_after(timeout_s):
+        while True:
+            timeline = actor.timeline
+            if timeline is None or actor.finished.is_set():
+                return None
+            version = actor.version
+            committed = timeline.segment_bytes(rendition_id, number)
+            growing = timeline.growing_bytes(rendition_id, number)
+            if committed is not None:
+                data, complete = committed, True
+            else:
+                data, complete = growing or (b"", False)
+            if len(data) > last:
+                return data[first : last + 1]
+            if complete or number < timeline.next_number:
+                return None
+            await actor.wait_changed(version)
+    return None

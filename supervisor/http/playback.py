@@ -17,7 +17,7 @@ from pathlib import Path
 import trio
 
 from actors.edge import EdgeReader
-from actors.packager.publish import last_part_position
+from actors.packager.publish import last_part_position, target_duration_s
 from actors.stream import StreamActor
 from supervisor.http import live_edge, origin_core
 from supervisor.http.origin_core import (
@@ -125,7 +125,7 @@ class Playback:
                 directives = origin_core.parse_hls_directives(query_string)
             except HlsDirectiveError as error:
                 return error.response()
-        obj = await self._find(actor, reader, path, relative, directives)
+        obj = await self._find(actor, reader, path, relative, directives, headers=headers)
         if isinstance(obj, OriginResponse | StreamedResponse):
             if isinstance(obj, StreamedResponse) and head:
                 return StreamedResponse(obj.status, obj.headers, None)
@@ -148,6 +148,8 @@ class Playback:
         path: OriginPath,
         relative: str,
         directives: HlsDirectives,
+        *,
+        headers: RequestHeaders,
     ) -> OriginObject | OriginResponse | StreamedResponse | None:
         identity = id(actor)
         kind = path.kind
@@ -207,6 +209,10 @@ class Playback:
             return cached
         if kind is ObjectKind.SEGMENT:
             if not reader.is_committed(path.number):
+                wanted = live_edge.closed_range(headers.get("range"))
+                if wanted is not None and live_edge.may_stream_segment(actor, rid, path.number):
+                    # LL-HLS part addressed as a byte range of its (growing) segment
+                    return await self._growing_range(actor, rid, path.number, wanted, audio)
                 if actor.low_latency and live_edge.may_stream_segment(actor, rid, path.number):
                     # LL-DASH: 200 at once, each CMAF chunk as the packager gets it
                     return StreamedResponse(
@@ -229,6 +235,26 @@ class Playback:
         if data is None:
             return None
         return self.cache.put(key, origin_core.make_object(data, kind, immutable=True, audio=audio))
+
+    async def _growing_range(
+        self, actor: StreamActor, rid: str, number: int, wanted: tuple[int, int], audio: bool
+    ) -> OriginResponse | None:
+        first, last = wanted
+        td = publish_target_duration(actor)
+        data = await live_edge.growing_range(actor, rid, number, wanted, timeout_s=3 * td)
+        if data is None:
+            return None
+        return OriginResponse(
+            206,
+            (
+                *streamed_segment_headers(audio=audio),
+                ("accept-ranges", "bytes"),
+                # the complete length is not known yet (RFC 9110 §14.4 allows "*")
+                ("content-range", f"bytes {first}-{last}/*"),
+                ("content-length", str(len(data))),
+            ),
+            data,
+        )
 
     async def _block(
         self, actor: StreamActor, rendition_id: str, directives: HlsDirectives, td: int
@@ -257,6 +283,10 @@ class Playback:
                     503, "not_yet_available", "the requested part did not appear in time"
                 )
         return None
+
+
+def publish_target_duration(actor: StreamActor) -> int:
+    return target_duration_s(actor.publish_settings)
 
 
 def hls_position_reached(actor: StreamActor, rendition_id: str, msn: int, part: int | None) -> bool:

@@ -69,6 +69,30 @@ async def test_hinted_part_is_held_and_growing_segment_streams_chunk_by_chunk(
                 after = (await client.get(f"{base}/playlist.m3u8")).text
                 assert f'URI="{hint.group(1)}"' in after.split("#EXT-X-PRELOAD-HINT")[0]
 
+                # a part is also addressable as a byte range of its segment, while it grows…
+                edge = actor.timeline.edge("240p") if actor.timeline else None
+                assert edge is not None
+                assert edge.partial is not None
+                growing = edge.partial
+                part = growing.parts[-1]
+                by_name = await client.get(f"{base}/part_{growing.number}_{part.index}.m4s")
+                last = part.byte_offset + part.byte_length - 1
+                by_range = await client.get(
+                    f"{base}/seg_{growing.number}.m4s",
+                    headers={"Range": f"bytes={part.byte_offset}-{last}"},
+                )
+                assert by_range.status_code in {206}, by_range.text
+                assert by_range.content == by_name.content
+                # …and once it is complete (then with the total length)
+                await wait_segments(actor, actor.status.segments_produced + 1)
+                done = await client.get(
+                    f"{base}/seg_{growing.number}.m4s",
+                    headers={"Range": f"bytes={part.byte_offset}-{last}"},
+                )
+                assert done.status_code == 206
+                assert done.content == by_name.content
+                assert not done.headers["content-range"].endswith("/*")
+
                 number = actor.timeline.next_number + 1 if actor.timeline else 0
                 arrivals: list[tuple[float, int]] = []
                 asked = time.monotonic()
