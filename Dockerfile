@@ -22,7 +22,7 @@ VOLUME ["/var/www/streams"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8083/health', timeout=2).status == 200 else 1)"]
 
-# exec form: hlsdash is PID 1's child-free target and receives SIGTERM directly; it stops every
+# exec form: hlsdash runs as PID 1 and receives SIGTERM directly; it stops every
 # stream (no FFmpeg left) and exits 0 within ~10 s.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["hlsdash"]
