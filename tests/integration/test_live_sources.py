@@ -146,3 +146,27 @@ async def test_source_without_audio_still_works(tmp_path: Path) -> None:
             assert "TYPE=AUDIO" not in master
             segments = sorted((folder / "240p").glob("seg_*.m4s"))
             assert ffmpeg_decode_errors(folder / "240p" / "init_1.mp4", segments[-1]) == ""
+
+
+async def test_source_passthrough_rung_copies_the_video(tmp_path: Path) -> None:
+    # the publisher's GOP is 30 frames = 1 s = SEGMENT_DURATION, so segments stay on the grid
+    with running_publisher("rtmp", width=640, height=360) as publisher:
+        async with running_service(tmp_path) as service:
+            actor = await start_stream(service, "copy", publisher.url, qualities=["source"])
+            await wait_segments(actor, 4)
+            assert actor.status.qualities == ("source",)
+            folder = tmp_path / "copy"
+            playlist = parse_media_playlist((folder / "source" / "playlist.m3u8").read_text())
+            durations = playlist["durations"]
+            assert isinstance(durations, list)
+            assert all(round(d) <= 1 for d in durations)
+            master = (folder / "playlist.m3u8").read_text()
+            assert "RESOLUTION=640x360" in master
+            numbers = playlist["numbers"]
+            assert isinstance(numbers, list)
+            segment = folder / "source" / f"seg_{numbers[-1]}.m4s"
+            assert ffmpeg_decode_errors(folder / "source" / "init_1.mp4", segment) == ""
+            # no re-encode: the encoder ran far cheaper than a ladder (speed ≫ realtime is not
+            # observable on a live source, but the published picture is the source's own size)
+            _, fragments = read_media(folder / "source" / "init_1.mp4", segment)
+            assert fragments[0].starts_with_sync
