@@ -59,10 +59,16 @@ def first_part_times(client: httpx.Client, rounds: int) -> tuple[float, float]:
     return statistics.median(to_part), statistics.median(to_segment)
 
 
-def measure(base: str, engine: str, src: str, low_latency: bool, seconds: float) -> tuple[float | None, float | None]:
+def measure(
+    base: str, engine: str, src: str, low_latency: bool, seconds: float
+) -> tuple[float | None, float | None]:
     with launch_harness() as harness:
         session = harness.open_player(
-            base, engine, src, low_latency=low_latency, extra={"target": "mpd"} if low_latency else None
+            base,
+            engine,
+            src,
+            low_latency=low_latency,
+            extra={"target": "mpd"} if low_latency else None,
         )
         try:
             session.wait_playing(min_advance_s=2.0, timeout_s=30.0)
@@ -112,8 +118,10 @@ def main() -> None:
             ratio = f"{ll_wall / plain_wall:.2f}" if plain_wall and ll_wall else "n/a"
             print(f"{engine:12} {fmt(results['plain']):>16} {fmt(results['ll']):>14} {ratio:>16}")
         to_part, to_segment = first_part_times(service.client, args.rounds)
-        print(f"POST → first part {to_part:.2f} s, → first full segment {to_segment:.2f} s "
-              f"(median of {args.rounds})")
+        print(
+            f"POST → first part {to_part:.2f} s, → first full segment {to_segment:.2f} s "
+            f"(median of {args.rounds})"
+        )
 
 
 if __name__ == "__main__":

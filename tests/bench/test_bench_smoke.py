@@ -1,0 +1,33 @@
+"""Each benchmark in ops/bench/ at its --tiny size, so they don't rot. Asserts nothing about speed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHES = ["ladder", "origin", "blocking", "control_plane", "first_part"]
+
+
+@pytest.mark.parametrize("name", BENCHES)
+def test_bench_runs_at_tiny_size(name: str) -> None:
+    if name == "origin" and not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+        pytest.skip("nginx is not installed (apt-get install nginx-light wrk)")
+    if name == "origin" and not shutil.which("wrk"):
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    result = subprocess.run(
+        [sys.executable, "-m", f"ops.bench.{name}", "--tiny"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "==" in result.stdout  # printed at least one section
