@@ -372,6 +372,8 @@ class StreamActor:
             preset=self.settings.preset,
             hw_encoder=self.settings.hw_encoder,  # type: ignore[arg-type]
             video_fds=tuple(write_fds[:video_count]),
+            # 360p from 720p, 240p from 480p: ~9 % less CPU at equal PSNR (ops/bench/ladder.py)
+            halving_scaling=True,
             audio_fd=write_fds[video_count] if plan.include_audio else None,
         )
         argv = build_ffmpeg_argv(spec)

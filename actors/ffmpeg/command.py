@@ -8,7 +8,7 @@ No trio, no HTTP, never a shell string.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -149,6 +149,8 @@ class EncodeSpec:
     progress_url: str = "pipe:1"
     scaler: str = "bicubic"
     cascade_scaling: bool = False
+    # rungs exactly half another rung's size are scaled from it (see halving_parents)
+    halving_scaling: bool = False
     frame_rate: int | None = None
 
     def __post_init__(self) -> None:
@@ -166,6 +168,8 @@ class EncodeSpec:
             raise ValueError(f"unknown preset {self.preset!r}")
         if self.frame_rate is not None and self.frame_rate <= 0:
             raise ValueError("frame_rate must be positive")
+        if self.cascade_scaling and self.halving_scaling:
+            raise ValueError("choose one of cascade_scaling and halving_scaling")
 
 
 def _fmt_seconds(value: float) -> str:
@@ -236,6 +240,8 @@ def _filter_complex(spec: EncodeSpec, scaled: Sequence[tuple[int, Rung]]) -> str
 
     count = len(scaled)
     chains: list[str] = []
+    if spec.halving_scaling and count > 1:
+        return _halving_graph(head, scaled, scale)
     if not spec.cascade_scaling:
         if count == 1:
             index, rung = scaled[0]
@@ -254,6 +260,56 @@ def _filter_complex(spec: EncodeSpec, scaled: Sequence[tuple[int, Rung]]) -> str
         else:
             chains.append(f"{source},{scale(rung)},split=2[v{index}][c{index}]")
             source = f"[c{index}]null"
+    return ";".join(chains)
+
+
+def halving_parents(rungs: Sequence[Rung]) -> list[int | None]:
+    """For each rung (high → low), the index of a rung exactly twice its size, or None.
+
+    Halving is the one downscale that costs little and loses nothing measurable: each output
+    pixel averages a clean 2×2 block of the parent, so 360p from 720p and 240p from 480p match
+    360p/240p from 1080p within 0.05 dB PSNR (ops/bench/ladder.py) while the scalers read a
+    quarter as many source pixels. Other ratios (480p from 720p, …) alias, so those rungs still
+    scale from the source.
+    """
+    parents: list[int | None] = []
+    for rung in rungs:
+        parent = next(
+            (
+                i
+                for i, above in enumerate(rungs)
+                if above.height == 2 * rung.height and abs(above.width - 2 * rung.width) <= 2
+            ),
+            None,
+        )
+        parents.append(parent)
+    return parents
+
+
+def _halving_graph(
+    head: list[str], scaled: Sequence[tuple[int, Rung]], scale: Callable[[Rung], str]
+) -> str:
+    parents = halving_parents([rung for _, rung in scaled])
+    children: dict[int, list[int]] = {}
+    for position, parent in enumerate(parents):
+        if parent is not None:
+            children.setdefault(parent, []).append(position)
+    roots = [position for position, parent in enumerate(parents) if parent is None]
+    chains = []
+    source_labels = "".join(f"[s{scaled[p][0]}]" for p in roots)
+    if len(roots) == 1:
+        chains.append(f"[0:v:0]{','.join(head)},null{source_labels}")
+    else:
+        chains.append(f"[0:v:0]{','.join(head)},split={len(roots)}{source_labels}")
+    for position, (index, rung) in enumerate(scaled):
+        parent = parents[position]
+        source = f"[s{index}]" if parent is None else f"[h{scaled[parent][0]}_{index}]"
+        kids = children.get(position, [])
+        if not kids:
+            chains.append(f"{source}{scale(rung)}[v{index}]")
+            continue
+        copies = "".join(f"[h{index}_{scaled[k][0]}]" for k in kids)
+        chains.append(f"{source}{scale(rung)},split={len(kids) + 1}[v{index}]{copies}")
     return ";".join(chains)
 
 
@@ -307,9 +363,13 @@ def _video_encoder_args(spec: EncodeSpec, rung: Rung) -> list[str]:
             *rate, *gop_args, *keyframes,
         ]  # fmt: skip
     # zerolatency already means no B-frames and no lookahead; -forced-idr makes the forced
-    # keyframes IDRs (closed GOPs) so every segment decodes on its own.
+    # keyframes IDRs (closed GOPs) so every segment decodes on its own. With several rungs, FFmpeg
+    # already runs each encoder on its own thread: x264's sliced threads on top only add
+    # overhead (-4 % CPU for the 5-rung ladder in ops/bench/ladder.py) and worse compression.
+    threads = ["-threads", "1"] if len(spec.rungs) > 1 else []
     return [
         "-c:v", "libx264",
+        *threads,
         "-preset", spec.preset,
         "-tune", "zerolatency",
         "-profile:v", profile,

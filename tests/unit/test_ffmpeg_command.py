@@ -19,6 +19,7 @@ from actors.ffmpeg.command import (
     EncodeSpec,
     Rung,
     build_ffmpeg_argv,
+    halving_parents,
     select_rungs,
 )
 from actors.ffmpeg.sources import DEFAULT_ALLOWED_PROTOCOLS, validate_source_url
@@ -312,3 +313,23 @@ def test_real_ffmpeg_two_rungs_and_audio_to_pipes() -> None:
     assert timescale == 48000
     assert all(sync for _, _, sync in audio)
     assert len(audio) >= 5
+
+
+def test_halving_parents_pair_only_exact_halves() -> None:
+    rungs = [LADDER[n] for n in ("1080p", "720p", "480p", "360p", "240p")]
+    assert halving_parents(rungs) == [None, None, None, 1, 2]
+    assert halving_parents([LADDER["720p"], LADDER["480p"]]) == [None, None]
+
+
+def test_halving_graph_scales_halves_from_their_parent() -> None:
+    rungs = tuple(LADDER[n] for n in ("1080p", "720p", "480p", "360p", "240p"))
+    argv = build_ffmpeg_argv(
+        spec(rungs=rungs, video_fds=(3, 4, 5, 6, 7), audio_fd=8, halving_scaling=True)
+    )
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert "split=3[s0][s1][s2]" in graph  # 1080p, 720p, 480p from the source
+    assert "[s1]scale=1280:720:flags=bicubic,setsar=1,split=2[v1][h1_3]" in graph
+    assert "[h1_3]scale=640:360" in graph  # 360p from 720p
+    assert "[h2_4]scale=426:240" in graph  # 240p from 480p
+    for index in range(5):
+        assert graph.count(f"[v{index}]") == 1
