@@ -313,7 +313,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         variants = [
             ("naive/bicubic", {"scaler": "bicubic", "cascade": False, "halving": False}),
             ("halving/bicubic (default)", {"scaler": "bicubic", "cascade": False}),
-            ("naive/fast_bilinear", {"scaler": "fast_bilinear", "cascade": False, "halving": False}),
+            (
+                "naive/fast_bilinear",
+                {"scaler": "fast_bilinear", "cascade": False, "halving": False},
+            ),
             ("cascade/bicubic", {"scaler": "bicubic", "cascade": True}),
             ("cascade/bilinear", {"scaler": "bilinear", "cascade": True}),
             ("cascade/fast_bilinear", {"scaler": "fast_bilinear", "cascade": True}),
