@@ -60,6 +60,7 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     log_level: str = "info"
+    encoder_nice: int = 5  # FFmpeg's niceness: encoders yield CPU to the service under load
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -156,6 +157,7 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TLS_CERT": ("tls_cert", _text),
     "TLS_KEY": ("tls_key", _text),
     "LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),
+    "ENCODER_NICE": ("encoder_nice", _integer(0, 19)),
 }
 
 

@@ -7,6 +7,7 @@ read-only handle on each actor's live edge. It never touches an actor's process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import subprocess
 import time
@@ -108,7 +109,9 @@ class StreamService:
         self.settings = settings
         self.ffmpeg_path = resolve_ffmpeg_path(settings.ffmpeg_path)
         self.stream_settings = stream_settings or stream_settings_from(settings, self.ffmpeg_path)
-        self._spawner: Spawner = spawner or spawn_process
+        self._spawner: Spawner = spawner or functools.partial(
+            spawn_process, nice=settings.encoder_nice
+        )
         self._wall = wall_clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.root = RootSupervisor(

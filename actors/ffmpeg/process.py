@@ -51,12 +51,16 @@ def make_pipe() -> tuple[int, int]:
     return read_fd, write_fd
 
 
-def _make_preexec(parent_pid: int) -> Callable[[], None]:
+def _make_preexec(parent_pid: int, nice: int = 0) -> Callable[[], None]:
     def preexec() -> None:  # runs in the child between fork and exec
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         # The parent may have died before prctl took effect; then nobody would ever kill us.
         if os.getppid() != parent_pid:
             os._exit(1)
+        if nice:
+            # encoders yield to the service under load: the control API and the live edge stay
+            # responsive when the machine runs more ladders than it has cores
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
 
     return preexec
 
@@ -180,6 +184,7 @@ def spawn_process(
     *,
     pass_fds: Sequence[int] = (),
     term_timeout_s: float = DEFAULT_TERM_TIMEOUT_S,
+    nice: int = 0,
 ) -> FfmpegProcess:
     """Fork+exec ``argv`` from the calling thread (call it from the trio thread).
 
@@ -199,7 +204,7 @@ def spawn_process(
             close_fds=True,
             process_group=0,
             # Only prctl + getppid run in the child: async-signal-safe enough even with threads.
-            preexec_fn=_make_preexec(os.getpid()),  # noqa: PLW1509
+            preexec_fn=_make_preexec(os.getpid(), nice),  # noqa: PLW1509
         )
     except BaseException:
         for fd in (out_read, err_read):
