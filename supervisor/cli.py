@@ -49,7 +49,7 @@ FLAG_HELP = {
     "TLS_CERT": "TLS certificate (PEM) for HTTP/2 over TLS on both listeners",
     "TLS_KEY": "TLS private key (PEM)",
     "LOG_LEVEL": "debug | info | warning | error (default info)",
-    "ENCODER_NICE": "niceness of FFmpeg (0-19, default 5): under overload encoders yield to the "
+    "ENCODER_NICE": "niceness of FFmpeg (0-19, default 15): under overload encoders yield to the "
     "API and the live edge",
 }
 

@@ -60,7 +60,7 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     log_level: str = "info"
-    encoder_nice: int = 5  # FFmpeg's niceness: encoders yield CPU to the service under load
+    encoder_nice: int = 15  # FFmpeg's niceness: encoders yield CPU to the service under load
     extra: Mapping[str, str] = field(default_factory=dict)
 
 

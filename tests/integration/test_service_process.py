@@ -116,7 +116,7 @@ def test_serve_with_example_client_then_sigterm(tmp_path: Path) -> None:
         assert "proc-demo: starting" in started.stdout or "proc-demo:" in started.stdout
         assert f"http://127.0.0.1:{origin_port}/proc-demo/playlist.m3u8" in started.stdout
         pid = wait_encoder_pid(api_port, "proc-demo")
-        assert psutil.Process(pid).nice() == 5  # ENCODER_NICE default: encoders yield to the API
+        assert psutil.Process(pid).nice() == 15  # ENCODER_NICE default: encoders yield to the API
 
         with urllib.request.urlopen(
             f"http://127.0.0.1:{origin_port}/proc-demo/240p/playlist.m3u8", timeout=5
