@@ -300,8 +300,9 @@ def render_manifest(
     if ll:
         low_latency = dash.LowLatencyDash(
             availability_time_offset_s=max(sd - settings.part_target_s, 0.0),
-            target_latency_ms=round(max(3 * settings.part_target_s, 1.0) * 1000) + 500,
-            min_latency_ms=round(max(3 * settings.part_target_s, 1.0) * 1000),
+            # the same target as LL-HLS's PART-HOLD-BACK (3 parts), so every player aims alike
+            target_latency_ms=round(3 * settings.part_target_s * 1000),
+            min_latency_ms=round(2 * settings.part_target_s * 1000),
             max_latency_ms=round(sd * 3 * 1000),
             min_playback_rate=0.96,
             max_playback_rate=1.04,
