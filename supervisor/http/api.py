@@ -16,15 +16,17 @@ from typing import Any
 
 import structlog
 import trio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from actors.packager.layout import resolve_inside
 from supervisor import __version__
 from supervisor.http.openapi import openapi_document
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.playback import Playback, StreamedResponse, time_response
-from supervisor.http.views import stream_view
+from supervisor.http.views import iso, stream_view
 from supervisor.metrics import Metrics
 from supervisor.requests import RequestInvalid, parse_stream_request
 from supervisor.service import (
@@ -225,8 +227,6 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
                 404, "stream_not_found", f"no live stream {stream_id!r}", "stream_id"
             )
         actor = service.get(stream_id)
-        from supervisor.http.views import iso  # noqa: PLC0415
-
         return json_response(
             {
                 "stream_id": stream_id,
@@ -283,8 +283,6 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
-
         body = await trio.to_thread.run_sync(generate_latest, metrics.registry)
         return Response(body, status=200, content_type=CONTENT_TYPE_LATEST)
 
@@ -309,8 +307,6 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
         return await _static_file(name)
 
     async def _static_file(name: str) -> Response:
-        from actors.packager.layout import resolve_inside  # noqa: PLC0415
-
         target = resolve_inside(STATIC_DIR, name)
         if target is None:
             return error_response(404, "not_found", "no such file")

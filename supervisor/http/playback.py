@@ -17,6 +17,7 @@ from pathlib import Path
 import trio
 
 from actors.edge import EdgeReader
+from actors.packager.hls import format_iso8601_ms
 from actors.packager.publish import last_part_position, target_duration_s
 from actors.stream import StreamActor
 from supervisor.http import live_edge, origin_core
@@ -321,8 +322,6 @@ def _read_file(path: Path) -> bytes | None:
 
 def time_response() -> OriginResponse:
     """``/time`` for DASH UTCTiming (urn:mpeg:dash:utc:http-iso:2014): ISO 8601 with ms, UTC."""
-    from actors.packager.hls import format_iso8601_ms  # noqa: PLC0415
-
     body = format_iso8601_ms(time.time()).encode()
     return OriginResponse(
         200,
