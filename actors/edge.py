@@ -8,7 +8,6 @@ touches the actor's process or mutates its state. Callers parse URLs; this takes
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,6 @@ class EdgeReader:
 
     def __init__(self, actor: StreamActor) -> None:
         self._actor = actor
-        self._rendered: dict[tuple[str, bool], tuple[int, bytes | None]] = {}
 
     @property
     def actor(self) -> StreamActor:
@@ -44,38 +42,27 @@ class EdgeReader:
     def target_duration_s(self) -> int:
         return publish.target_duration_s(self._actor.publish_settings)
 
-    def _cached(self, key: str, skip: bool, render: Callable[[], str | None]) -> bytes | None:
-        version = self._actor.version
-        hit = self._rendered.get((key, skip))
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        text = render()
-        data = text.encode() if text is not None else None
-        self._rendered[(key, skip)] = (version, data)
-        return data
+    @staticmethod
+    def _encoded(text: str | None) -> bytes | None:
+        # no cache here: the HTTP layer caches the built object per live-edge version
+        return text.encode() if text is not None else None
 
     def multivariant_playlist(self) -> bytes | None:
         actor = self._actor
         timeline = actor.timeline
         if timeline is None or not actor.spec.enable_hls:
             return None
-        return self._cached(
-            "multivariant",
-            False,
-            lambda: publish.render_multivariant_playlist(timeline, actor.metas),
-        )
+        return self._encoded(publish.render_multivariant_playlist(timeline, actor.metas))
 
     def manifest(self) -> bytes | None:
         actor = self._actor
         timeline = actor.timeline
         if timeline is None or not actor.spec.enable_dash:
             return None
-        return self._cached(
-            "manifest",
-            False,
-            lambda: publish.render_manifest(
+        return self._encoded(
+            publish.render_manifest(
                 timeline, actor.metas, actor.publish_settings, now_unix_s=actor.wall_now()
-            ),
+            )
         )
 
     def media_playlist(self, rendition_id: str, *, skip: bool = False) -> bytes | None:
@@ -85,12 +72,10 @@ class EdgeReader:
             return None
         if rendition_id not in timeline.rendition_ids:
             return None
-        return self._cached(
-            f"media:{rendition_id}",
-            skip,
-            lambda: publish.render_media_playlist(
+        return self._encoded(
+            publish.render_media_playlist(
                 timeline, rendition_id, actor.publish_settings, skip_requested=skip
-            ),
+            )
         )
 
     def has_rendition(self, rendition_id: str) -> bool:
