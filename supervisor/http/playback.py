@@ -8,6 +8,7 @@ the actor's identity, so a stream re-created under the same id never serves stal
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable
@@ -272,6 +273,17 @@ class Playback:
             return origin_core.error_json(
                 400, "too_far_ahead", f"_HLS_msn={msn} is more than two segments ahead"
             )
+        if position is not None and directives.part is not None:
+            ahead = parts_ahead(
+                position,
+                (msn, directives.part),
+                actor.publish_settings.segment_duration_s,
+                actor.publish_settings.part_target_s,
+            )
+            if ahead > advance_part_limit(actor.publish_settings.part_target_s):
+                return origin_core.error_json(
+                    400, "too_far_ahead", "_HLS_part is beyond the advance part limit"
+                )
         deadline = trio.current_time() + 3 * td
         while not hls_position_reached(actor, rendition_id, msn, directives.part):
             version = actor.version
@@ -284,6 +296,19 @@ class Playback:
                     503, "not_yet_available", "the requested part did not appear in time"
                 )
         return None
+
+
+def advance_part_limit(part_target_s: float) -> int:
+    """rfc8216bis §6.2.5.2: 3 target-durations' worth of parts ahead for PT < 1 s, else 3."""
+    return math.ceil(3 / part_target_s) if part_target_s < 1 else 3
+
+
+def parts_ahead(
+    last: tuple[int, int], wanted: tuple[int, int], segment_duration_s: float, part_target_s: float
+) -> int:
+    """How many parts ``wanted`` (msn, part) lies past the last published (msn, part)."""
+    parts_per_segment = max(1, round(segment_duration_s / part_target_s))
+    return (wanted[0] - last[0]) * parts_per_segment + (wanted[1] - last[1])
 
 
 def publish_target_duration(actor: StreamActor) -> int:

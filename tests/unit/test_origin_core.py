@@ -739,3 +739,15 @@ def test_parse_hls_directives_only_raises_its_error(query: str) -> None:
     else:
         assert result.part is None or result.msn is not None
         assert result.msn is None or result.msn >= 0
+
+
+def test_advance_part_limit_and_parts_ahead() -> None:
+    from supervisor.http.playback import advance_part_limit, parts_ahead
+
+    assert advance_part_limit(0.5) == 6  # 3 / 0.5
+    assert advance_part_limit(0.33) == 10
+    assert advance_part_limit(1.0) == 3
+    # 2 s segments of 0.5 s parts: (10, 3) → (11, 1) is 2 parts ahead; (12, 3) is 8
+    assert parts_ahead((10, 3), (11, 1), 2.0, 0.5) == 2
+    assert parts_ahead((10, 3), (12, 3), 2.0, 0.5) == 8
+    assert parts_ahead((10, 3), (10, 1), 2.0, 0.5) == -2
