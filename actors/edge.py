@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.packager import publish
-from actors.packager.layout import init_file_name, resolve_inside
+from actors.packager.layout import resolve_inside
 from actors.stream import AUDIO_ID, StreamActor
 
 
@@ -110,6 +110,3 @@ class EdgeReader:
     def disk_path(self, rendition_id: str, name: str) -> Path | None:
         """Where a finished file of this stream lives on disk (None if the name is unsafe)."""
         return resolve_inside(self._actor.folder, f"{rendition_id}/{name}")
-
-    def init_name(self, version: int) -> str:
-        return init_file_name(version)

@@ -28,3 +28,11 @@ def write_many(folder: Path, files: Iterable[tuple[str, bytes]]) -> None:
     """Write (relative name, bytes) pairs under folder atomically, one by one, in order."""
     for relative, data in files:
         write_atomic(folder / relative, data)
+
+
+def read_or_none(path: Path) -> bytes | None:
+    """Blocking: a regular file's bytes, or None if it is missing or unreadable."""
+    try:
+        return path.read_bytes() if path.is_file() else None
+    except OSError:
+        return None

@@ -235,8 +235,6 @@ class StreamActor:
                         terminal = StreamState.FAILED
                         self._update(last_error=outcome.last_error or outcome.reason)
                     nursery.cancel_scope.cancel(reason="encoder supervision ended")
-            if self.status.state is StreamState.STALE:
-                terminal = StreamState.STALE
         finally:
             if terminal is StreamState.STOPPED and self.status.state is StreamState.STALE:
                 terminal = StreamState.STALE
@@ -266,14 +264,12 @@ class StreamActor:
             if timeline is None:
                 continue
             oldest = timeline.oldest_retained_number()
-            live_inits = {
-                edge.init_name
-                for rid in timeline.rendition_ids
-                if (edge := timeline.edge(rid)).init_name
-            } | {
-                s.init_name for rid in timeline.rendition_ids for s in timeline.edge(rid).committed
-            }
             for rid in timeline.rendition_ids:
+                edge = timeline.edge(rid)
+                # the current init and any older one a retained segment still decodes with
+                live_inits = {s.init_name for s in edge.committed}
+                if edge.init_name:
+                    live_inits.add(edge.init_name)
                 folder = self.folder / rid
                 names = await trio.to_thread.run_sync(janitor.list_names, folder)
                 expired = janitor.expired_media_files(

@@ -161,10 +161,6 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-def field_to_env() -> dict[str, str]:
-    return {field_name: env for env, (field_name, _) in ENV_VARS.items()}
-
-
 def load_settings(
     environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from actors.packager.bmff import rebase_fragment
@@ -434,10 +434,3 @@ def _slice_part(record: SegmentRecord, data: bytes, part_index: int) -> bytes | 
         return None
     part = record.parts[part_index]
     return data[part.byte_offset : part.byte_offset + part.byte_length]
-
-
-def expired_numbers(existing: Iterable[int], oldest_retained: int | None) -> list[int]:
-    """Segment numbers on disk that the janitor may delete (older than anything retained)."""
-    if oldest_retained is None:
-        return []
-    return sorted(n for n in existing if n < oldest_retained)

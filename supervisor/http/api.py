@@ -21,6 +21,7 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from actors.files import read_or_none
 from actors.packager.layout import resolve_inside
 from supervisor import __version__
 from supervisor.http.openapi import openapi_document
@@ -310,7 +311,7 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
         target = resolve_inside(STATIC_DIR, name)
         if target is None:
             return error_response(404, "not_found", "no such file")
-        data = await trio.to_thread.run_sync(_read_or_none, target)
+        data = await trio.to_thread.run_sync(read_or_none, target)
         if data is None:
             return error_response(404, "not_found", "no such file")
         response = Response(data, content_type=_static_type(target.name))
@@ -351,13 +352,6 @@ def _writable(folder: Path) -> bool:
         return True
     except OSError:
         return False
-
-
-def _read_or_none(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes() if path.is_file() else None
-    except OSError:
-        return None
 
 
 _STATIC_TYPES = {

@@ -13,11 +13,11 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
-from pathlib import Path
 
 import trio
 
 from actors.edge import EdgeReader
+from actors.files import read_or_none
 from actors.packager.hls import format_iso8601_ms
 from actors.packager.publish import last_part_position, target_duration_s
 from actors.stream import StreamActor
@@ -233,7 +233,7 @@ class Playback:
         file_path = reader.disk_path(rid, relative.rpartition("/")[2])
         if file_path is None:
             return None
-        data = await trio.to_thread.run_sync(_read_file, file_path)
+        data = await trio.to_thread.run_sync(read_or_none, file_path)
         if data is None:
             return None
         return self.cache.put(key, origin_core.make_object(data, kind, immutable=True, audio=audio))
@@ -336,13 +336,6 @@ def hls_position_reached(actor: StreamActor, rendition_id: str, msn: int, part: 
     if partial is None:
         return False
     return partial.number > msn or (partial.number == msn and len(partial.parts) > part)
-
-
-def _read_file(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
-        return None
 
 
 def time_response() -> OriginResponse:

@@ -35,6 +35,7 @@ from supervisor.http.origin_core import (
     preflight,
     split_stream_path,
 )
+from supervisor.http.playback import advance_part_limit, parts_ahead
 
 SEGMENT_BYTES = bytes(range(256)) * 40  # 10_240 bytes
 PLAYLIST_BYTES = b"#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n" + b"#EXTINF:2.0,\n" * 50
@@ -742,8 +743,6 @@ def test_parse_hls_directives_only_raises_its_error(query: str) -> None:
 
 
 def test_advance_part_limit_and_parts_ahead() -> None:
-    from supervisor.http.playback import advance_part_limit, parts_ahead
-
     assert advance_part_limit(0.5) == 6  # 3 / 0.5
     assert advance_part_limit(0.33) == 10
     assert advance_part_limit(1.0) == 3
