@@ -363,6 +363,14 @@ class DashJsAdapter extends BaseAdapter {
 
 // ---------------------------------------------------------------- Shaka
 
+/** One video rendition, whatever list it comes from: its height and video bandwidth. */
+function renditionKey(height, bandwidth) {
+  return `${height ?? 0}/${bandwidth ?? 0}`;
+}
+function byHeightThenBandwidth(a, b) {
+  return (a.height ?? 0) - (b.height ?? 0) || (a.bandwidth ?? 0) - (b.bandwidth ?? 0);
+}
+
 class ShakaAdapter extends BaseAdapter {
   constructor(engine, video, src, lowLatency, protocol) {
     super(engine, video, src, lowLatency);
@@ -409,28 +417,67 @@ class ShakaAdapter extends BaseAdapter {
   videoTracks() {
     if (!this.player) return [];
     if (typeof this.player.getVideoTracks === "function") {
-      return [...this.player.getVideoTracks()].sort(
-        (a, b) => (a.height ?? 0) - (b.height ?? 0) || a.bandwidth - b.bandwidth,
-      );
+      return [...this.player.getVideoTracks()].sort(byHeightThenBandwidth);
     }
     const seen = new Map();
     for (const t of this.player.getVariantTracks()) {
-      const key = `${t.height}/${t.videoBandwidth ?? t.bandwidth}`;
+      const key = renditionKey(t.height, t.videoBandwidth ?? t.bandwidth);
       if (!seen.has(key) || t.active) seen.set(key, t);
     }
-    return [...seen.values()].sort(
-      (a, b) => (a.height ?? 0) - (b.height ?? 0) || a.bandwidth - b.bandwidth,
-    );
+    return [...seen.values()].sort(byHeightThenBandwidth);
+  }
+  // Every video rendition the manifest lists, low → high. Shaka's track lists leave out the
+  // renditions its ABR has banned for a while (30 s when the browser drops ≥15 % of frames, common
+  // on a loaded machine); the quality menu still lists them, flagged, and picking one lifts the ban.
+  renditions() {
+    const variants = this.player?.getManifest?.()?.variants;
+    if (!variants) {
+      return this.videoTracks().map((t) => ({
+        key: renditionKey(t.height, t.videoBandwidth ?? t.bandwidth),
+        height: t.height ?? 0,
+        width: t.width ?? 0,
+        bandwidth: t.videoBandwidth ?? t.bandwidth ?? 0,
+        banned: false,
+        variants: [],
+      }));
+    }
+    const nowS = Date.now() / 1000;
+    const byKey = new Map();
+    for (const v of variants) {
+      if (!v.video) continue;
+      const bandwidth = v.video.bandwidth || v.bandwidth || 0;
+      const key = renditionKey(v.video.height, bandwidth);
+      const banned = (v.disabledUntilTime ?? 0) > nowS;
+      const r = byKey.get(key);
+      if (r) {
+        r.banned = r.banned && banned;
+        r.variants.push(v);
+      } else {
+        byKey.set(key, {
+          key,
+          height: v.video.height ?? 0,
+          width: v.video.width ?? 0,
+          bandwidth,
+          banned,
+          variants: [v],
+        });
+      }
+    }
+    return [...byKey.values()].sort(byHeightThenBandwidth);
   }
   levels() {
-    return this.videoTracks().map((t) => ({
-      height: t.height ?? 0,
-      width: t.width ?? 0,
-      bitrate: t.bandwidth ?? 0,
+    return this.renditions().map((r) => ({
+      height: r.height,
+      width: r.width,
+      bitrate: r.bandwidth,
+      banned: r.banned,
     }));
   }
   currentLevel() {
-    return this.videoTracks().findIndex((t) => t.active);
+    const active = this.videoTracks().find((t) => t.active);
+    if (!active) return -1;
+    const key = renditionKey(active.height, active.videoBandwidth ?? active.bandwidth);
+    return this.renditions().findIndex((r) => r.key === key);
   }
   autoLevel() {
     return this.player ? this.player.getConfiguration().abr.enabled : true;
@@ -457,9 +504,15 @@ class ShakaAdapter extends BaseAdapter {
       this.player.configure({ abr: { enabled: true } });
       return;
     }
-    const track = this.videoTracks()[i];
-    if (!track) return;
+    const rendition = this.renditions()[i];
+    if (!rendition) return;
+    // ABR off first: Shaka only bans renditions while ABR runs, so the choice sticks.
     this.player.configure({ abr: { enabled: false } });
+    for (const v of rendition.variants) v.disabledUntilTime = 0;
+    const track = this.videoTracks().find(
+      (t) => renditionKey(t.height, t.videoBandwidth ?? t.bandwidth) === rendition.key,
+    );
+    if (!track) return;
     if (typeof this.player.selectVideoTrack === "function" && "getVideoTracks" in this.player) {
       this.player.selectVideoTrack(track, /* clearBuffer= */ true);
     } else {
@@ -524,8 +577,9 @@ export async function createPlayer({
 }
 
 /**
- * Publish the test hooks the e2e harness reads (window.__player_state and
- * window.__set_level). getPlayer returns the current adapter or null.
+ * Publish the test hooks the e2e harness reads (window.__player_state,
+ * window.__set_level, and window.__engine: the hls.js / dash.js / Shaka object itself, for
+ * tests and for poking at a player from the console). getPlayer returns the current adapter or null.
  */
 export function exposeTestHooks(getPlayer, pageErrors) {
   window.__player_state = () => {
@@ -552,6 +606,10 @@ export function exposeTestHooks(getPlayer, pageErrors) {
     const s = p.state();
     s.errors = [...pageErrors, ...s.errors];
     return s;
+  };
+  window.__engine = () => {
+    const p = getPlayer();
+    return p ? (p.hls ?? p.player ?? null) : null;
   };
   window.__set_level = (i) => {
     const p = getPlayer();

@@ -26,7 +26,13 @@ export function renderStats(s) {
 
 /** Keep a <select> in sync with the player's level list (auto + each level). */
 export function syncQualityOptions(select, s) {
-  const wanted = ["auto", ...s.levels.map((l) => `${l.height}p · ${formatBitrate(l.bitrate)}`)];
+  const wanted = [
+    "auto",
+    ...s.levels.map((l) => {
+      const label = `${l.height}p · ${formatBitrate(l.bitrate)}`;
+      return l.banned ? `${label} (paused by ABR)` : label;
+    }),
+  ];
   const have = [...select.options].map((o) => o.textContent);
   if (wanted.join("|") !== have.join("|")) {
     const keep = select.value;

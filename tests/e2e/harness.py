@@ -69,6 +69,8 @@ _MAX_CONSOLE_LINES = 200
 class Level:
     height: int
     bitrate_bps: int
+    # the player's ABR has set this rendition aside for a while (Shaka: too many dropped frames)
+    banned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,11 @@ class PlayerState:
             buffer_ahead_s=float(raw.get("bufferAheadS") or 0.0),
             latency_s=None if latency is None else float(latency),
             levels=tuple(
-                Level(height=int(lv.get("height") or 0), bitrate_bps=int(lv.get("bitrate") or 0))
+                Level(
+                    height=int(lv.get("height") or 0),
+                    bitrate_bps=int(lv.get("bitrate") or 0),
+                    banned=bool(lv.get("banned", False)),
+                )
                 for lv in raw.get("levels") or ()
             ),
             current_level=int(raw.get("currentLevel", -1)),

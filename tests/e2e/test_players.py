@@ -134,6 +134,38 @@ def test_player_plays_live_stream_and_switches_levels(
         _report(label + " after ABR", state)
 
 
+def test_shaka_still_lists_and_plays_a_rendition_its_abr_banned(
+    player_harness: PlayerHarness, service: LiveService
+) -> None:
+    """Shaka's ABR bans a rendition for 30 s when the browser drops frames (a loaded machine).
+
+    The ban is applied the way Shaka applies it (the variant's ``disabledUntilTime``); the page
+    must still list every rendition, flag the banned one, and play it when the user picks it.
+    """
+    top = HEIGHTS[-1]
+    with player_harness.player(service.api_url, "shaka-dash", service.dash_url(STD)) as session:
+        session.wait_playing(min_advance_s=2.0, timeout_s=PLAY_TIMEOUT_S)
+        banned = session.page.evaluate(
+            """(height) => {
+                const until = Date.now() / 1000 + 60;
+                let n = 0;
+                for (const v of window.__engine().getManifest().variants) {
+                    if (v.video && v.video.height === height) { v.disabledUntilTime = until; n++; }
+                }
+                return n;
+            }""",
+            top,
+        )
+        assert banned > 0
+        state = session.state()
+        assert [lv.height for lv in state.levels] == HEIGHTS, session.diagnostics(state)
+        assert [lv.banned for lv in state.levels] == [h == top for h in HEIGHTS], (
+            session.diagnostics(state)
+        )
+        _check_abr(session, "shaka-dash std, top rendition banned")
+        assert not any(lv.banned for lv in session.state().levels)
+
+
 def test_players_survive_encoder_sigkill(
     player_harness: PlayerHarness, service: LiveService
 ) -> None:
