@@ -51,7 +51,10 @@ async def test_two_thousand_blocking_reloads_wake_on_one_part(tmp_path: Path) ->
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             await nursery.start(
-                serve_app, OriginApp(Playback(service), Metrics(service)), service.settings, port,
+                serve_app,
+                OriginApp(Playback(service), Metrics(service)),
+                service.settings,
+                port,
                 stop.wait,
             )
             actor = await start_stream(service, "many", SOURCE, qualities=["240p"])

@@ -28,10 +28,27 @@ SOURCE = "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_ra
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key
 
@@ -45,7 +62,10 @@ async def test_hinted_part_is_held_and_growing_segment_streams_chunk_by_chunk(
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             await nursery.start(
-                serve_app, OriginApp(playback, Metrics(service)), service.settings, origin_port,
+                serve_app,
+                OriginApp(playback, Metrics(service)),
+                service.settings,
+                origin_port,
                 stop.wait,
             )
             actor = await start_stream(service, "ll", SOURCE, qualities=["240p"])
@@ -121,19 +141,28 @@ async def test_http2_cleartext_and_tls(tmp_path: Path) -> None:
         playback = Playback(service)
         metrics = Metrics(service)
         settings = service.settings
-        tls_settings = type(settings)(**{**{f: getattr(settings, f) for f in settings.__dataclass_fields__},
-                                        "tls_cert": str(cert), "tls_key": str(key)})
+        tls_settings = type(settings)(
+            **{
+                **{f: getattr(settings, f) for f in settings.__dataclass_fields__},
+                "tls_cert": str(cert),
+                "tls_key": str(key),
+            }
+        )
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_app, create_api_app(service, metrics, playback), settings,
-                                api_port, stop.wait)
-            await nursery.start(serve_app, OriginApp(playback, metrics), tls_settings, tls_port,
-                                stop.wait)
+            await nursery.start(
+                serve_app, create_api_app(service, metrics, playback), settings, api_port, stop.wait
+            )
+            await nursery.start(
+                serve_app, OriginApp(playback, metrics), tls_settings, tls_port, stop.wait
+            )
             actor = await start_stream(service, "h2", SOURCE, qualities=["240p"])
             await wait_segments(actor, 2)
             # h2c with prior knowledge on the API port
             async with httpx.AsyncClient(http1=False, http2=True, timeout=15) as h2c:
-                response = await h2c.get(f"http://127.0.0.1:{api_port}/streams/h2/240p/playlist.m3u8")
+                response = await h2c.get(
+                    f"http://127.0.0.1:{api_port}/streams/h2/240p/playlist.m3u8"
+                )
                 assert response.http_version == "HTTP/2"
                 assert response.status_code == 200
                 assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES" in response.text
@@ -150,5 +179,8 @@ async def test_http2_cleartext_and_tls(tmp_path: Path) -> None:
                 assert blocked.http_version == "HTTP/2"
                 assert blocked.status_code == 200
                 assert time.monotonic() - asked < 3 * 1 + 0.5
-                assert f"part_{last + 1}_0.m4s" in blocked.text or f"seg_{last + 1}.m4s" in blocked.text
+                assert (
+                    f"part_{last + 1}_0.m4s" in blocked.text
+                    or f"seg_{last + 1}.m4s" in blocked.text
+                )
             stop.set()
