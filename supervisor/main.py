@@ -18,6 +18,7 @@ from supervisor import __version__
 from supervisor.config import Settings
 from supervisor.http.api import create_api_app
 from supervisor.http.origin import OriginApp
+from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
@@ -77,7 +78,7 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
             stop.wait,
         )
         origin_urls = await nursery.start(
-            serve_app, OriginApp(playback, metrics), settings, settings.origin_port, stop.wait
+            serve_origin, OriginApp(playback, metrics), settings, settings.origin_port, stop.wait
         )
         log.info(
             "service_started",

@@ -63,7 +63,12 @@ class OriginApp:
         if kind != "http":
             return
         started = time.perf_counter()
-        route, result = await self._route(scope)
+        route, result = await self.respond(
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            _Headers(scope.get("headers", [])),
+        )
         await send(
             {
                 "type": "http.response.start",
@@ -78,11 +83,15 @@ class OriginApp:
             await send({"type": "http.response.body", "body": b""})
         else:
             await send({"type": "http.response.body", "body": result.body})
-        self._metrics.observe("origin", route, result.status, time.perf_counter() - started)
+        self.observe(route, result.status, started)
 
-    async def _route(self, scope: Scope) -> tuple[str, OriginResponse | StreamedResponse]:
-        path: str = scope["path"]
-        method: str = scope["method"]
+    def observe(self, route: str, status: int, started: float) -> None:
+        self._metrics.observe("origin", route, status, time.perf_counter() - started)
+
+    async def respond(
+        self, method: str, path: str, query: str, headers: origin_core.RequestHeaders
+    ) -> tuple[str, OriginResponse | StreamedResponse]:
+        """The answer to one request and its metrics route label (shared by both HTTP paths)."""
         if path == "/time":
             return "/time", time_response()
         if path == "/health":
@@ -93,14 +102,13 @@ class OriginApp:
                 return "unmatched", origin_core.preflight()
             return "unmatched", origin_core.not_found(head=method == "HEAD")
         stream_id, relative = split
-        query = scope.get("query_string", b"").decode("latin-1")
         result: OriginResponse | StreamedResponse
         try:
             result = await self._playback.serve(
                 stream_id,
                 relative,
                 method=method,
-                headers=_Headers(scope.get("headers", [])),
+                headers=headers,
                 query_string=query,
             )
         except Exception:

@@ -16,6 +16,7 @@ import trio
 from supervisor.config import load_settings
 from supervisor.http.api import create_api_app
 from supervisor.http.origin import OriginApp
+from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
@@ -71,7 +72,7 @@ async def running_front(output_dir: Path, **overrides: str) -> AsyncIterator[Fro
             stop.wait,
         )
         await nursery.start(
-            serve_app, OriginApp(playback, metrics), settings, settings.origin_port, stop.wait
+            serve_origin, OriginApp(playback, metrics), settings, settings.origin_port, stop.wait
         )
         api_url = f"http://127.0.0.1:{settings.api_port}"
         origin_url = f"http://127.0.0.1:{settings.origin_port}"

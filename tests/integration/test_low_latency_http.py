@@ -15,6 +15,7 @@ from actors.packager.bmff import split_stream
 from actors.packager.model import Fragment
 from supervisor.http.api import create_api_app
 from supervisor.http.origin import OriginApp
+from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
@@ -62,7 +63,7 @@ async def test_hinted_part_is_held_and_growing_segment_streams_chunk_by_chunk(
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             await nursery.start(
-                serve_app,
+                serve_origin,
                 OriginApp(playback, Metrics(service)),
                 service.settings,
                 origin_port,
@@ -154,7 +155,7 @@ async def test_http2_cleartext_and_tls(tmp_path: Path) -> None:
                 serve_app, create_api_app(service, metrics, playback), settings, api_port, stop.wait
             )
             await nursery.start(
-                serve_app, OriginApp(playback, metrics), tls_settings, tls_port, stop.wait
+                serve_origin, OriginApp(playback, metrics), tls_settings, tls_port, stop.wait
             )
             actor = await start_stream(service, "h2", SOURCE, qualities=["240p"])
             await wait_segments(actor, 2)

@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import h11
 import httpx
 import pytest
 import trio
@@ -50,6 +51,7 @@ async def test_origin(tmp_path: Path) -> None:
         await check_traversal(front)
         await check_time(origin)
         await check_blocking_reload(front)
+        await check_connection_handling(front)
         assert front.service.get("live1").status.state.value == "live"
         assert front.service.get("live1").status.restarts == 0
 
@@ -128,6 +130,100 @@ async def raw_request_with(port: int, target: str, header: str) -> tuple[int, by
                 chunks.append(chunk)
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), head, body
+
+
+async def _read_responses(
+    stream: trio.SocketStream, *methods: str
+) -> list[tuple[int, dict[str, str], bytes]]:
+    """Read one HTTP/1.1 response per request method sent, h11 as the client-side parser."""
+    client = h11.Connection(h11.CLIENT)
+    responses: list[tuple[int, dict[str, str], bytes]] = []
+    for method in methods:
+        if responses:
+            client.start_next_cycle()
+        # h11 pairs each response with a request; the real ones are already on the wire
+        client.send(h11.Request(method=method, target="/", headers=[("host", "x")]))
+        client.send(h11.EndOfMessage())
+        status, fields, body = 0, {}, bytearray()
+        while True:
+            event = client.next_event()
+            if event is h11.NEED_DATA:
+                with trio.fail_after(10):
+                    client.receive_data(await stream.receive_some(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+                fields = {k.decode(): v.decode() for k, v in event.headers}
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                responses.append((status, fields, bytes(body)))
+                break
+    return responses
+
+
+async def check_connection_handling(front: Front) -> None:
+    """Keep-alive, pipelining, and the hand-over of anything unusual to Hypercorn (h11/h2)."""
+    origin = front.origin
+    port = front.service.settings.origin_port
+    media = await origin.get("/live1/240p/playlist.m3u8")
+    segment_path = f"/live1/240p/seg_{last_full_segment(media.text)}.m4s"
+    segment = (await origin.get(segment_path)).content
+    playlist_path = "/live1/240p/playlist.m3u8"
+
+    # two requests in one write, then a third on the same connection
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(
+            f"GET {segment_path} HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\n\r\n"
+            f"HEAD {segment_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
+        ranged, head = await _read_responses(stream, "GET", "HEAD")
+        await stream.send_all(f"GET {segment_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        [(status, fields, body)] = await _read_responses(stream, "GET")
+    assert ranged[0] == 206
+    assert ranged[2] == segment[10:20]
+    assert ranged[1]["content-range"] == f"bytes 10-19/{len(segment)}"
+    assert head[0] == 200
+    assert head[2] == b""
+    assert head[1]["content-length"] == str(len(segment))
+    assert status == 200
+    assert body == segment
+    assert fields["cache-control"] == IMMUTABLE
+    assert fields[CORS] == "*"
+    assert "date" in fields
+
+    # HTTP/1.0 goes to Hypercorn and still gets the same bytes
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(f"GET {segment_path} HTTP/1.0\r\n\r\n".encode())
+        chunks = []
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some(65536):
+                chunks.append(chunk)
+    head10, _, body10 = b"".join(chunks).partition(b"\r\n\r\n")
+    assert head10.split(b" ")[1] == b"200"
+    assert body10 == segment
+
+    # a head without Host: Hypercorn's h11 answers 400, the origin keeps serving
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(f"GET {playlist_path} HTTP/1.1\r\n\r\n".encode())
+        with trio.fail_after(10):
+            reply = await stream.receive_some(65536)
+    assert reply.split(b" ")[1] == b"400"
+
+    # HTTP/2 with prior knowledge (h2c) on the origin port
+    async with httpx.AsyncClient(http1=False, http2=True, timeout=15) as h2c:
+        response = await h2c.get(f"http://127.0.0.1:{port}{segment_path}")
+        assert response.http_version == "HTTP/2"
+        assert response.status_code == 200
+        assert response.content == segment
+        ranged2 = await h2c.get(
+            f"http://127.0.0.1:{port}{segment_path}", headers={"range": "bytes=0-9"}
+        )
+        assert ranged2.status_code == 206
+        assert ranged2.content == segment[:10]
+    assert (await origin.get(playlist_path)).status_code == 200
 
 
 async def check_validators_and_ranges(origin: httpx.AsyncClient) -> None:
