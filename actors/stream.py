@@ -21,7 +21,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,7 @@ class StreamActor:
         self._cancel_scope: trio.CancelScope | None = None
         self._stop_reason: str | None = None
         self._changed = trio.Event()  # replaced on every live-edge change (blocking reload)
+        self._gates: dict[Hashable, _Gate] = {}  # shared waits for one condition (wait_until)
         self.version = 0
         self._last_media_at: float | None = None  # trio clock
         self._stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
@@ -194,6 +195,20 @@ class StreamActor:
         self._stop_reason = reason
         if self._cancel_scope is not None:
             self._cancel_scope.cancel(reason=reason)
+
+    async def wait_until(self, key: Hashable, reached: Callable[[], bool]) -> None:
+        """Return once ``reached()`` is true (checked on every live-edge change) or the actor ends.
+
+        Waiters passing the same ``key`` share one check and one Event: 2,000 players blocked on
+        the same LL-HLS part cost one predicate call per change and wake exactly once, instead of
+        all waking on every part of every rendition (``wait_changed``) to re-check for themselves.
+        """
+        if reached() or self.finished.is_set():
+            return
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = _Gate(reached, trio.Event())
+        await gate.event.wait()
 
     async def wait_changed(self, version: int) -> int:
         """Return once the live edge has moved past ``version`` (blocking playlist reload)."""
@@ -610,6 +625,12 @@ class StreamActor:
         self.version += 1
         event, self._changed = self._changed, trio.Event()
         event.set()
+        if self._gates:
+            ended = self.finished.is_set()
+            for key, gate in list(self._gates.items()):
+                if ended or gate.reached():
+                    del self._gates[key]
+                    gate.event.set()
 
     def _update(self, **changes: Any) -> None:
         self.status = dataclasses.replace(self.status, **changes)
@@ -622,6 +643,12 @@ class StreamActor:
         history = (*self.status.history, (state.value, now))[-20:]
         self._update(state=state, state_changed_unix_s=now, history=history)
         log.info("stream_state", state=state.value, previous=previous.value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    reached: Callable[[], bool]
+    event: trio.Event
 
 
 @dataclass(slots=True)

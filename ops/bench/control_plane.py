@@ -2,8 +2,11 @@
 
     python -m ops.bench.control_plane             # ramp up to 64 streams (4 at a time), 20 s load
     python -m ops.bench.control_plane --tiny      # 2 streams, 3 s of load (the smoke test)
+    python -m ops.bench.control_plane --passthrough --max 50   # "qualities": ["source"]
 
-Streams are the cheapest real ones: 240p from a 426x240 lavfi source + AAC, x264 ultrafast. The
+Streams are the cheapest real ones: 240p from a 426x240 lavfi source + AAC, x264 ultrafast; or,
+with --passthrough, the ``source`` rung (video copied, no x264 at all) from a looping H.264 file
+(made once by the bench: 360p, 1 s GOP, AAC), which is what lets one machine carry 50 streams. The
 ramp adds streams until an encoder can no longer keep real time (speed < 0.95, a stream not
 live) or --max is reached; N is the last count that held. Then GET /streams, GET /streams/{id}
 and POST /streams/{id}/heartbeat are sent open-loop at --rate req/s (latency counted from each
@@ -17,14 +20,34 @@ import argparse
 import contextlib
 import http.client
 import random
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from ops.bench.common import cpu_seconds, header, percentile, running_service
+from ops.bench.common import FFMPEG, cpu_seconds, header, percentile, running_service
 
 SOURCE = "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
+
+
+def passthrough_source(workdir: Path) -> str:
+    """A 10 s H.264 + AAC file with a keyframe every second, for ``file:`` looping sources."""
+    path = workdir / "source.mp4"
+    subprocess.run(
+        [
+            FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+            "-t", "10", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "800k",
+            "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return f"file://{path}"
 
 
 def healthy(service, ids: Sequence[str]) -> tuple[bool, float]:  # type: ignore[no-untyped-def]
@@ -103,10 +126,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument(
+        "--passthrough", action="store_true", help='"source" rung (video copy) from a looping file'
+    )
     args = parser.parse_args(argv)
     if args.tiny:
         args.max, args.step, args.settle, args.seconds = 2, 2, 2, 3
-    with running_service(ENCODER_PRESET="ultrafast") as service:
+    with tempfile.TemporaryDirectory(prefix="hlsbench-cp-") as tmp:
+        run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
+    source, qualities = SOURCE, ["240p"]
+    if args.passthrough:
+        source, qualities = passthrough_source(workdir), ["source"]
+    print(f"control plane bench: streams of {qualities} from {source.split(':')[0]}")
+    with running_service(workdir, ENCODER_PRESET="ultrafast") as service:
         time.sleep(1)
         idle_rss = service.ps.memory_info().rss
         ids: list[str] = []
@@ -117,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             try:
                 for sid in batch:
                     ids.append(sid)
-                    service.create(sid, SOURCE, qualities=["240p"], low_latency=True)
+                    service.create(sid, source, qualities=qualities, low_latency=True)
                 for sid in batch:
                     service.wait_segments(sid, 1, timeout_s=60)
                 time.sleep(args.settle)

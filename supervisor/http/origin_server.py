@@ -15,6 +15,7 @@ port is Hypercorn's (ALPN picks h2 there).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -39,9 +40,6 @@ from supervisor.http.server import hypercorn_config, serve_app
 log = structlog.get_logger(__name__)
 
 _RECEIVE_BYTES = 64 * 1024
-# Up to this size the body goes out in the same send as the head (one syscall, one packet train);
-# larger bodies are sent as they are, without being copied behind the head.
-_COALESCE_BYTES = 64 * 1024
 _SEND_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
@@ -140,6 +138,9 @@ class OriginServer:
                 if head_end == -2:
                     await self._hand_over(stream, buffer)
                     return True
+            else:
+                # a pipelined request: nothing in this loop would yield to other connections
+                await trio.lowlevel.checkpoint()
             request = http1.parse_request_head(buffer[:head_end])
             if request is http1.HAND_OVER:
                 await self._hand_over(stream, buffer)
@@ -205,11 +206,7 @@ class OriginServer:
         head = http1.encode_response_head(
             result.status, result.headers, date=date, body_length=len(body), keep_alive=keep_alive
         )
-        if len(body) <= _COALESCE_BYTES:
-            await stream.send_all(head + body)
-        else:
-            await stream.send_all(head)
-            await stream.send_all(body)
+        await _send_now(stream, head, body)
 
     @staticmethod
     async def _send_streamed(
@@ -239,6 +236,26 @@ class OriginServer:
         prefixed = cast("trio.SSLStream[trio.SocketStream]", _PrefixedStream(stream, already_read))
         server = TCPServer(self._asgi, self._config, self._context, state, prefixed)
         await server.run()
+
+
+async def _send_now(stream: trio.SocketStream, head: bytes, body: bytes) -> None:
+    """Write head + body with one writev() straight away; ``send_all`` only for what's left.
+
+    A response nearly always fits the socket's send buffer, and going through trio's
+    ``send_all`` costs two trips through the scheduler per response — the bulk of what waking
+    2,000 blocked playlist requests at once costs. Nothing is copied (writev gathers).
+    """
+    try:
+        sent = os.writev(stream.socket.fileno(), (head, body) if body else (head,))
+    except BlockingIOError:
+        sent = 0
+    except OSError as error:
+        raise trio.BrokenResourceError(str(error)) from error
+    if sent < len(head):
+        await stream.send_all(memoryview(head)[sent:])
+        sent = len(head)
+    if sent - len(head) < len(body):
+        await stream.send_all(memoryview(body)[sent - len(head) :])
 
 
 def listening_sockets(config: Config) -> list[trio.socket.SocketType]:

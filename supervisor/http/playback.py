@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
+from functools import partial
 
 import trio
 
@@ -284,18 +285,18 @@ class Playback:
                 return origin_core.error_json(
                     400, "too_far_ahead", "_HLS_part is beyond the advance part limit"
                 )
-        deadline = trio.current_time() + 3 * td
-        while not hls_position_reached(actor, rendition_id, msn, directives.part):
-            version = actor.version
-            with trio.move_on_at(deadline):
-                await actor.wait_changed(version)
-            if trio.current_time() >= deadline or actor.finished.is_set():
-                if hls_position_reached(actor, rendition_id, msn, directives.part):
-                    return None
-                return origin_core.error_json(
-                    503, "not_yet_available", "the requested part did not appear in time"
-                )
-        return None
+        part = directives.part
+        # every request for this position shares one check per live-edge change and one wake-up
+        with trio.move_on_after(3 * td):
+            await actor.wait_until(
+                ("hls", rendition_id, msn, part),
+                partial(hls_position_reached, actor, rendition_id, msn, part),
+            )
+        if hls_position_reached(actor, rendition_id, msn, part):
+            return None
+        return origin_core.error_json(
+            503, "not_yet_available", "the requested part did not appear in time"
+        )
 
 
 def advance_part_limit(part_target_s: float) -> int:

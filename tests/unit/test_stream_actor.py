@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import trio
+import trio.testing
 
 from actors.ffmpeg.sources import ValidatedSource
 from actors.status import StreamSpec, StreamState
@@ -166,3 +167,55 @@ async def test_stop_kills_the_encoder_and_removes_the_folder(
     assert actor.status.state is StreamState.STOPPED
     assert spawner.processes[0].returncode == -15
     assert not (tmp_path / "timers").exists()
+
+
+async def test_wait_until_shares_one_check_per_change_and_wakes_each_waiter_once(
+    tmp_path: Path,
+) -> None:
+    actor = make_actor(tmp_path, FakeSpawner())
+    checks = 0
+    reached = False
+
+    def position_reached() -> bool:
+        nonlocal checks
+        checks += 1
+        return reached
+
+    woken: list[int] = []
+
+    async def waiter(index: int) -> None:
+        await actor.wait_until(("hls", "240p", 7, 0), position_reached)
+        woken.append(index)
+
+    async with trio.open_nursery() as nursery:
+        for index in range(50):
+            nursery.start_soon(waiter, index)
+        await trio.testing.wait_all_tasks_blocked()
+        assert checks == 50  # each asks once on arrival, before parking
+        for _ in range(3):  # three live-edge changes that do not reach the position
+            actor._notify()
+        await trio.testing.wait_all_tasks_blocked()
+        assert checks == 53  # one check per change, not one per waiter
+        assert woken == []
+        reached = True
+        actor._notify()
+    assert sorted(woken) == list(range(50))
+    assert checks == 54
+    # reached already: returns without parking
+    await actor.wait_until(("hls", "240p", 7, 0), position_reached)
+
+
+async def test_wait_until_releases_waiters_when_the_actor_ends(tmp_path: Path) -> None:
+    actor = make_actor(tmp_path, FakeSpawner())
+    released = trio.Event()
+
+    async def waiter() -> None:
+        await actor.wait_until("never", lambda: False)
+        released.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        actor.finished.set()
+        actor._notify()
+    assert released.is_set()
