@@ -77,6 +77,11 @@ def parse_request_head(head: bytes) -> RequestHead | Verdict:
     return RequestHead(method, unquote(raw_path), query, headers, keep_alive)
 
 
+def is_blocking_reload(query: str) -> bool:
+    """An LL-HLS blocking playlist reload (``_HLS_msn`` present; rfc8216bis §6.2.5.2)."""
+    return "_HLS_msn=" in query
+
+
 _TOKEN_CHARS: Final = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )

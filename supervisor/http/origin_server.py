@@ -18,6 +18,7 @@ import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import cast
 
@@ -41,6 +42,27 @@ log = structlog.get_logger(__name__)
 
 _RECEIVE_BYTES = 64 * 1024
 _SEND_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+# the request headers an origin response depends on (CORS is "*" for everyone)
+_VARYING_HEADERS = ("range", "if-range", "if-none-match", "accept-encoding")
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    stream: trio.SocketStream
+    keep_alive: bool
+    served: bool = False  # the shared answer was written (or tried) for it
+    broken: bool = False
+    unsent: bytes | memoryview = b""
+
+
+@dataclass(eq=False, slots=True)
+class _Flight:
+    """Identical blocking reloads in flight: the first one asks, the rest wait for its answer."""
+
+    waiters: list[_Waiter] = field(default_factory=list)
+    done: trio.Event = field(default_factory=trio.Event)
+    route: str = ""
+    status: int = 0
 
 
 class _PrefixedStream(trio.abc.HalfCloseableStream):
@@ -82,6 +104,7 @@ class OriginServer:
         self._date = http1.HttpDate()
         # connections waiting for their next request: closed at once on shutdown
         self._idle: set[trio.CancelScope] = set()
+        self._flights: dict[tuple[str | None, ...], _Flight] = {}
         self._closing = False
 
     async def serve(
@@ -187,16 +210,90 @@ class OriginServer:
 
     async def _answer(self, stream: trio.SocketStream, request: http1.RequestHead) -> None:
         started = time.perf_counter()
+        if http1.is_blocking_reload(request.query):
+            key = _flight_key(request)
+            flight = self._flights.get(key)
+            if flight is None:
+                await self._lead(key, stream, request, started)
+                return
+            if await self._follow(flight, stream, request.keep_alive, started):
+                return
+            # the shared answer was not a 200: this request gets its own
         route, result = await self._app.respond(
             request.method, request.path, request.query, request.headers
         )
-        keep_alive = request.keep_alive and not self._closing
+        await self._send(stream, result, request.keep_alive)
+        self._app.observe(route, result.status, started)
+
+    async def _send(
+        self, stream: trio.SocketStream, result: OriginResponse | StreamedResponse, keep: bool
+    ) -> None:
+        keep_alive = keep and not self._closing
         date = self._date.at(time.time())
         if isinstance(result, StreamedResponse):
             await self._send_streamed(stream, result, date, keep_alive)
         else:
             await self._send_whole(stream, result, date, keep_alive)
+
+    # Collapsed blocking reloads. Thousands of players block on the same LL-HLS part with the
+    # same URL; when it appears, the first request's answer is written to every one of them in
+    # one synchronous loop (a few µs per socket) instead of each waking, answering and writing
+    # in turn through the scheduler. Only a 200 is shared; anything else, each asks again alone.
+
+    async def _lead(
+        self, key: tuple[str | None, ...], stream: trio.SocketStream, request: http1.RequestHead,
+        started: float,
+    ) -> None:  # fmt: skip
+        flight = self._flights[key] = _Flight()
+        try:
+            route, result = await self._app.respond(
+                request.method, request.path, request.query, request.headers
+            )
+            if isinstance(result, OriginResponse) and result.status == 200:
+                self._broadcast(flight, route, result)
+        finally:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            flight.done.set()
+        await self._send(stream, result, request.keep_alive)
         self._app.observe(route, result.status, started)
+
+    def _broadcast(self, flight: _Flight, route: str, result: OriginResponse) -> None:
+        date = self._date.at(time.time())
+        heads: dict[bool, bytes] = {}
+        flight.route, flight.status = route, result.status
+        for waiter in flight.waiters:
+            keep_alive = waiter.keep_alive and not self._closing
+            head = heads.get(keep_alive)
+            if head is None:
+                head = heads[keep_alive] = http1.encode_response_head(
+                    result.status,
+                    result.headers,
+                    date=date,
+                    body_length=len(result.body),
+                    keep_alive=keep_alive,
+                )
+            try:
+                waiter.unsent = _write_now(waiter.stream, head, result.body)
+            except OSError:
+                waiter.broken = True
+            waiter.served = True
+
+    async def _follow(
+        self, flight: _Flight, stream: trio.SocketStream, keep_alive: bool, started: float
+    ) -> bool:
+        """Wait for the leader's answer; False if it was not shared (then ask alone)."""
+        waiter = _Waiter(stream, keep_alive)
+        flight.waiters.append(waiter)
+        await flight.done.wait()
+        if not waiter.served:
+            return False
+        if waiter.broken:
+            raise trio.BrokenResourceError("client went away")
+        if waiter.unsent:
+            await stream.send_all(waiter.unsent)
+        self._app.observe(flight.route, flight.status, started)
+        return True
 
     @staticmethod
     async def _send_whole(
@@ -238,24 +335,43 @@ class OriginServer:
         await server.run()
 
 
-async def _send_now(stream: trio.SocketStream, head: bytes, body: bytes) -> None:
-    """Write head + body with one writev() straight away; ``send_all`` only for what's left.
+def _write_now(stream: trio.SocketStream, head: bytes, body: bytes) -> bytes | memoryview:
+    """One non-blocking writev() of head + body; returns what did not fit (usually nothing).
 
-    A response nearly always fits the socket's send buffer, and going through trio's
-    ``send_all`` costs two trips through the scheduler per response — the bulk of what waking
-    2,000 blocked playlist requests at once costs. Nothing is copied (writev gathers).
+    Raises OSError if the connection is gone.
     """
     try:
         sent = os.writev(stream.socket.fileno(), (head, body) if body else (head,))
     except BlockingIOError:
         sent = 0
+    if sent < len(head):
+        return head[sent:] + body  # rare: the socket buffer was already full
+    return memoryview(body)[sent - len(head) :]
+
+
+async def _send_now(stream: trio.SocketStream, head: bytes, body: bytes) -> None:
+    """Write head + body at once, ``send_all`` only for what did not fit.
+
+    A response nearly always fits the socket's send buffer, and trio's ``send_all`` costs two
+    trips through the scheduler per response. Nothing is copied (writev gathers).
+    """
+    try:
+        unsent = _write_now(stream, head, body)
     except OSError as error:
         raise trio.BrokenResourceError(str(error)) from error
-    if sent < len(head):
-        await stream.send_all(memoryview(head)[sent:])
-        sent = len(head)
-    if sent - len(head) < len(body):
-        await stream.send_all(memoryview(body)[sent - len(head) :])
+    if unsent:
+        await stream.send_all(unsent)
+
+
+def _flight_key(request: http1.RequestHead) -> tuple[str | None, ...]:
+    """Requests with equal keys get byte-identical answers (the origin reads no other header)."""
+    headers = request.headers
+    return (
+        request.method,
+        request.path,
+        request.query,
+        *(headers.get(name) for name in _VARYING_HEADERS),
+    )
 
 
 def listening_sockets(config: Config) -> list[trio.socket.SocketType]:
