@@ -87,6 +87,7 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
             origin=origin_urls,
             output_dir=str(settings.output_dir),
             ffmpeg=service.ffmpeg_path,
+            ladder_scaler="zscale" if service.stream_settings.zscale else "swscale",
         )
         if demo:
             await start_demo_stream(service)

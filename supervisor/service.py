@@ -68,6 +68,22 @@ def ffmpeg_version(path: str) -> str | None:
     return first[0] if first else None
 
 
+@functools.lru_cache(maxsize=8)
+def ffmpeg_has_filter(path: str, name: str) -> bool:
+    """Blocking: does this FFmpeg build have filter ``name``? (False if it cannot run.)"""
+    try:
+        result = subprocess.run(
+            [path, "-hide_banner", "-filters"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    # rows look like " ... zscale            V->V       Apply resizing, colorspace and ..."
+    return any(
+        line.split()[1:2] == [name]
+        for line in result.stdout.decode("utf-8", "replace").splitlines()
+    )
+
+
 def resolve_ffmpeg_path(configured: str) -> str:
     if configured:
         return configured
@@ -87,6 +103,8 @@ def stream_settings_from(settings: Settings, ffmpeg_path: str) -> StreamSettings
         low_latency_allowed=settings.low_latency_hls,
         preset=settings.encoder_preset,
         hw_encoder=settings.hw_encoder,
+        # zimg's scaler makes the ladder ~6 % cheaper; builds without it (FFMPEG_PATH) still work
+        zscale=ffmpeg_has_filter(ffmpeg_path, "zscale"),
         stale_threshold_s=settings.stale_threshold_s,
         watchdog_segments=settings.watchdog_segments,
         segment_margin=settings.segment_margin,

@@ -57,6 +57,17 @@ X264_PRESETS = frozenset(_NVENC_PRESETS)
 
 SOURCE_RUNG_NAME = "source"
 
+# zimg (zscale) kernels for hub_scaling. B=0, C=0.6 is swscale's own bicubic (scale=flags=bicubic),
+# so rungs scaled from the source match the naive ladder; zimg does it for ~60 % of the CPU.
+ZSCALE_BICUBIC = "bicubic:param_a=0:param_b=0.6"
+# Keys' a=-0.75 cubic (B=0, C=0.75), a touch sharper: it offsets the extra blur of resampling twice
+# when a rung is scaled from the hub at less than 2:1 (480p from 720p: -0.04 dB vs the naive
+# ladder, where C=0.6 loses 0.37 dB; ops/bench/ladder.py).
+ZSCALE_SHARP_BICUBIC = "bicubic:param_a=0:param_b=0.75"
+# Rungs at most 1/HUB_MIN_RATIO of the hub's height are scaled from it; closer ones (one rung
+# resampled twice at a small ratio) from the source.
+HUB_MIN_RATIO = 1.5
+
 
 @dataclass(frozen=True, slots=True)
 class Rung:
@@ -151,6 +162,10 @@ class EncodeSpec:
     cascade_scaling: bool = False
     # rungs exactly half another rung's size are scaled from it (see halving_parents)
     halving_scaling: bool = False
+    # zscale (zimg: swscale's bicubic at ~60 % of the CPU) with the rungs below the second one
+    # scaled from it (see hub_parents): ~0.86x the naive ladder's CPU at <= 0.1 dB, halving ~0.92x
+    # (ops/bench/ladder.py). Ignores ``scaler``; VAAPI/QSV (frames zscale can't take) get halving.
+    hub_scaling: bool = False
     frame_rate: int | None = None
 
     def __post_init__(self) -> None:
@@ -168,8 +183,8 @@ class EncodeSpec:
             raise ValueError(f"unknown preset {self.preset!r}")
         if self.frame_rate is not None and self.frame_rate <= 0:
             raise ValueError("frame_rate must be positive")
-        if self.cascade_scaling and self.halving_scaling:
-            raise ValueError("choose one of cascade_scaling and halving_scaling")
+        if sum((self.cascade_scaling, self.halving_scaling, self.hub_scaling)) > 1:
+            raise ValueError("choose one of cascade_scaling, halving_scaling and hub_scaling")
 
 
 def _fmt_seconds(value: float) -> str:
@@ -240,8 +255,11 @@ def _filter_complex(spec: EncodeSpec, scaled: Sequence[tuple[int, Rung]]) -> str
 
     count = len(scaled)
     chains: list[str] = []
-    if spec.halving_scaling and count > 1:
-        return _halving_graph(head, scaled, scale)
+    if count > 1 and spec.hub_scaling and spec.hw_encoder in ("none", "nvenc"):
+        return _hub_graph(head, scaled)
+    if count > 1 and (spec.halving_scaling or spec.hub_scaling):
+        parents = halving_parents([rung for _, rung in scaled])
+        return _tree_graph(head, scaled, parents, lambda position: scale(scaled[position][1]))
     if not spec.cascade_scaling:
         if count == 1:
             index, rung = scaled[0]
@@ -286,10 +304,58 @@ def halving_parents(rungs: Sequence[Rung]) -> list[int | None]:
     return parents
 
 
-def _halving_graph(
-    head: list[str], scaled: Sequence[tuple[int, Rung]], scale: Callable[[Rung], str]
+def hub_parents(rungs: Sequence[Rung]) -> list[int | None]:
+    """For each rung (high → low), the index of the rung it is scaled from, or None (the source).
+
+    The two highest rungs come from the source; the second one is the hub, and every rung at least
+    HUB_MIN_RATIO times smaller than it is scaled from it. On the 1080p ladder: 720p from the
+    source, 480p/360p/240p from 720p, so only one scaler reads full-size frames; each output pixel
+    is still one resampling away from the source except for the hub's children, whose kernels
+    (hub_kernel) keep PSNR within 0.1 dB of the naive ladder (ops/bench/ladder.py).
+    """
+    hub = 1 if len(rungs) > 2 else None
+    return [
+        hub
+        if hub is not None and position > hub and rungs[hub].height >= HUB_MIN_RATIO * rung.height
+        else None
+        for position, rung in enumerate(rungs)
+    ]
+
+
+def hub_kernel(parent: Rung | None, rung: Rung) -> str:
+    """zscale kernel for one rung: swscale's bicubic, sharper for a small second downscale."""
+    if parent is not None and parent.height < 2 * rung.height:
+        return ZSCALE_SHARP_BICUBIC
+    return ZSCALE_BICUBIC
+
+
+def _hub_graph(head: list[str], scaled: Sequence[tuple[int, Rung]]) -> str:
+    rungs = [rung for _, rung in scaled]
+    parents = hub_parents(rungs)
+
+    def scale(position: int) -> str:
+        rung = rungs[position]
+        parent = parents[position]
+        kernel = hub_kernel(None if parent is None else rungs[parent], rung)
+        # swscale treats 4:2:0 chroma as centred whatever the frame is tagged with (checked on
+        # this build: left/center/topleft tags give identical output); pinning zimg's input and
+        # output siting to the same keeps the chroma where the naive ladder puts it (zimg's
+        # untagged default, left, costs ~4 dB of chroma PSNR against it on testsrc2).
+        return (
+            f"zscale=w={rung.width}:h={rung.height}:filter={kernel}"
+            ":chromalin=center:chromal=center,setsar=1"
+        )
+
+    return _tree_graph(head, scaled, parents, scale)
+
+
+def _tree_graph(
+    head: list[str],
+    scaled: Sequence[tuple[int, Rung]],
+    parents: Sequence[int | None],
+    scale: Callable[[int], str],
 ) -> str:
-    parents = halving_parents([rung for _, rung in scaled])
+    """Rungs whose parent is None read the (split) source, the others a copy of their parent."""
     children: dict[int, list[int]] = {}
     for position, parent in enumerate(parents):
         if parent is not None:
@@ -301,15 +367,15 @@ def _halving_graph(
         chains.append(f"[0:v:0]{','.join(head)},null{source_labels}")
     else:
         chains.append(f"[0:v:0]{','.join(head)},split={len(roots)}{source_labels}")
-    for position, (index, rung) in enumerate(scaled):
+    for position, (index, _) in enumerate(scaled):
         parent = parents[position]
         source = f"[s{index}]" if parent is None else f"[h{scaled[parent][0]}_{index}]"
         kids = children.get(position, [])
         if not kids:
-            chains.append(f"{source}{scale(rung)}[v{index}]")
+            chains.append(f"{source}{scale(position)}[v{index}]")
             continue
         copies = "".join(f"[h{index}_{scaled[k][0]}]" for k in kids)
-        chains.append(f"{source}{scale(rung)},split={len(kids) + 1}[v{index}]{copies}")
+        chains.append(f"{source}{scale(position)},split={len(kids) + 1}[v{index}]{copies}")
     return ";".join(chains)
 
 

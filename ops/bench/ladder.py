@@ -8,11 +8,11 @@
     the service's own CPU measured separately with psutil over a window of encoded frames;
 (c) one FFmpeg per rendition (N video + 1 audio, run concurrently).
 (a), (b), (c) all read the source at real time (``-re``, as the service does for lavfi), so the
-CPU-seconds per media-second compare like with like. Then the ladder variants (naive/cascaded
-scaling × bicubic/fast_bilinear scaler) run flat out (their speed is the realtime factor) and write
-their renditions to files; PSNR of every rung against a lanczos-scaled copy of the source tells
-whether a cheaper ladder keeps the quality (|ΔPSNR| ≤ 0.3 dB vs the naive ladder). Last, the
-largest ladder that stays realtime per x264 preset.
+CPU-seconds per media-second compare like with like. Then the ladder variants (naive/halving/hub/
+cascaded scaling × bicubic/fast_bilinear scaler; hub = zscale, low rungs from the 2nd rung) run flat
+out (their speed is the realtime factor) and write their renditions to files; PSNR of every rung
+against a lanczos-scaled copy of the source tells whether a cheaper ladder keeps the quality
+(|ΔPSNR| ≤ 0.3 dB vs the naive ladder). Last, the largest ladder that stays realtime per preset.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ from ops.bench.common import (
     parse_size,
     running_service,
 )
+from supervisor.service import ffmpeg_has_filter
 
+HAS_ZSCALE = ffmpeg_has_filter(FFMPEG, "zscale")
 ALL_RUNGS = ("1080p", "720p", "480p", "360p", "240p")
 PRESETS = ("ultrafast", "superfast", "veryfast")
 PSNR_TOLERANCE_DB = 0.3
@@ -82,10 +84,16 @@ def encode_spec(
     fds: Sequence[int],
     scaler: str | None = None,
     cascade: bool | None = None,
-    halving: bool = True,  # the product's default (actors/stream.py)
+    halving: bool = True,  # the product's default without zscale (actors/stream.py)
+    hub: bool | None = None,  # None: the product's default, i.e. zscale if this FFmpeg has it
     audio: bool = True,
 ) -> EncodeSpec:
-    extra: dict[str, object] = {"halving_scaling": halving and not cascade}
+    if hub is None:
+        hub = HAS_ZSCALE
+    extra: dict[str, object] = {
+        "halving_scaling": halving and not cascade and not hub,
+        "hub_scaling": hub and not cascade,
+    }
     if scaler is not None:
         extra["scaler"] = scaler
     if cascade is not None:
@@ -311,15 +319,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "variants" not in skip:
         header("cheaper ladder: flat out, PSNR per rung vs a lanczos-scaled source")
         variants = [
-            ("naive/bicubic", {"scaler": "bicubic", "cascade": False, "halving": False}),
-            ("halving/bicubic (default)", {"scaler": "bicubic", "cascade": False}),
+            (
+                "naive/bicubic",
+                {"scaler": "bicubic", "cascade": False, "halving": False, "hub": False},
+            ),
+            (
+                "halving/bicubic" + ("" if HAS_ZSCALE else " (default)"),
+                {"scaler": "bicubic", "cascade": False, "hub": False},
+            ),
+            *([("hub/zscale (default)", {"hub": True})] if HAS_ZSCALE else []),
             (
                 "naive/fast_bilinear",
-                {"scaler": "fast_bilinear", "cascade": False, "halving": False},
+                {"scaler": "fast_bilinear", "cascade": False, "halving": False, "hub": False},
             ),
-            ("cascade/bicubic", {"scaler": "bicubic", "cascade": True}),
-            ("cascade/bilinear", {"scaler": "bilinear", "cascade": True}),
-            ("cascade/fast_bilinear", {"scaler": "fast_bilinear", "cascade": True}),
+            ("cascade/bicubic", {"scaler": "bicubic", "cascade": True, "hub": False}),
+            ("cascade/bilinear", {"scaler": "bilinear", "cascade": True, "hub": False}),
+            ("cascade/fast_bilinear", {"scaler": "fast_bilinear", "cascade": True, "hub": False}),
         ]
         with tempfile.TemporaryDirectory(prefix="hlsbench-ladder-") as tmp:
             results = []

@@ -20,6 +20,8 @@ from actors.ffmpeg.command import (
     Rung,
     build_ffmpeg_argv,
     halving_parents,
+    hub_kernel,
+    hub_parents,
     select_rungs,
 )
 from actors.ffmpeg.sources import DEFAULT_ALLOWED_PROTOCOLS, validate_source_url
@@ -128,6 +130,12 @@ GOLDEN_SPECS: dict[str, EncodeSpec] = {
     "nvenc": spec(hw_encoder="nvenc"),
     "vaapi": spec(hw_encoder="vaapi", include_audio=False, audio_fd=None),
     "qsv": spec(hw_encoder="qsv", rungs=(LADDER["720p"],), video_fds=(3,)),
+    "x264_hub_ladder": spec(
+        rungs=tuple(LADDER[n] for n in ("1080p", "720p", "480p", "360p", "240p")),
+        video_fds=(3, 4, 5, 6, 7),
+        audio_fd=8,
+        hub_scaling=True,
+    ),
 }
 
 
@@ -176,6 +184,10 @@ def test_spec_validation() -> None:
         spec(fragment_duration_s=3.0)
     with pytest.raises(ValueError, match="preset"):
         spec(preset="placebo-ish")
+    with pytest.raises(ValueError, match="choose one"):
+        spec(halving_scaling=True, hub_scaling=True)
+    with pytest.raises(ValueError, match="choose one"):
+        spec(cascade_scaling=True, hub_scaling=True)
 
 
 # ---------------------------------------------------------------- real run on testsrc2
@@ -333,3 +345,78 @@ def test_halving_graph_scales_halves_from_their_parent() -> None:
     assert "[h2_4]scale=426:240" in graph  # 240p from 480p
     for index in range(5):
         assert graph.count(f"[v{index}]") == 1
+
+
+FULL_LADDER = tuple(LADDER[n] for n in ("1080p", "720p", "480p", "360p", "240p"))
+
+
+def test_hub_parents_scale_low_rungs_from_the_second_rung() -> None:
+    assert hub_parents(FULL_LADDER) == [None, None, 1, 1, 1]
+    # 720p source: 480p is the hub; 360p is too close to it (1.33:1), 240p is a clean half
+    assert hub_parents([LADDER[n] for n in ("720p", "480p", "360p", "240p")]) == [
+        None, None, None, 1,
+    ]  # fmt: skip
+    assert hub_parents([LADDER["720p"], LADDER["360p"]]) == [None, None]
+    assert hub_parents([LADDER["480p"]]) == [None]
+
+
+def test_hub_kernel_sharpens_only_small_second_downscales() -> None:
+    sharp = "bicubic:param_a=0:param_b=0.75"
+    plain = "bicubic:param_a=0:param_b=0.6"  # swscale's own bicubic coefficients
+    assert hub_kernel(None, LADDER["720p"]) == plain
+    assert hub_kernel(LADDER["720p"], LADDER["480p"]) == sharp
+    assert hub_kernel(LADDER["720p"], LADDER["360p"]) == plain
+    assert hub_kernel(LADDER["720p"], LADDER["240p"]) == plain
+
+
+def test_hub_graph_shape() -> None:
+    argv = build_ffmpeg_argv(
+        spec(rungs=FULL_LADDER, video_fds=(3, 4, 5, 6, 7), audio_fd=8, hub_scaling=True)
+    )
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert "split=2[s0][s1]" in graph  # only 1080p and 720p read the source
+    assert "[s1]zscale=w=1280:h=720:filter=bicubic:param_a=0:param_b=0.6" in graph
+    assert "split=4[v1][h1_2][h1_3][h1_4]" in graph
+    assert "[h1_2]zscale=w=854:h=480:filter=bicubic:param_a=0:param_b=0.75" in graph
+    assert graph.count("chromalin=center:chromal=center") == 5
+    assert "scale=" not in graph.replace("zscale=", "")
+    for index in range(5):
+        assert graph.count(f"[v{index}]") == 1
+
+
+@pytest.mark.parametrize("hw", ["vaapi", "qsv"])
+def test_hub_falls_back_to_halving_where_zscale_cannot_read_frames(hw: str) -> None:
+    hub = build_ffmpeg_argv(
+        spec(rungs=FULL_LADDER, video_fds=(3, 4, 5, 6, 7), audio_fd=8, hw_encoder=hw,
+             hub_scaling=True)
+    )  # fmt: skip
+    halving = build_ffmpeg_argv(
+        spec(rungs=FULL_LADDER, video_fds=(3, 4, 5, 6, 7), audio_fd=8, hw_encoder=hw,
+             halving_scaling=True)
+    )  # fmt: skip
+    assert hub == halving
+    assert "zscale" not in " ".join(hub)
+
+
+def test_real_ffmpeg_runs_the_hub_graph() -> None:
+    everything = frozenset((*DEFAULT_ALLOWED_PROTOCOLS, "lavfi"))
+    src = validate_source_url("lavfi:testsrc2=size=1280x720:rate=30:duration=1[out0]", everything)
+    rungs = (LADDER["720p"], LADDER["480p"], LADDER["360p"], LADDER["240p"])
+    encode = EncodeSpec(
+        ffmpeg_path=FFMPEG, source_url=src.url, input_args=src.input_args, rungs=rungs,
+        include_audio=False, segment_duration_s=1.0, fragment_duration_s=0.5,
+        video_fds=(1, 1, 1, 1), audio_fd=None, frame_rate=30, preset="ultrafast",
+        hub_scaling=True,
+    )  # fmt: skip
+    argv = build_ffmpeg_argv(encode)
+    # same graph and encoders, outputs to the null muxer: only checks FFmpeg accepts the graph
+    cut = argv.index("-map")
+    outs = []
+    for index in range(len(rungs)):
+        outs += ["-map", f"[v{index}]", "-c:v", "libx264", "-preset", "ultrafast"]
+        outs += ["-f", "null", "-"]
+    done = subprocess.run(
+        argv[:cut] + outs, capture_output=True, timeout=30, check=False, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert "zscale" in argv[argv.index("-filter_complex") + 1]
