@@ -389,6 +389,7 @@ class StreamActor:
             # 480p with swscale, ~0.93x
             hub_scaling=self.settings.zscale,
             halving_scaling=not self.settings.zscale,
+            diamond_search=True,  # ~6 % less CPU at equal PSNR for veryfast (the default preset)
             audio_fd=write_fds[video_count] if plan.include_audio else None,
         )
         argv = build_ffmpeg_argv(spec)

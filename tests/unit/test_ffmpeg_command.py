@@ -420,3 +420,22 @@ def test_real_ffmpeg_runs_the_hub_graph() -> None:
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert "zscale" in argv[argv.index("-filter_complex") + 1]
+
+
+@pytest.mark.parametrize(
+    ("preset", "hw", "enabled", "expected"),
+    [
+        ("veryfast", "none", True, True),
+        ("veryfast", "none", False, False),  # the naive ladder the benchmark compares with
+        ("ultrafast", "none", True, False),  # already diamond
+        ("medium", "none", True, False),  # picked for quality: left as x264 defines it
+        ("veryfast", "nvenc", True, False),
+    ],
+)
+def test_diamond_search_only_for_veryfast_x264(
+    preset: str, hw: str, enabled: bool, expected: bool
+) -> None:
+    argv = build_ffmpeg_argv(spec(preset=preset, hw_encoder=hw, diamond_search=enabled))
+    pairs = list(zip(argv, argv[1:], strict=False))
+    video_encoders = argv.count("libx264")
+    assert pairs.count(("-motion-est", "dia")) == (video_encoders if expected else 0)
