@@ -2,7 +2,10 @@
 
 Routes: ``/{stream_id}/{relative}`` (playlists, MPD, init, segments, parts), ``/time`` (DASH
 UTCTiming), ``/health``. Read-only. Every decision (cache policy, ETag, Range, CORS, gzip,
-traversal) is in ``origin_core``; this only moves bytes between Hypercorn and ``Playback``.
+traversal) is in ``origin_core``; this only moves bytes between the HTTP layer and ``Playback``.
+:meth:`OriginApp.respond` is the one entry point: the origin's own HTTP/1.1 fast path
+(``origin_server``) calls it directly, and the ASGI ``__call__`` (HTTP/2, HTTP/1.0, TLS, anything
+handed to Hypercorn) wraps it.
 """
 
 from __future__ import annotations
