@@ -12,11 +12,18 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHES = ["ladder", "origin", "blocking", "control_plane", "first_part"]
+BENCHES = [
+    ("ladder", ()),
+    ("origin", ()),
+    ("blocking", ()),
+    ("control_plane", ()),
+    ("control_plane", ("--passthrough",)),
+    ("first_part", ()),
+]
 
 
-@pytest.mark.parametrize("name", BENCHES)
-def test_bench_runs_at_tiny_size(name: str) -> None:
+@pytest.mark.parametrize(("name", "extra"), BENCHES, ids=[" ".join((n, *e)) for n, e in BENCHES])
+def test_bench_runs_at_tiny_size(name: str, extra: tuple[str, ...]) -> None:
     if name == "origin":
         # scripts/install-system-deps provides both; a skipped benchmark would rot unseen
         assert shutil.which("nginx") or Path("/usr/sbin/nginx").exists(), (
@@ -24,7 +31,7 @@ def test_bench_runs_at_tiny_size(name: str) -> None:
         )
         assert shutil.which("wrk"), "wrk is missing: run scripts/install-system-deps"
     result = subprocess.run(
-        [sys.executable, "-m", f"ops.bench.{name}", "--tiny"],
+        [sys.executable, "-m", f"ops.bench.{name}", "--tiny", *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -436,6 +436,6 @@ def test_diamond_search_only_for_veryfast_x264(
     preset: str, hw: str, enabled: bool, expected: bool
 ) -> None:
     argv = build_ffmpeg_argv(spec(preset=preset, hw_encoder=hw, diamond_search=enabled))
-    pairs = list(zip(argv, argv[1:], strict=False))
+    pairs = list(itertools.pairwise(argv))
     video_encoders = argv.count("libx264")
     assert pairs.count(("-motion-est", "dia")) == (video_encoders if expected else 0)
