@@ -66,8 +66,9 @@ class RawResponse(Response):
     default_mimetype = None  # type: ignore[assignment]
 
 
-def to_quart(result: OriginResponse) -> Response:
-    response = RawResponse(result.body, status=result.status)
+def to_quart(result: OriginResponse | StreamedResponse) -> Response:
+    body = result.body if isinstance(result, OriginResponse) else (result.chunks or b"")
+    response = RawResponse(body, status=result.status)
     response.headers.clear()
     for name, value in result.headers:
         response.headers.add(name, value)
@@ -254,12 +255,6 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             headers=request.headers,
             query_string=request.query_string.decode("latin-1"),
         )
-        if isinstance(result, StreamedResponse):
-            streamed = RawResponse(result.chunks or b"", status=result.status)
-            streamed.headers.clear()
-            for name, value in result.headers:
-                streamed.headers.add(name, value)
-            return streamed
         return to_quart(result)
 
     # -------------------------------------------------------------- health, metrics, docs
@@ -289,7 +284,7 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     @app.get("/time")
     async def utc_time() -> Response:
-        return origin_core_time_response()
+        return to_quart(time_response())
 
     @app.get("/openapi.json")
     async def openapi() -> Response:
@@ -317,9 +312,6 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
         response = Response(data, content_type=_static_type(target.name))
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
-
-    def origin_core_time_response() -> Response:
-        return to_quart(time_response())
 
     return app
 

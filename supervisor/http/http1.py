@@ -17,6 +17,8 @@ from http import HTTPStatus
 from typing import Final
 from urllib.parse import unquote
 
+from supervisor.http.origin_core import lower_headers
+
 # Hypercorn's h11_max_incomplete_size: a longer head is handed over and h11 answers it.
 MAX_HEAD_BYTES: Final = 16 * 1024
 HEAD_END: Final = b"\r\n\r\n"
@@ -55,7 +57,7 @@ def parse_request_head(head: bytes) -> RequestHead | Verdict:
         return HAND_OVER
     if not target.startswith("/") or not target.isascii() or not target.isprintable():
         return HAND_OVER
-    headers: dict[str, str] = {}
+    fields: list[tuple[str, str]] = []
     for line in lines[1:]:
         if not line:
             continue
@@ -63,10 +65,8 @@ def parse_request_head(head: bytes) -> RequestHead | Verdict:
         # no obsolete line folding, no space before the colon, no control bytes (RFC 9112 §5)
         if not colon or not name or not _is_token(name) or not _is_field_value(value):
             return HAND_OVER
-        key = name.lower()
-        value = value.strip(" \t")
-        previous = headers.get(key)
-        headers[key] = value if previous is None else f"{previous}, {value}"
+        fields.append((name, value.strip(" \t")))
+    headers = lower_headers(fields)
     if "host" not in headers or any(h in headers for h in _HAND_OVER_HEADERS):
         return HAND_OVER
     if headers.get("content-length", "0") != "0":

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import cast
 
-import structlog
 import trio
 from hypercorn.config import Config
 from hypercorn.trio.statsd import StatsdLogger
@@ -37,8 +36,6 @@ from supervisor.http.origin import OriginApp
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.playback import StreamedResponse
 from supervisor.http.server import hypercorn_config, serve_app
-
-log = structlog.get_logger(__name__)
 
 _RECEIVE_BYTES = 64 * 1024
 _SEND_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
@@ -210,20 +207,36 @@ class OriginServer:
 
     async def _answer(self, stream: trio.SocketStream, request: http1.RequestHead) -> None:
         started = time.perf_counter()
-        if http1.is_blocking_reload(request.query):
-            key = _flight_key(request)
-            flight = self._flights.get(key)
-            if flight is None:
-                await self._lead(key, stream, request, started)
-                return
-            if await self._follow(flight, stream, request.keep_alive, started):
-                return
-            # the shared answer was not a 200: this request gets its own
-        route, result = await self._app.respond(
-            request.method, request.path, request.query, request.headers
-        )
+        key = _flight_key(request) if http1.is_blocking_reload(request.query) else None
+        flight = self._flights.get(key) if key is not None else None
+        if flight is not None and await self._follow(flight, stream, request.keep_alive, started):
+            return
+        # not shared: a plain request, the first of a flight (key), or a follower whose shared
+        # answer was not a 200 (flight is not None: it asks alone)
+        route, result = await self._respond(request, key if flight is None else None)
         await self._send(stream, result, request.keep_alive)
         self._app.observe(route, result.status, started)
+
+    async def _respond(
+        self, request: http1.RequestHead, flight_key: tuple[str | None, ...] | None
+    ) -> tuple[str, OriginResponse | StreamedResponse]:
+        """The app's answer; with a ``flight_key``, identical requests meanwhile wait for it."""
+        if flight_key is None:
+            return await self._app.respond(
+                request.method, request.path, request.query, request.headers
+            )
+        flight = self._flights[flight_key] = _Flight()
+        try:
+            route, result = await self._app.respond(
+                request.method, request.path, request.query, request.headers
+            )
+            if isinstance(result, OriginResponse) and result.status == 200:
+                self._broadcast(flight, route, result)
+        finally:
+            if self._flights.get(flight_key) is flight:
+                del self._flights[flight_key]
+            flight.done.set()
+        return route, result
 
     async def _send(
         self, stream: trio.SocketStream, result: OriginResponse | StreamedResponse, keep: bool
@@ -239,24 +252,6 @@ class OriginServer:
     # same URL; when it appears, the first request's answer is written to every one of them in
     # one synchronous loop (a few µs per socket) instead of each waking, answering and writing
     # in turn through the scheduler. Only a 200 is shared; anything else, each asks again alone.
-
-    async def _lead(
-        self, key: tuple[str | None, ...], stream: trio.SocketStream, request: http1.RequestHead,
-        started: float,
-    ) -> None:  # fmt: skip
-        flight = self._flights[key] = _Flight()
-        try:
-            route, result = await self._app.respond(
-                request.method, request.path, request.query, request.headers
-            )
-            if isinstance(result, OriginResponse) and result.status == 200:
-                self._broadcast(flight, route, result)
-        finally:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-            flight.done.set()
-        await self._send(stream, result, request.keep_alive)
-        self._app.observe(route, result.status, started)
 
     def _broadcast(self, flight: _Flight, route: str, result: OriginResponse) -> None:
         date = self._date.at(time.time())

@@ -20,7 +20,7 @@ import trio
 from actors.edge import EdgeReader
 from actors.files import read_or_none
 from actors.packager.hls import format_iso8601_ms
-from actors.packager.publish import last_part_position, target_duration_s
+from actors.packager.publish import last_part_position
 from actors.stream import StreamActor
 from supervisor.http import live_edge, origin_core
 from supervisor.http.origin_core import (
@@ -215,7 +215,9 @@ class Playback:
                 wanted = live_edge.closed_range(headers.get("range"))
                 if wanted is not None and live_edge.may_stream_segment(actor, rid, path.number):
                     # LL-HLS part addressed as a byte range of its (growing) segment
-                    return await self._growing_range(actor, rid, path.number, wanted, audio)
+                    return await self._growing_range(
+                        actor, rid, path.number, wanted, audio=audio, td=reader.target_duration_s
+                    )
                 if actor.low_latency and live_edge.may_stream_segment(actor, rid, path.number):
                     # LL-DASH: 200 at once, each CMAF chunk as the packager gets it
                     return StreamedResponse(
@@ -240,10 +242,16 @@ class Playback:
         return self.cache.put(key, origin_core.make_object(data, kind, immutable=True, audio=audio))
 
     async def _growing_range(
-        self, actor: StreamActor, rid: str, number: int, wanted: tuple[int, int], audio: bool
+        self,
+        actor: StreamActor,
+        rid: str,
+        number: int,
+        wanted: tuple[int, int],
+        *,
+        audio: bool,
+        td: int,
     ) -> OriginResponse | None:
         first, last = wanted
-        td = publish_target_duration(actor)
         data = await live_edge.growing_range(actor, rid, number, wanted, timeout_s=3 * td)
         if data is None:
             return None
@@ -310,10 +318,6 @@ def parts_ahead(
     """How many parts ``wanted`` (msn, part) lies past the last published (msn, part)."""
     parts_per_segment = max(1, round(segment_duration_s / part_target_s))
     return (wanted[0] - last[0]) * parts_per_segment + (wanted[1] - last[1])
-
-
-def publish_target_duration(actor: StreamActor) -> int:
-    return target_duration_s(actor.publish_settings)
 
 
 def hls_position_reached(actor: StreamActor, rendition_id: str, msn: int, part: int | None) -> bool:
