@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from functools import partial
 
@@ -156,20 +156,12 @@ class Playback:
     ) -> OriginObject | OriginResponse | StreamedResponse | None:
         identity = id(actor)
         kind = path.kind
-        if kind in {ObjectKind.MULTIVARIANT_PLAYLIST, ObjectKind.DASH_MANIFEST}:
-            version = reader.version
-            key: Hashable = (identity, relative, version)
-            cached = self.cache.get(key)
-            if cached is not None:
-                return cached
-            data = (
-                reader.multivariant_playlist()
-                if kind is ObjectKind.MULTIVARIANT_PLAYLIST
-                else reader.manifest()
+        if kind is ObjectKind.MULTIVARIANT_PLAYLIST:
+            return self._document(
+                (identity, relative, reader.version), kind, reader.multivariant_playlist
             )
-            if data is None:
-                return None
-            return self.cache.put(key, origin_core.make_object(data, kind, immutable=False))
+        if kind is ObjectKind.DASH_MANIFEST:
+            return self._document((identity, relative, reader.version), kind, reader.manifest)
         rid = path.rendition_id
         if rid is None or not reader.has_rendition(rid):
             return None
@@ -179,15 +171,11 @@ class Playback:
                 if refusal is not None:
                     return refusal
             skip = directives.skip is not None and actor.low_latency
-            version = reader.version
-            key = (identity, relative, skip, version)
-            cached = self.cache.get(key)
-            if cached is not None:
-                return cached
-            data = reader.media_playlist(rid, skip=skip)
-            if data is None:
-                return None
-            return self.cache.put(key, origin_core.make_object(data, kind, immutable=False))
+            return self._document(
+                (identity, relative, skip, reader.version),
+                kind,
+                partial(reader.media_playlist, rid, skip=skip),
+            )
         audio = rid == "audio"
         if kind is ObjectKind.PART:
             part = reader.part(rid, path.number, path.part_index)
@@ -199,7 +187,7 @@ class Playback:
                 part = reader.part(rid, path.number, path.part_index) if data else None
             if part is None:
                 return None
-            key = (identity, relative, part.immutable)
+            key: Hashable = (identity, relative, part.immutable)
             cached = self.cache.get(key)
             if cached is not None:
                 return cached
@@ -240,6 +228,18 @@ class Playback:
         if data is None:
             return None
         return self.cache.put(key, origin_core.make_object(data, kind, immutable=True, audio=audio))
+
+    def _document(
+        self, key: Hashable, kind: ObjectKind, build: Callable[[], bytes | None]
+    ) -> OriginObject | None:
+        """A playlist or manifest for one live-edge version: built (hashed, gzipped) once."""
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        data = build()
+        if data is None:
+            return None
+        return self.cache.put(key, origin_core.make_object(data, kind, immutable=False))
 
     async def _growing_range(
         self,
