@@ -15,6 +15,7 @@ import trio
 from supervisor import __version__
 from supervisor.config import ENV_VARS, Settings, load_settings
 from supervisor.errors import ConfigError
+from supervisor.supervise import exception_leaves
 
 log = structlog.get_logger(__name__)
 
@@ -125,14 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _first_os_error(group: BaseExceptionGroup[BaseException]) -> OSError | None:
-    for error in group.exceptions:
-        if isinstance(error, OSError):
-            return error
-        if isinstance(error, BaseExceptionGroup):
-            found = _first_os_error(error)
-            if found is not None:
-                return found
-    return None
+    return next((e for e in exception_leaves(group) if isinstance(e, OSError)), None)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,6 @@ class Settings:
     tls_key: str = ""
     log_level: str = "info"
     encoder_nice: int = 15  # FFmpeg's niceness: encoders yield CPU to the service under load
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 def _parse_bool(raw: str) -> bool:

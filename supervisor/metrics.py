@@ -168,6 +168,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        # labelled children per (listener, route, status): .labels() validates and locks on
+        # every call, and observe() runs per request; routes are templates, so this stays small
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
     def observe(self, listener: str, route: str, status: int, duration_s: float) -> None:
-        self.http_requests.labels(listener, route, str(status)).inc()
-        self.http_latency.labels(listener, route).observe(duration_s)
+        key = (listener, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.http_requests.labels(listener, route, str(status)),
+                self.http_latency.labels(listener, route),
+            )
+        requests, latency = children
+        requests.inc()
+        latency.observe(duration_s)

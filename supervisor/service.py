@@ -21,7 +21,7 @@ import trio
 from actors import janitor
 from actors.ffmpeg.process import Spawner, spawn_process
 from actors.ffmpeg.sources import ValidatedSource, redact_url
-from actors.status import StreamSpec, StreamState
+from actors.status import StreamSpec
 from actors.stream import StreamActor, StreamSettings
 from supervisor.backoff import Backoff
 from supervisor.config import Settings
@@ -54,15 +54,20 @@ class AtCapacity(HlsdashError):  # noqa: N818
         self.max_streams = max_streams
 
 
-def ffmpeg_version(path: str) -> str | None:
-    """Blocking: FFmpeg's version line, or None if it cannot run (for /ready)."""
+def _run_ffmpeg(path: str, option: str) -> subprocess.CompletedProcess[bytes] | None:
+    """Blocking: ``ffmpeg -hide_banner <option>``, or None if it cannot run at all."""
     try:
-        result = subprocess.run(
-            [path, "-hide_banner", "-version"], capture_output=True, timeout=10, check=False
+        return subprocess.run(
+            [path, "-hide_banner", option], capture_output=True, timeout=10, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    if result.returncode != 0:
+
+
+def ffmpeg_version(path: str) -> str | None:
+    """Blocking: FFmpeg's version line, or None if it cannot run (for /ready)."""
+    result = _run_ffmpeg(path, "-version")
+    if result is None or result.returncode != 0:
         return None
     first = result.stdout.decode("utf-8", "replace").splitlines()
     return first[0] if first else None
@@ -71,11 +76,8 @@ def ffmpeg_version(path: str) -> str | None:
 @functools.lru_cache(maxsize=8)
 def ffmpeg_has_filter(path: str, name: str) -> bool:
     """Blocking: does this FFmpeg build have filter ``name``? (False if it cannot run.)"""
-    try:
-        result = subprocess.run(
-            [path, "-hide_banner", "-filters"], capture_output=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
+    result = _run_ffmpeg(path, "-filters")
+    if result is None:
         return False
     # rows look like " ... zscale            V->V       Apply resizing, colorspace and ..."
     return any(
@@ -137,7 +139,6 @@ class StreamService:
         )
         self._actors: OrderedDict[str, StreamActor] = OrderedDict()
         self.running = False
-        self.started_unix_s = wall_clock()
 
     @property
     def output_dir(self) -> Path:
@@ -252,9 +253,3 @@ class StreamService:
         ended = [sid for sid, a in self._actors.items() if a.finished.is_set()]
         for sid in ended[: max(0, len(ended) - _MAX_ENDED_KEPT)]:
             del self._actors[sid]
-
-    def states(self) -> dict[StreamState, int]:
-        counts: dict[StreamState, int] = dict.fromkeys(StreamState, 0)
-        for actor in self._actors.values():
-            counts[actor.status.state] += 1
-        return counts

@@ -205,7 +205,7 @@ async def _run_once(child: ChildFn, on_ready: Callable[[], None]) -> _RunResult:
 
 
 def _raise_passthrough(passthrough: BaseExceptionGroup[BaseException]) -> None:
-    leaves = _leaves(passthrough)
+    leaves = exception_leaves(passthrough)
     if all(isinstance(leaf, trio.Cancelled) for leaf in leaves):
         # Several tasks saw the same cancellation; one plain Cancelled is what callers expect.
         raise leaves[0]
@@ -215,7 +215,7 @@ def _raise_passthrough(passthrough: BaseExceptionGroup[BaseException]) -> None:
 def _classify(errors: ExceptionGroup[Exception] | None) -> tuple[ExitKind, str | None]:
     if errors is None:
         return ExitKind.NORMAL, None
-    if all(isinstance(leaf, Shutdown) for leaf in _leaves(errors)):
+    if all(isinstance(leaf, Shutdown) for leaf in exception_leaves(errors)):
         return ExitKind.SHUTDOWN, None
     return ExitKind.ABNORMAL, _describe_group(errors)
 
@@ -224,7 +224,7 @@ def _describe_group(errors: ExceptionGroup[Exception] | None) -> str | None:
     """``"Type: message"`` of the first real error, noting how many more there were."""
     if errors is None:
         return None
-    leaves = _leaves(errors)
+    leaves = exception_leaves(errors)
     # Prefer a real failure over a Shutdown raised alongside it.
     crashes = [leaf for leaf in leaves if not isinstance(leaf, Shutdown)] or leaves
     text = describe_exception(crashes[0])
@@ -246,11 +246,12 @@ def _truncate(text: str) -> str:
     return text[: MAX_ERROR_CHARS - 1] + "…"
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+def exception_leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The non-group exceptions inside ``group``, depth first, in order."""
     leaves: list[BaseException] = []
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            leaves.extend(_leaves(exc))
+            leaves.extend(exception_leaves(exc))
         else:
             leaves.append(exc)
     return leaves

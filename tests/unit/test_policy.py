@@ -20,6 +20,13 @@ from supervisor.policy import (
 LOOSE = Intensity(max_restarts=100, period_s=10.0)
 
 
+def crash(history: RestartHistory, *, now_s: float, intensity: Intensity = LOOSE) -> Decision:
+    """The decision after a permanent child's abnormal exit at ``now_s``."""
+    return decide(
+        ExitKind.ABNORMAL, RestartType.PERMANENT, history, now_s=now_s, intensity=intensity
+    )
+
+
 @pytest.mark.parametrize(
     ("restart_type", "exit_kind", "expected"),
     [
@@ -60,13 +67,7 @@ def test_temporary_crash_is_give_up_not_stop() -> None:
 
 
 def test_restart_records_time() -> None:
-    decision = decide(
-        ExitKind.ABNORMAL,
-        RestartType.PERMANENT,
-        RestartHistory((1.0,)),
-        now_s=2.5,
-        intensity=LOOSE,
-    )
+    decision = crash(RestartHistory((1.0,)), now_s=2.5)
     assert decision == Restart(history=RestartHistory((1.0, 2.5)))
 
 
@@ -74,14 +75,10 @@ def test_intensity_exceeded_exactly_on_max_plus_one() -> None:
     intensity = Intensity(max_restarts=3, period_s=10.0)
     history = RestartHistory()
     for now_s in (0.0, 1.0, 2.0):
-        decision = decide(
-            ExitKind.ABNORMAL, RestartType.PERMANENT, history, now_s=now_s, intensity=intensity
-        )
+        decision = crash(history, now_s=now_s, intensity=intensity)
         assert isinstance(decision, Restart)
         history = decision.history
-    decision = decide(
-        ExitKind.ABNORMAL, RestartType.PERMANENT, history, now_s=3.0, intensity=intensity
-    )
+    decision = crash(history, now_s=3.0, intensity=intensity)
     assert isinstance(decision, GiveUp)
     assert "more than 3 restarts within 10 s" in decision.reason
 
@@ -89,32 +86,14 @@ def test_intensity_exceeded_exactly_on_max_plus_one() -> None:
 def test_window_is_open_at_the_old_end() -> None:
     # OTP keeps restarts with t > now - period: one exactly `period` old no longer counts.
     intensity = Intensity(max_restarts=1, period_s=5.0)
-    decision = decide(
-        ExitKind.ABNORMAL,
-        RestartType.PERMANENT,
-        RestartHistory((0.0,)),
-        now_s=5.0,
-        intensity=intensity,
-    )
+    decision = crash(RestartHistory((0.0,)), now_s=5.0, intensity=intensity)
     assert decision == Restart(history=RestartHistory((5.0,)))
-    decision = decide(
-        ExitKind.ABNORMAL,
-        RestartType.PERMANENT,
-        RestartHistory((0.0,)),
-        now_s=4.999,
-        intensity=intensity,
-    )
+    decision = crash(RestartHistory((0.0,)), now_s=4.999, intensity=intensity)
     assert isinstance(decision, GiveUp)
 
 
 def test_zero_intensity_never_restarts() -> None:
-    decision = decide(
-        ExitKind.ABNORMAL,
-        RestartType.PERMANENT,
-        RestartHistory(),
-        now_s=0.0,
-        intensity=Intensity(max_restarts=0, period_s=1.0),
-    )
+    decision = crash(RestartHistory(), now_s=0.0, intensity=Intensity(max_restarts=0, period_s=1.0))
     assert isinstance(decision, GiveUp)
 
 
@@ -139,9 +118,7 @@ def test_sliding_window_matches_naive_count(
     now_s = 0.0
     for gap_s in gaps_s:
         now_s += gap_s
-        decision: Decision = decide(
-            ExitKind.ABNORMAL, RestartType.PERMANENT, history, now_s=now_s, intensity=intensity
-        )
+        decision = crash(history, now_s=now_s, intensity=intensity)
         in_window = [t for t in accepted if t > now_s - period_s]
         if len(in_window) + 1 > max_restarts:
             assert isinstance(decision, GiveUp)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -43,12 +45,13 @@ class Recorder:
 
 async def run_supervise(
     child: ChildFn,
-    recorder: Recorder,
+    recorder: Callable[[SupervisorEvent], None],
     *,
     restart_type: RestartType = RestartType.PERMANENT,
     intensity: Intensity = LOOSE,
     backoff: Backoff = NO_JITTER,
     rng: random.Random | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> SupervisionOutcome:
     return await supervise(
         child,
@@ -57,6 +60,7 @@ async def run_supervise(
         backoff=backoff,
         rng=rng or random.Random(0),
         on_event=recorder,
+        task_status=task_status,
     )
 
 
@@ -69,6 +73,18 @@ def crash_then_serve(crashes: int, start_times: list[float]) -> ChildFn:
             raise RuntimeError(f"boom {len(start_times)}")
         task_status.started()
         await trio.sleep_forever()
+
+    return child
+
+
+def crash_after(uptime_s: float, start_times: list[float]) -> ChildFn:
+    """A child that reports ready, stays up `uptime_s`, then crashes; every run alike."""
+
+    async def child(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        start_times.append(trio.current_time())
+        task_status.started()
+        await trio.sleep(uptime_s)
+        raise RuntimeError(f"crash after {uptime_s} s up")
 
     return child
 
@@ -221,30 +237,18 @@ async def test_permanent_is_restarted_after_normal_return(autojump_clock: trio.a
 
 async def test_backoff_resets_after_long_uptime(autojump_clock: trio.abc.Clock) -> None:
     start_times: list[float] = []
-
-    async def child(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        start_times.append(trio.current_time())
-        task_status.started()
-        await trio.sleep(40)  # longer than reset_after_s=30
-        raise RuntimeError("crash after a long run")
-
     with trio.move_on_after(130):
-        await run_supervise(child, Recorder())
+        # 40 s up: longer than reset_after_s=30
+        await run_supervise(crash_after(40, start_times), Recorder())
     # Every restart is the fast first step: 40 s up + 0.5 s pause each time.
     assert start_times == [0.0, 40.5, 81.0, 121.5]
 
 
 async def test_backoff_grows_for_short_uptime(autojump_clock: trio.abc.Clock) -> None:
     start_times: list[float] = []
-
-    async def child(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        start_times.append(trio.current_time())
-        task_status.started()
-        await trio.sleep(10)  # shorter than reset_after_s=30
-        raise RuntimeError("crash after a short run")
-
     with trio.move_on_after(40):
-        await run_supervise(child, Recorder())
+        # 10 s up: shorter than reset_after_s=30
+        await run_supervise(crash_after(10, start_times), Recorder())
     assert start_times == [0.0, 10.5, 21.5, 33.5]
 
 
@@ -256,17 +260,7 @@ async def test_started_reported_when_first_child_is_ready(autojump_clock: trio.a
 
     recorder = Recorder()
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: supervise(
-                child,
-                restart_type=RestartType.PERMANENT,
-                intensity=LOOSE,
-                backoff=NO_JITTER,
-                rng=random.Random(0),
-                on_event=recorder,
-                task_status=task_status,
-            )
-        )
+        await nursery.start(functools.partial(run_supervise, child, recorder))
         assert trio.current_time() == 2.0
         assert [e for _, e in recorder.events] == [ChildStarted(restarts=0)]
         nursery.cancel_scope.cancel()
@@ -277,15 +271,7 @@ async def test_started_reported_when_first_child_fails(autojump_clock: trio.abc.
     recorder = Recorder()
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda task_status: supervise(
-                crash_then_serve(2, start_times),
-                restart_type=RestartType.PERMANENT,
-                intensity=LOOSE,
-                backoff=NO_JITTER,
-                rng=random.Random(0),
-                on_event=recorder,
-                task_status=task_status,
-            )
+            functools.partial(run_supervise, crash_then_serve(2, start_times), recorder)
         )
         # The parent is unblocked at the first failure; restarts continue in the background.
         assert trio.current_time() == 0.0
@@ -415,14 +401,7 @@ async def test_on_event_bug_propagates_and_is_not_restarted(
         raise KeyError("registry bug")
 
     with pytest.raises(KeyError, match="registry bug"):
-        await supervise(
-            child,
-            restart_type=RestartType.PERMANENT,
-            intensity=LOOSE,
-            backoff=NO_JITTER,
-            rng=random.Random(0),
-            on_event=broken,
-        )
+        await run_supervise(child, broken)
     assert runs == [0.0]
 
 
