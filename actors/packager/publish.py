@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from actors.packager import dash, hls
 from actors.packager.layout import media_playlist_uri, rendition_report_uri
@@ -84,7 +84,7 @@ def _grid_start_ticks(timeline: StreamTimeline, partial: SegmentRecord) -> float
         edge = timeline.edge(sibling)
         if edge.kind != "video":
             continue
-        same = edge.partial if edge.partial is not None else None
+        same = edge.partial
         if same is None or same.number != partial.number:
             same = next((s for s in reversed(edge.committed) if s.number == partial.number), None)
         if same is not None:
@@ -104,8 +104,7 @@ def partial_is_complete(
     """
     if not partial.parts:
         return False
-    growing = timeline.growing_bytes(rendition_id, partial.number)
-    if growing is not None and growing[1]:
+    if timeline.awaits_commit(rendition_id, partial.number):
         return True
     last_part_s = partial.parts[-1].duration_s
     tolerance_s = min(last_part_s / 2, segment_duration_s / 4)
@@ -234,7 +233,6 @@ def render_manifest(
     if not timeline_periods or any(not e.committed for e in edges.values()):
         return None
     ll = settings.low_latency and not ended
-    nominal_ticks_cache: dict[str, int] = {}
     for index, period in enumerate(timeline_periods):
         next_first = (
             timeline_periods[index + 1].first_number if index + 1 < len(timeline_periods) else None
@@ -253,20 +251,10 @@ def render_manifest(
                 continue
             partial = None
             if ll and next_first is None and edge.partial is not None:
-                nominal = nominal_ticks_cache.setdefault(
-                    meta.rendition_id, round(settings.segment_duration_s * track.timescale)
-                )
                 # LL-DASH announces the growing segment with its expected duration
-                partial = SegmentRecord(
-                    number=edge.partial.number,
-                    start_ticks=edge.partial.start_ticks,
-                    duration_ticks=nominal,
-                    timescale=edge.partial.timescale,
-                    program_date_time_unix_s=edge.partial.program_date_time_unix_s,
-                    byte_length=edge.partial.byte_length,
-                    epoch=edge.partial.epoch,
-                    init_name=edge.partial.init_name,
-                    parts=edge.partial.parts,
+                partial = replace(
+                    edge.partial,
+                    duration_ticks=round(settings.segment_duration_s * track.timescale),
                 )
             peak, _average = _bandwidths(edge, meta)
             representations.append(

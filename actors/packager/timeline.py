@@ -165,6 +165,9 @@ class StreamTimeline:
         # (0.5 s is 15 frames at 30 fps but 13 frames = 0.52 s at 25 fps), so the PART-TARGET we
         # advertise is taken from the media, once, before any part is listed.
         self._first_part_s: dict[str, float] = {}
+        # edge() views, built once per input: the HTTP layer reads them per request (blocking
+        # reloads, rendition reports) far more often than fragments arrive. Every input clears it.
+        self._edges: dict[str, RenditionEdge] = {}
 
     # ------------------------------------------------------------------ inputs
 
@@ -174,6 +177,7 @@ class StreamTimeline:
 
     def begin_epoch(self) -> int:
         """Start a new encoder run; returns its epoch number (1, 2, …)."""
+        self._edges.clear()
         self.epoch += 1
         self._epoch_first_number = self.next_number
         self._epoch_base_s = None
@@ -188,6 +192,7 @@ class StreamTimeline:
         rendition = self._renditions[rendition_id]
         changes = Changes()
         if init.data != rendition.init_data:
+            self._edges.clear()
             rendition.init_data = init.data
             rendition.track = init.track
             rendition.init_version += 1
@@ -201,6 +206,7 @@ class StreamTimeline:
         track = rendition.track
         if track is None:
             raise ValueError(f"fragment for {rendition_id} before its init segment")
+        self._edges.clear()
         timescale = track.timescale
         if self._epoch_base_s is None:
             self._epoch_base_s = self._choose_epoch_base_s(fragment, timescale, now_unix_s)
@@ -254,6 +260,7 @@ class StreamTimeline:
 
     def end_epoch(self, *, now_unix_s: float) -> Changes:
         """The encoder run is over: finish what every rendition has, discard the rest."""
+        self._edges.clear()
         for rendition in self._renditions.values():
             if rendition.growing is not None and rendition.growing.parts:
                 self._complete(rendition, rendition.growing)
@@ -267,16 +274,18 @@ class StreamTimeline:
     # ------------------------------------------------------------------ views
 
     def edge(self, rendition_id: str) -> RenditionEdge:
-        rendition = self._renditions[rendition_id]
-        committed = tuple(self._committed[rendition_id])
-        return RenditionEdge(
-            rendition_id=rendition_id,
-            kind=rendition.kind,
-            track=rendition.track,
-            init_name=rendition.init_name,
-            committed=committed,
-            partial=self._visible_partial(rendition),
-        )
+        edge = self._edges.get(rendition_id)
+        if edge is None:
+            rendition = self._renditions[rendition_id]
+            edge = self._edges[rendition_id] = RenditionEdge(
+                rendition_id=rendition_id,
+                kind=rendition.kind,
+                track=rendition.track,
+                init_name=rendition.init_name,
+                committed=tuple(self._committed[rendition_id]),
+                partial=self._visible_partial(rendition),
+            )
+        return edge
 
     def periods(self) -> tuple[Period, ...]:
         return tuple(self._periods)
@@ -297,6 +306,11 @@ class StreamTimeline:
         if growing is not None and growing.number == number:
             return b"".join(growing.chunks), False
         return None
+
+    def awaits_commit(self, rendition_id: str, number: int) -> bool:
+        """Has the rendition finished segment ``number``, which now waits at the commit barrier?"""
+        rendition = self._renditions.get(rendition_id)
+        return rendition is not None and any(r.number == number for r, _ in rendition.completed)
 
     def part_bytes(self, rendition_id: str, number: int, part_index: int) -> bytes | None:
         rendition = self._renditions.get(rendition_id)

@@ -118,6 +118,10 @@ def manifest(periods: tuple[DashPeriod, ...], **kw: object) -> DashManifestInput
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
+def single_period(*reps: DashRepresentation) -> tuple[DashPeriod, ...]:
+    return (DashPeriod(period_id="p0", start_s=0.0, representations=reps),)
+
+
 def one_period(*, partial: bool = False) -> tuple[DashPeriod, ...]:
     vsegs = make_segments(5, 6, timescale=VIDEO_TS, seg_ticks=180_000)
     asegs = make_segments(5, 6, timescale=AUDIO_TS, seg_ticks=96_000)
@@ -138,7 +142,7 @@ def one_period(*, partial: bool = False) -> tuple[DashPeriod, ...]:
             )
             for r in reps
         )
-    return (DashPeriod(period_id="p0", start_s=0.0, representations=reps),)
+    return single_period(*reps)
 
 
 def parse(text: str) -> ET.Element:
@@ -276,12 +280,9 @@ def test_template_names_match_the_hls_files() -> None:
 def test_differing_video_timelines_get_per_representation_templates() -> None:
     vsegs = make_segments(5, 4, timescale=VIDEO_TS, seg_ticks=180_000)
     odd = make_segments(5, 4, timescale=VIDEO_TS, seg_ticks=180_000, start_ticks=900_300)
-    period = DashPeriod(
-        period_id="p0",
-        start_s=0.0,
-        representations=(video_rep("720p", vsegs), video_rep("480p", odd)),
+    root = parse(
+        render_mpd(manifest(single_period(video_rep("720p", vsegs), video_rep("480p", odd))))
     )
-    root = parse(render_mpd(manifest((period,))))
     aset = root.find("d:Period/d:AdaptationSet", NS)
     assert aset is not None
     assert aset.find("d:SegmentTemplate", NS) is None
@@ -295,14 +296,8 @@ def test_differing_video_timelines_get_per_representation_templates() -> None:
 
 def test_fractional_frame_rate() -> None:
     segs = make_segments(0, 2, timescale=VIDEO_TS, seg_ticks=180_000)
-    period = DashPeriod(
-        period_id="p0",
-        start_s=0.0,
-        representations=(video_rep("720p", segs, frame_rate=30000 / 1001),),
-    )
-    rep = parse(render_mpd(manifest((period,)))).find(
-        "d:Period/d:AdaptationSet/d:Representation", NS
-    )
+    period = single_period(video_rep("720p", segs, frame_rate=30000 / 1001))
+    rep = parse(render_mpd(manifest(period))).find("d:Period/d:AdaptationSet/d:Representation", NS)
     assert rep is not None
     assert rep.attrib["frameRate"] == "30000/1001"
 
@@ -389,18 +384,10 @@ def test_refuses_mixed_inits_and_gaps_in_numbers() -> None:
     segs = make_segments(0, 3, timescale=VIDEO_TS, seg_ticks=180_000)
     mixed = (segs[0], replace(segs[1], init_name="init_1.mp4"))
     with pytest.raises(ValueError, match="init"):
-        render_mpd(
-            manifest(
-                (DashPeriod(period_id="p", start_s=0, representations=(video_rep("720p", mixed),)),)
-            )
-        )
+        render_mpd(manifest(single_period(video_rep("720p", mixed))))
     holey = (segs[0], segs[2])
     with pytest.raises(ValueError, match="contiguous"):
-        render_mpd(
-            manifest(
-                (DashPeriod(period_id="p", start_s=0, representations=(video_rep("720p", holey),)),)
-            )
-        )
+        render_mpd(manifest(single_period(video_rep("720p", holey))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,12 +441,9 @@ def test_split_periods_without_init_change_is_one_period() -> None:
 
 def test_representation_empty_in_a_period_is_left_out() -> None:
     segs = make_segments(0, 2, timescale=VIDEO_TS, seg_ticks=180_000)
-    period = DashPeriod(
-        period_id="p0",
-        start_s=0.0,
-        representations=(video_rep("720p", segs), video_rep("480p", ())),
+    root = parse(
+        render_mpd(manifest(single_period(video_rep("720p", segs), video_rep("480p", ()))))
     )
-    root = parse(render_mpd(manifest((period,))))
     ids = [r.attrib["id"] for r in root.iterfind("d:Period/d:AdaptationSet/d:Representation", NS)]
     assert ids == ["720p"]
 
@@ -473,24 +457,13 @@ def timelines(draw: st.DrawFn) -> tuple[SegmentRecord, ...]:
     first = draw(st.integers(0, 1_000_000))
     count = draw(st.integers(2, 40))
     t = draw(st.integers(0, 10**12))
-    out = []
+    out: list[SegmentRecord] = []
     for i in range(count):
         # Mostly equal durations (so runs form), sometimes different ones and gaps.
         d = draw(st.sampled_from([180_000, 180_000, 180_000, 179_200, 181_000]))
         gap = draw(st.sampled_from([0, 0, 0, 0, 3_000, 180_000]))
         t += gap
-        out.append(
-            SegmentRecord(
-                number=first + i,
-                start_ticks=t,
-                duration_ticks=d,
-                timescale=VIDEO_TS,
-                program_date_time_unix_s=AST + t / VIDEO_TS,
-                byte_length=1,
-                epoch=0,
-                init_name="init_0.mp4",
-            )
-        )
+        out += make_segments(first + i, 1, timescale=VIDEO_TS, seg_ticks=d, start_ticks=t)
         t += d
     return tuple(out)
 
@@ -501,8 +474,7 @@ def test_timeline_expands_to_exactly_the_input(segs: tuple[SegmentRecord, ...], 
     *complete, last = segs
     # The partial is always passed; only LL lists it.
     rep = video_rep("720p", tuple(complete), partial_segment=last)
-    period = DashPeriod(period_id="p0", start_s=0.0, representations=(rep,))
-    root = parse(render_mpd(manifest((period,), low_latency=LL if ll else None)))
+    root = parse(render_mpd(manifest(single_period(rep), low_latency=LL if ll else None)))
     template = root.find("d:Period/d:AdaptationSet/d:SegmentTemplate", NS)
     assert template is not None
     expected = [(s.number, s.start_ticks, s.duration_ticks) for s in (segs if ll else complete)]

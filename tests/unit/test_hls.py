@@ -221,6 +221,26 @@ def growing(after: SegmentRecord, part_count: int, **changes: object) -> Segment
     return replace(seg, **changes)  # type: ignore[arg-type]
 
 
+def parse_ll(
+    segs: tuple[SegmentRecord, ...],
+    partial: SegmentRecord | None = None,
+    *,
+    partial_complete: bool = False,
+) -> ParsedPlaylist:
+    """The parsed LL playlist (target duration 2 s, ``LL``) of a window and its growing segment."""
+    return parse_media(
+        render_media_playlist(
+            MediaPlaylistInput(
+                target_duration_s=2,
+                segments=segs,
+                low_latency=LL,
+                partial_segment=partial,
+                partial_complete=partial_complete,
+            )
+        )
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Formatting
 
@@ -396,59 +416,28 @@ def test_low_latency_header_parts_hint_and_reports() -> None:
 
 def test_complete_partial_hints_part_zero_of_the_next_segment() -> None:
     segs = make_window(0, [180_000] * 3)
-    parsed = parse_media(
-        render_media_playlist(
-            MediaPlaylistInput(
-                target_duration_s=2,
-                segments=segs,
-                low_latency=LL,
-                partial_segment=growing(segs[-1], 4),
-                partial_complete=True,
-            )
-        )
-    )
+    parsed = parse_ll(segs, growing(segs[-1], 4), partial_complete=True)
     assert parsed.trailing is not None
     assert len(parsed.trailing.parts) == 4
     assert parsed.preload_hints == [{"TYPE": "PART", "URI": "part_4_0.m4s"}]
 
 
 def test_hint_for_next_segment_when_no_partial() -> None:
-    segs = make_window(0, [180_000] * 3)
-    parsed = parse_media(
-        render_media_playlist(
-            MediaPlaylistInput(target_duration_s=2, segments=segs, low_latency=LL)
-        )
-    )
+    parsed = parse_ll(make_window(0, [180_000] * 3))
     assert parsed.preload_hints == [{"TYPE": "PART", "URI": "part_3_0.m4s"}]
     assert parsed.trailing is None
 
 
 def test_partial_segment_without_parts_only_hints_part_zero() -> None:
     segs = make_window(0, [180_000] * 3)
-    parsed = parse_media(
-        render_media_playlist(
-            MediaPlaylistInput(
-                target_duration_s=2,
-                segments=segs,
-                low_latency=LL,
-                partial_segment=growing(segs[-1], 0),
-            )
-        )
-    )
+    parsed = parse_ll(segs, growing(segs[-1], 0))
     assert parsed.trailing is None
     assert parsed.preload_hints == [{"TYPE": "PART", "URI": "part_3_0.m4s"}]
 
 
 def test_partial_segment_starting_a_new_epoch_gets_discontinuity_and_map() -> None:
     segs = make_window(0, [180_000] * 3)
-    partial = growing(segs[-1], 1, epoch=1, init_name="init_1.mp4")
-    parsed = parse_media(
-        render_media_playlist(
-            MediaPlaylistInput(
-                target_duration_s=2, segments=segs, low_latency=LL, partial_segment=partial
-            )
-        )
-    )
+    parsed = parse_ll(segs, growing(segs[-1], 1, epoch=1, init_name="init_1.mp4"))
     assert parsed.trailing is not None
     assert parsed.trailing.discontinuity
     assert parsed.trailing.map_uri == "init_1.mp4"
@@ -457,16 +446,7 @@ def test_partial_segment_starting_a_new_epoch_gets_discontinuity_and_map() -> No
 
 def test_playlist_of_only_a_growing_segment() -> None:
     seg0 = make_window(0, [180_000])[0]
-    parsed = parse_media(
-        render_media_playlist(
-            MediaPlaylistInput(
-                target_duration_s=2,
-                segments=(),
-                low_latency=LL,
-                partial_segment=replace(seg0, parts=parts_for(2)),
-            )
-        )
-    )
+    parsed = parse_ll((), replace(seg0, parts=parts_for(2)))
     assert parsed.header["EXT-X-MEDIA-SEQUENCE"] == "0"
     assert parsed.segments == []
     assert parsed.trailing is not None

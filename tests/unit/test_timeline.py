@@ -43,18 +43,31 @@ def make_timeline(retained: int = 10) -> StreamTimeline:
     )
 
 
+def publish_settings(part_target_s: float, *, low_latency: bool) -> publish.PublishSettings:
+    return publish.PublishSettings(
+        segment_duration_s=1.0,
+        playlist_size=10,
+        part_target_s=part_target_s,
+        low_latency=low_latency,
+    )
+
+
+def interleaved() -> list[tuple[float, str, Fragment]]:
+    """One encoder run's fragments, video and audio interleaved by decode time (seconds)."""
+    return sorted(
+        [(f.decode_time_ticks / 15360, "180p", f) for f in VIDEO]
+        + [(f.decode_time_ticks / 48000, "audio", f) for f in AUDIO],
+        key=lambda e: (e[0], e[1]),
+    )
+
+
 def run_epoch(timeline: StreamTimeline, start_unix_s: float, *, end: bool = True) -> list[int]:
     """Feed one encoder run (video and audio interleaved by time); returns committed numbers."""
     timeline.begin_epoch()
     committed: list[int] = []
     timeline.on_init("180p", VIDEO_INIT)
     timeline.on_init("audio", AUDIO_INIT)
-    events = sorted(
-        [(f.decode_time_ticks / 15360, "180p", f) for f in VIDEO]
-        + [(f.decode_time_ticks / 48000, "audio", f) for f in AUDIO],
-        key=lambda e: (e[0], e[1]),
-    )
-    for at_s, rid, fragment in events:
+    for at_s, rid, fragment in interleaved():
         changes = timeline.on_fragment(rid, fragment, now_unix_s=start_unix_s + at_s + 0.34)
         committed.extend(changes.segments_committed)
     if end:
@@ -118,11 +131,7 @@ def test_numbering_and_time_continue_across_restarts_with_a_discontinuity() -> N
     # same init bytes → same init name, one DASH period
     assert len(timeline.periods()) == 1
     text = publish.render_media_playlist(
-        timeline,
-        "180p",
-        publish.PublishSettings(
-            segment_duration_s=1.0, playlist_size=10, part_target_s=0.34, low_latency=False
-        ),
+        timeline, "180p", publish_settings(0.34, low_latency=False)
     )
     assert text is not None
     assert text.count("#EXT-X-DISCONTINUITY\n") == 1
@@ -206,19 +215,14 @@ def test_part_target_comes_from_the_media_when_parts_are_longer() -> None:
     timeline = make_timeline()
     run_epoch(timeline, AST + 5.0, end=False)
     assert timeline.observed_part_s() == pytest.approx(16384 / 48000)  # AAC 0.341 s > video 0.333
-    configured = publish.PublishSettings(
-        segment_duration_s=1.0, playlist_size=10, part_target_s=0.3, low_latency=True
-    )
-    text = publish.render_media_playlist(timeline, "180p", configured)
+    text = publish.render_media_playlist(timeline, "180p", publish_settings(0.3, low_latency=True))
     assert text is not None
     assert "#EXT-X-PART-INF:PART-TARGET=0.342" in text
     assert "PART-HOLD-BACK=1.026" in text
     durations = [float(d) for d in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", text)]
     assert durations
     assert max(durations) <= 0.342
-    longer = publish.PublishSettings(
-        segment_duration_s=1.0, playlist_size=10, part_target_s=0.5, low_latency=True
-    )
+    longer = publish_settings(0.5, low_latency=True)
     assert "PART-TARGET=0.500" in (publish.render_media_playlist(timeline, "180p", longer) or "")
 
 
@@ -235,20 +239,13 @@ def test_preload_hint_names_the_part_that_appears_next() -> None:
     part is really ``part_{N+1}_0``) made it fail with 404s on a live stream.
     """
     timeline = make_timeline()
-    settings = publish.PublishSettings(
-        segment_duration_s=1.0, playlist_size=10, part_target_s=0.34, low_latency=True
-    )
+    settings = publish_settings(0.34, low_latency=True)
     timeline.begin_epoch()
     timeline.on_init("180p", VIDEO_INIT)
     timeline.on_init("audio", AUDIO_INIT)
-    events = sorted(
-        [(f.decode_time_ticks / 15360, "180p", f) for f in VIDEO]
-        + [(f.decode_time_ticks / 48000, "audio", f) for f in AUDIO],
-        key=lambda e: (e[0], e[1]),
-    )
     previous: dict[str, tuple[str, list[str]]] = {}
     checked = 0
-    for at_s, rid, fragment in events:
+    for at_s, rid, fragment in interleaved():
         timeline.on_fragment(rid, fragment, now_unix_s=AST + 5.0 + at_s + 0.34)
         for sibling in ("180p", "audio"):
             text = publish.render_media_playlist(timeline, sibling, settings)
@@ -277,12 +274,6 @@ def test_partial_is_complete_when_waiting_at_the_barrier() -> None:
     assert partial is not None
     assert partial.number == 0
     assert publish.partial_is_complete(timeline, "180p", partial, 1.0)
-    text = publish.render_media_playlist(
-        timeline,
-        "180p",
-        publish.PublishSettings(
-            segment_duration_s=1.0, playlist_size=10, part_target_s=0.34, low_latency=True
-        ),
-    )
+    text = publish.render_media_playlist(timeline, "180p", publish_settings(0.34, low_latency=True))
     assert text is not None
     assert _hint_and_parts(text)[0] == "part_1_0.m4s"
