@@ -20,7 +20,7 @@ import trio
 from actors.edge import EdgeReader
 from actors.files import read_or_none
 from actors.packager.hls import format_iso8601_ms
-from actors.packager.publish import last_part_position
+from actors.packager.publish import AUDIO_RENDITION_ID, last_part_position
 from actors.stream import StreamActor
 from supervisor.http import live_edge, origin_core
 from supervisor.http.origin_core import (
@@ -176,7 +176,7 @@ class Playback:
                 kind,
                 partial(reader.media_playlist, rid, skip=skip),
             )
-        audio = rid == "audio"
+        audio = rid == AUDIO_RENDITION_ID
         if kind is ObjectKind.PART:
             part = reader.part(rid, path.number, path.part_index)
             if part is None and actor.low_latency:
