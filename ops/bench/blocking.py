@@ -29,6 +29,7 @@ from ops.bench.common import (
     header,
     http,
     last_part,
+    lavfi_source,
     percentile,
     raise_fd_limit,
     running_service,
@@ -148,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.tiny:
         args.waiters, args.rounds = 100, 1
     limit = raise_fd_limit(args.waiters * 2 + 1024)  # inherited by the service process
-    source = "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
+    source = "lavfi:" + lavfi_source(426, 240)
     with running_service(ENCODER_PRESET="ultrafast") as service:
         service.create(STREAM, source, qualities=[RENDITION], low_latency=True)
         service.wait_segments(STREAM, 2, timeout_s=60)

@@ -151,14 +151,6 @@ class Service:
                 raise RuntimeError(f"{stream_id}: no {count} segments: {info}")
             time.sleep(0.2)
 
-    def ffmpeg_children(self) -> list[psutil.Process]:
-        found = []
-        for child in self.ps.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                if "ffmpeg" in child.name():
-                    found.append(child)
-        return found
-
 
 def service_environment(output_dir: Path, **overrides: str) -> dict[str, str]:
     env = {

@@ -28,9 +28,16 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ops.bench.common import FFMPEG, cpu_seconds, header, percentile, running_service
+from ops.bench.common import (
+    FFMPEG,
+    cpu_seconds,
+    header,
+    lavfi_source,
+    percentile,
+    running_service,
+)
 
-SOURCE = "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
+SOURCE = "lavfi:" + lavfi_source(426, 240)
 
 
 def passthrough_source(workdir: Path) -> str:

@@ -21,10 +21,8 @@ import time
 
 import httpx
 
-from tests.e2e.harness import launch_harness
-from tests.e2e.live_service import run_service
-
-ENGINES = ("hlsjs", "dashjs", "shaka-hls", "shaka-dash")
+from tests.e2e.harness import ENGINES, launch_harness
+from tests.e2e.live_service import LIVE_SOURCE, run_service
 
 
 def first_part_times(client: httpx.Client, rounds: int) -> tuple[float, float]:
@@ -37,8 +35,7 @@ def first_part_times(client: httpx.Client, rounds: int) -> tuple[float, float]:
             "/streams",
             json={
                 "stream_id": sid,
-                "source_url": "lavfi:testsrc2=size=640x360:rate=30[out0];"
-                "sine=frequency=440:sample_rate=48000[out1]",
+                "source_url": LIVE_SOURCE,
                 "qualities": ["240p"],
                 "low_latency": True,
             },

@@ -28,6 +28,7 @@ from ops.bench.common import (
     header,
     http,
     last_part,
+    lavfi_source,
     newest_segment,
     running_service,
     stop_process,
@@ -200,8 +201,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.tiny:
         args.seconds, args.connections = 1, 16
     # 360p at 800 kb/s: 5 s segments ≈ 500 KB (tiny: 240p, 1 s segments)
-    rendition, size, seg_s = ("240p", "426x240", 2) if args.tiny else ("360p", "640x360", 5)
-    source = f"lavfi:testsrc2=size={size}:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
+    rendition, width, height, seg_s = ("240p", 426, 240, 2) if args.tiny else ("360p", 640, 360, 5)
+    source = "lavfi:" + lavfi_source(width, height)
     with tempfile.TemporaryDirectory(prefix="hlsbench-origin-") as tmp_name:
         tmp = Path(tmp_name)
         with running_service(

@@ -1,6 +1,6 @@
 // Dashboard: polls GET /streams every 2 s and plays the selected stream with
 // the chosen engine. Plain ES module, no build step.
-import { collectPageErrors, createPlayer, exposeTestHooks } from "./players.js";
+import { ENGINES, collectPageErrors, createPlayer, exposeTestHooks } from "./players.js";
 import { renderStats, syncQualityOptions } from "./ui.js";
 
 const POLL_INTERVAL_MS = 2000;
@@ -160,8 +160,7 @@ async function syncPlayer() {
     return;
   }
   const engine = engineSelect.value;
-  const dash = engine === "dashjs" || engine === "shaka-dash";
-  const key = `${dash ? "dash" : "hls"}`;
+  const key = ENGINES[engine]?.protocol === "dash" ? "dash" : "hls";
   const path = viaCdn.checked ? (stream.urls?.[`cdn_${key}`] ?? stream.urls?.[key]) : stream.urls?.[key];
   const src = absUrl(path);
   const lowLatency = Boolean(stream.low_latency);

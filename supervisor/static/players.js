@@ -367,6 +367,10 @@ class DashJsAdapter extends BaseAdapter {
 function renditionKey(height, bandwidth) {
   return `${height ?? 0}/${bandwidth ?? 0}`;
 }
+/** renditionKey of a Shaka video or variant track. */
+function trackKey(t) {
+  return renditionKey(t.height, t.videoBandwidth ?? t.bandwidth);
+}
 function byHeightThenBandwidth(a, b) {
   return (a.height ?? 0) - (b.height ?? 0) || (a.bandwidth ?? 0) - (b.bandwidth ?? 0);
 }
@@ -421,7 +425,7 @@ class ShakaAdapter extends BaseAdapter {
     }
     const seen = new Map();
     for (const t of this.player.getVariantTracks()) {
-      const key = renditionKey(t.height, t.videoBandwidth ?? t.bandwidth);
+      const key = trackKey(t);
       if (!seen.has(key) || t.active) seen.set(key, t);
     }
     return [...seen.values()].sort(byHeightThenBandwidth);
@@ -433,7 +437,7 @@ class ShakaAdapter extends BaseAdapter {
     const variants = this.player?.getManifest?.()?.variants;
     if (!variants) {
       return this.videoTracks().map((t) => ({
-        key: renditionKey(t.height, t.videoBandwidth ?? t.bandwidth),
+        key: trackKey(t),
         height: t.height ?? 0,
         width: t.width ?? 0,
         bandwidth: t.videoBandwidth ?? t.bandwidth ?? 0,
@@ -476,7 +480,7 @@ class ShakaAdapter extends BaseAdapter {
   currentLevel() {
     const active = this.videoTracks().find((t) => t.active);
     if (!active) return -1;
-    const key = renditionKey(active.height, active.videoBandwidth ?? active.bandwidth);
+    const key = trackKey(active);
     return this.renditions().findIndex((r) => r.key === key);
   }
   autoLevel() {
@@ -491,8 +495,7 @@ class ShakaAdapter extends BaseAdapter {
     if (Number.isFinite(stats.liveLatency) && stats.liveLatency > 0) return stats.liveLatency;
     // Fallback: wall clock minus the wall-clock time of the playhead
     // (needs program-date-time / availabilityStartTime in the manifest).
-    const when = this.player.getPlayheadTimeAsDate();
-    return when ? (Date.now() - when.getTime()) / 1000 : null;
+    return this.wallClockLatencyS();
   }
   wallClockLatencyS() {
     const when = this.player?.getPlayheadTimeAsDate();
@@ -509,9 +512,7 @@ class ShakaAdapter extends BaseAdapter {
     // ABR off first: Shaka only bans renditions while ABR runs, so the choice sticks.
     this.player.configure({ abr: { enabled: false } });
     for (const v of rendition.variants) v.disabledUntilTime = 0;
-    const track = this.videoTracks().find(
-      (t) => renditionKey(t.height, t.videoBandwidth ?? t.bandwidth) === rendition.key,
-    );
+    const track = this.videoTracks().find((t) => trackKey(t) === rendition.key);
     if (!track) return;
     if (typeof this.player.selectVideoTrack === "function" && "getVideoTracks" in this.player) {
       this.player.selectVideoTrack(track, /* clearBuffer= */ true);

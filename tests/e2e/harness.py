@@ -262,9 +262,6 @@ class PlayerHarness:
     def __init__(self, context: BrowserContext) -> None:
         self.context = context
 
-    def new_page(self) -> Page:
-        return self.context.new_page()
-
     def open_player(
         self,
         base_url: str,
@@ -283,6 +280,18 @@ class PlayerHarness:
         return session
 
     @contextmanager
+    def session(self, engine: str, src: str) -> Iterator[PlayerSession]:
+        """A new, blank tab as a PlayerSession; prints diagnostics if the body fails, closes it."""
+        session = PlayerSession(self.context.new_page(), engine=engine, src=src)
+        try:
+            yield session
+        except BaseException:
+            session.print_console()
+            raise
+        finally:
+            session.close()
+
+    @contextmanager
     def player(
         self,
         base_url: str,
@@ -292,14 +301,10 @@ class PlayerHarness:
         extra: Mapping[str, str] | None = None,
     ) -> Iterator[PlayerSession]:
         """``open_player`` as a context manager that prints diagnostics if the body fails."""
-        session = self.open_player(base_url, engine, src, low_latency, extra)
-        try:
+        with self.session(engine, src) as session:
+            url = player_url(base_url, engine, src, low_latency=low_latency, extra=extra)
+            session.page.goto(url)
             yield session
-        except BaseException:
-            session.print_console()
-            raise
-        finally:
-            session.close()
 
 
 def chromium_available(path: Path = CHROMIUM_PATH) -> bool:

@@ -24,7 +24,6 @@ from tests.e2e.harness import (
     STATIC_DIR,
     Level,
     PlayerHarness,
-    PlayerSession,
     PlayerState,
     StaticServer,
     player_url,
@@ -200,31 +199,27 @@ def test_dashboard_lists_streams_and_plays_selected(
         "urls": {"hls": HLS_PATH, "dash": DASH_PATH, "cdn_hls": HLS_PATH, "cdn_dash": DASH_PATH},
     }
     server.json_routes["/streams"] = lambda: [stream]
-    page = player_harness.new_page()
-    session = PlayerSession(page, engine="hlsjs", src=HLS_PATH)
     try:
-        page.goto(server.base_url + "/")
-        row = page.locator("#streams-body tr", has_text="cam1")
-        row.wait_for(timeout=10_000)
-        assert "running" in row.inner_text()
-        assert "180p" in row.inner_text()
-        row.click()
-        state = session.wait_playing(min_advance_s=1.0, timeout_s=PLAY_TIMEOUT_S)
-        assert state.engine == "hlsjs"
-        assert state.video_width == WIDTH
-        # Switching the engine selector replaces the player with dash.js.
-        page.select_option("#engine", "dashjs")
-        page.wait_for_function("() => window.__player_state().engine === 'dashjs'")
-        session.engine = "dashjs"
-        state = session.wait_playing(min_advance_s=1.0, timeout_s=PLAY_TIMEOUT_S)
-        assert state.video_width == WIDTH
-        assert "#stream=cam1" in page.url
-        assert session.console_errors == [], session.diagnostics(state)
-    except BaseException:
-        session.print_console()
-        raise
+        with player_harness.session("hlsjs", HLS_PATH) as session:
+            page = session.page
+            page.goto(server.base_url + "/")
+            row = page.locator("#streams-body tr", has_text="cam1")
+            row.wait_for(timeout=10_000)
+            assert "running" in row.inner_text()
+            assert "180p" in row.inner_text()
+            row.click()
+            state = session.wait_playing(min_advance_s=1.0, timeout_s=PLAY_TIMEOUT_S)
+            assert state.engine == "hlsjs"
+            assert state.video_width == WIDTH
+            # Switching the engine selector replaces the player with dash.js.
+            page.select_option("#engine", "dashjs")
+            page.wait_for_function("() => window.__player_state().engine === 'dashjs'")
+            session.engine = "dashjs"
+            state = session.wait_playing(min_advance_s=1.0, timeout_s=PLAY_TIMEOUT_S)
+            assert state.video_width == WIDTH
+            assert "#stream=cam1" in page.url
+            assert session.console_errors == [], session.diagnostics(state)
     finally:
-        session.close()
         server.json_routes.pop("/streams", None)
 
 
@@ -233,18 +228,17 @@ def test_dashboard_degrades_without_streams(
     player_harness: PlayerHarness, server: StaticServer
 ) -> None:
     server.json_routes["/streams"] = list
-    page = player_harness.new_page()
-    session = PlayerSession(page, engine="none", src="")
     try:
-        page.goto(server.base_url + "/")
-        page.locator("#no-streams").wait_for(state="visible", timeout=10_000)
-        assert page.locator("#streams-table").is_hidden()
-        assert "0 stream(s)" in page.locator("#api-status").inner_text()
-        state = session.state()
-        assert state.engine is None
-        assert not state.fatal
-        assert state.errors == ()
-        assert session.console_errors == [], session.diagnostics(state)
+        with player_harness.session("none", "") as session:
+            page = session.page
+            page.goto(server.base_url + "/")
+            page.locator("#no-streams").wait_for(state="visible", timeout=10_000)
+            assert page.locator("#streams-table").is_hidden()
+            assert "0 stream(s)" in page.locator("#api-status").inner_text()
+            state = session.state()
+            assert state.engine is None
+            assert not state.fatal
+            assert state.errors == ()
+            assert session.console_errors == [], session.diagnostics(state)
     finally:
-        session.close()
         server.json_routes.pop("/streams", None)

@@ -17,7 +17,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.e2e.harness import PlayerHarness, PlayerSession, PlayerState
+from tests.e2e.harness import ENGINES, PlayerHarness, PlayerSession, PlayerState
 from tests.e2e.live_service import QUALITIES, QUALITY_HEIGHTS, LiveService, run_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -176,7 +176,7 @@ def test_players_survive_encoder_sigkill(
 # ------------------------------------------------------------------ low latency (issue 6)
 
 
-@pytest.mark.parametrize("engine", ["hlsjs", "dashjs", "shaka-hls", "shaka-dash"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_low_latency_player_stays_near_live_edge(
     player_harness: PlayerHarness, service: LiveService, engine: str
 ) -> None:
@@ -195,8 +195,7 @@ def test_low_latency_player_stays_near_live_edge(
 def test_low_latency_players_survive_encoder_sigkill(
     player_harness: PlayerHarness, service: LiveService
 ) -> None:
-    engines = ("hlsjs", "dashjs", "shaka-hls", "shaka-dash")
-    _survive_restart(player_harness, service, LL, engines, low_latency=True)
+    _survive_restart(player_harness, service, LL, ENGINES, low_latency=True)
 
 
 def _survive_restart(
@@ -252,9 +251,8 @@ def _survive_restart(
 def test_dashboard_lists_stream_and_plays_it(
     player_harness: PlayerHarness, service: LiveService
 ) -> None:
-    page = player_harness.new_page()
-    session = PlayerSession(page, engine="hlsjs", src=service.hls_url(STD))
-    try:
+    with player_harness.session("hlsjs", service.hls_url(STD)) as session:
+        page = session.page
         page.goto(service.api_url + "/")
         page.locator("#streams-body tr").first.wait_for(timeout=10_000)
         rows = page.locator("#streams-body tr")
@@ -268,8 +266,3 @@ def test_dashboard_lists_stream_and_plays_it(
         assert state.engine == "hlsjs"
         _assert_live_playing(session, state, STD_MAX_LATENCY_S)
         _report("dashboard hls.js std", state)
-    except BaseException:
-        session.print_console()
-        raise
-    finally:
-        session.close()

@@ -21,11 +21,7 @@ from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
 from supervisor.service import StreamService
-from tests.integration.live import free_port, service_env, wait_for
-
-LAVFI_SOURCE = (
-    "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
-)
+from tests.integration.live import LAVFI_SOURCE, free_port, service_env, wait_for
 
 
 @dataclass
@@ -139,12 +135,17 @@ def playlist_uris(text: str) -> list[str]:
     return uris
 
 
-async def raw_request(port: int, target: str, method: str = "GET") -> tuple[int, bytes, bytes]:
-    """Send a request line verbatim (no client-side path normalisation); (status, head, body)."""
+async def raw_request(
+    port: int, target: str, method: str = "GET", *headers: str
+) -> tuple[int, bytes, bytes]:
+    """Send a request line verbatim (no client-side path normalisation), plus any header lines
+    given ("Name: value"); (status, head, body)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
+        extra = "".join(f"{line}\r\n" for line in headers)
         request = (
-            f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}"
+            "Connection: close\r\n\r\n"
         )
         await stream.send_all(request.encode("latin-1"))
         chunks = []

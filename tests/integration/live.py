@@ -30,6 +30,10 @@ from supervisor.requests import parse_stream_request
 from supervisor.service import StreamService
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+# the cheapest real source: a 240p test pattern + tone, generated in real time
+LAVFI_SOURCE = (
+    "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
+)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -15,11 +15,16 @@ from supervisor.http.origin import OriginApp
 from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
 from supervisor.metrics import Metrics
-from tests.integration.live import free_port, running_service, start_stream, wait_segments
+from tests.integration.live import (
+    LAVFI_SOURCE,
+    free_port,
+    running_service,
+    start_stream,
+    wait_segments,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SOURCE = "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
 WAITERS = 2000
 
 
@@ -57,7 +62,7 @@ async def test_two_thousand_blocking_reloads_wake_on_one_part(tmp_path: Path) ->
                 port,
                 stop.wait,
             )
-            actor = await start_stream(service, "many", SOURCE, qualities=["240p"])
+            actor = await start_stream(service, "many", LAVFI_SOURCE, qualities=["240p"])
             await wait_segments(actor, 1)
             async with httpx.AsyncClient() as client:
                 text = (await client.get(f"http://127.0.0.1:{port}/many/240p/playlist.m3u8")).text

@@ -14,6 +14,7 @@ import trio
 
 from actors.status import StreamState
 from tests.integration.live import (
+    LAVFI_SOURCE,
     ffmpeg_decode_errors,
     running_publisher,
     running_service,
@@ -23,10 +24,6 @@ from tests.integration.live import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-LAVFI_SOURCE = (
-    "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
-)
 
 
 def gone(pid: int) -> bool:

@@ -19,11 +19,15 @@ from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
-from tests.integration.live import free_port, running_service, start_stream, wait_segments
+from tests.integration.live import (
+    LAVFI_SOURCE,
+    free_port,
+    running_service,
+    start_stream,
+    wait_segments,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-SOURCE = "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -69,7 +73,7 @@ async def test_hinted_part_is_held_and_growing_segment_streams_chunk_by_chunk(
                 origin_port,
                 stop.wait,
             )
-            actor = await start_stream(service, "ll", SOURCE, qualities=["240p"])
+            actor = await start_stream(service, "ll", LAVFI_SOURCE, qualities=["240p"])
             await wait_segments(actor, 2)
             base = f"http://127.0.0.1:{origin_port}/ll/240p"
             async with httpx.AsyncClient(timeout=15) as client:
@@ -157,7 +161,7 @@ async def test_http2_cleartext_and_tls(tmp_path: Path) -> None:
             await nursery.start(
                 serve_origin, OriginApp(playback, metrics), tls_settings, tls_port, stop.wait
             )
-            actor = await start_stream(service, "h2", SOURCE, qualities=["240p"])
+            actor = await start_stream(service, "h2", LAVFI_SOURCE, qualities=["240p"])
             await wait_segments(actor, 2)
             # h2c with prior knowledge on the API port
             async with httpx.AsyncClient(http1=False, http2=True, timeout=15) as h2c:

@@ -16,13 +16,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.live import free_port, service_env
+from tests.integration.live import LAVFI_SOURCE, free_port, service_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 HLSDASH = [sys.executable, "-m", "supervisor.cli"]
-SOURCE = "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
 
 
 def get_json(url: str) -> dict[str, object]:
@@ -111,7 +110,7 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
 
 def test_serve_with_example_client_then_sigterm(tmp_path: Path) -> None:
     with served(tmp_path) as (process, api_port, origin_port):
-        started = client(api_port, "start", "proc-demo", SOURCE, "--qualities", "240p")
+        started = client(api_port, "start", "proc-demo", LAVFI_SOURCE, "--qualities", "240p")
         assert started.returncode == 0, started.stderr
         assert "proc-demo: starting" in started.stdout or "proc-demo:" in started.stdout
         assert f"http://127.0.0.1:{origin_port}/proc-demo/playlist.m3u8" in started.stdout
@@ -148,7 +147,7 @@ def test_serve_with_example_client_then_sigterm(tmp_path: Path) -> None:
 
 def test_sigkill_of_the_service_leaves_no_ffmpeg(tmp_path: Path) -> None:
     with served(tmp_path) as (process, api_port, _origin_port):
-        started = client(api_port, "start", "orphan-check", SOURCE, "--qualities", "240p")
+        started = client(api_port, "start", "orphan-check", LAVFI_SOURCE, "--qualities", "240p")
         assert started.returncode == 0, started.stderr
         pid = wait_encoder_pid(api_port, "orphan-check", segments=1)
         process.kill()  # SIGKILL: no cleanup code runs in the service
