@@ -19,11 +19,6 @@ class Lease:
         self._expires_at = trio.current_time() + ttl_s
         self._renewed = trio.Event()
 
-    @property
-    def expires_at(self) -> float:
-        """Expiry on trio's clock."""
-        return self._expires_at
-
     def remaining_s(self) -> float:
         return max(0.0, self._expires_at - trio.current_time())
 

@@ -68,6 +68,7 @@ _CLEANUP_TIMEOUT_S = 8.0
 _DRAIN_TIMEOUT_S = 2.0
 _READ_CHUNK_BYTES = 256 * 1024
 _STDERR_TAIL_LINES = 60
+_CHANGED_SINCE = object()  # wait_changed's gate key, next to a version
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,7 +166,6 @@ class StreamActor:
         self._lease: Lease | None = None
         self._cancel_scope: trio.CancelScope | None = None
         self._stop_reason: str | None = None
-        self._changed = trio.Event()  # replaced on every live-edge change (blocking reload)
         self._gates: dict[Hashable, _Gate] = {}  # shared waits for one condition (wait_until)
         self.version = 0
         self._last_media_at: float | None = None  # trio clock
@@ -212,10 +212,11 @@ class StreamActor:
         await gate.event.wait()
 
     async def wait_changed(self, version: int) -> int:
-        """Return once the live edge has moved past ``version`` (blocking playlist reload)."""
-        while self.version <= version and not self.finished.is_set():
-            event = self._changed
-            await event.wait()
+        """Return once the live edge has moved past ``version`` (or the actor ends).
+
+        A gate like any other: every waiter on the same version shares one Event.
+        """
+        await self.wait_until((_CHANGED_SINCE, version), lambda: self.version > version)
         return self.version
 
     # ------------------------------------------------------------------ the actor
@@ -409,7 +410,6 @@ class StreamActor:
         run = _EncoderRun(plan=plan, confirmed=confirmed)
         self._last_media_at = None
         spawned_at = trio.current_time()
-        epoch_started = False
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read_stderr, process, run, nursery.cancel_scope)
@@ -440,13 +440,12 @@ class StreamActor:
             returncode = process.returncode if process.returncode is not None else -1
             raise EncoderExited(returncode, self._last_stderr_error or "")
         finally:
-            epoch_started = run.epoch_started
             with trio.CancelScope(shield=True) as cleanup:
                 cleanup.deadline = trio.current_time() + _CLEANUP_TIMEOUT_S
                 await process.aclose("encoder run ended")
                 for stream in read_streams:
                     await stream.aclose()
-                if epoch_started:
+                if run.epoch_started:
                     changes = timeline.end_epoch(now_unix_s=self._wall())
                     await self._apply_changes(changes)
                 self._update(encoder_pid=None)
@@ -628,8 +627,6 @@ class StreamActor:
 
     def _notify(self) -> None:
         self.version += 1
-        event, self._changed = self._changed, trio.Event()
-        event.set()
         if self._gates:
             ended = self.finished.is_set()
             for key, gate in list(self._gates.items()):

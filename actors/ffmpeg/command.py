@@ -258,22 +258,20 @@ def _filter_complex(spec: EncodeSpec, scaled: Sequence[tuple[int, Rung]]) -> str
         return f"scale={rung.width}:{rung.height}:flags={spec.scaler},setsar=1"
 
     count = len(scaled)
-    chains: list[str] = []
-    if count > 1 and spec.hub_scaling and spec.hw_encoder in ("none", "nvenc"):
+    if count == 1:
+        index, rung = scaled[0]
+        return f"[0:v:0]{','.join(head)},{scale(rung)}[v{index}]"
+    if spec.hub_scaling and spec.hw_encoder in ("none", "nvenc"):
         return _hub_graph(head, scaled)
-    if count > 1 and (spec.halving_scaling or spec.hub_scaling):
-        parents = halving_parents([rung for _, rung in scaled])
-        return _tree_graph(head, scaled, parents, lambda position: scale(scaled[position][1]))
     if not spec.cascade_scaling:
-        if count == 1:
-            index, rung = scaled[0]
-            return f"[0:v:0]{','.join(head)},{scale(rung)}[v{index}]"
-        labels = "".join(f"[s{i}]" for i, _ in scaled)
-        chains.append(f"[0:v:0]{','.join(head)},split={count}{labels}")
-        chains += [f"[s{i}]{scale(rung)}[v{i}]" for i, rung in scaled]
-        return ";".join(chains)
-    # Cascade: each rung scales from the one above (cheaper: the 240p scaler reads 360p, not
-    # 1080p), at a small quality cost from repeated resampling.
+        # halving (or hub on VAAPI/QSV), else every rung from the (split) source
+        rungs = [rung for _, rung in scaled]
+        halving = spec.halving_scaling or spec.hub_scaling
+        parents = halving_parents(rungs) if halving else [None] * count
+        return _tree_graph(head, scaled, parents, lambda position: scale(rungs[position]))
+    # Cascade (ops/bench/ladder.py only): each rung scales from the one above (cheaper: the 240p
+    # scaler reads 360p, not 1080p), at a small quality cost from repeated resampling.
+    chains: list[str] = []
     source = f"[0:v:0]{','.join(head)}"
     for position, (index, rung) in enumerate(scaled):
         last = position == count - 1

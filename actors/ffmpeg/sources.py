@@ -90,9 +90,7 @@ def _network_input_args(scheme: str) -> tuple[str, ...]:
     """
     timeout = str(READ_TIMEOUT_US)
     whitelist = ("-protocol_whitelist", _WHITELIST[scheme])
-    if scheme in {"http", "https"}:
-        return (*whitelist, "-rw_timeout", timeout)
-    if scheme in {"rtmp", "rtmps"}:
+    if scheme in {"http", "https", "rtmp", "rtmps"}:
         return (*whitelist, "-rw_timeout", timeout)
     if scheme in {"rtsp", "rtsps"}:
         # TCP interleaving: survives NAT and firewalls and does not drop packets under load.
