@@ -416,35 +416,16 @@ class ShakaAdapter extends BaseAdapter {
     }
   }
 
-  // Variants multiply video by audio tracks; the quality menu is per video
-  // rendition, so collapse them by (height, video bandwidth).
+  // Shaka's playable video tracks (one per video rendition, whatever the audio), low → high.
   videoTracks() {
-    if (!this.player) return [];
-    if (typeof this.player.getVideoTracks === "function") {
-      return [...this.player.getVideoTracks()].sort(byHeightThenBandwidth);
-    }
-    const seen = new Map();
-    for (const t of this.player.getVariantTracks()) {
-      const key = trackKey(t);
-      if (!seen.has(key) || t.active) seen.set(key, t);
-    }
-    return [...seen.values()].sort(byHeightThenBandwidth);
+    return this.player ? [...this.player.getVideoTracks()].sort(byHeightThenBandwidth) : [];
   }
   // Every video rendition the manifest lists, low → high. Shaka's track lists leave out the
   // renditions its ABR has banned for a while (30 s when the browser drops ≥15 % of frames, common
   // on a loaded machine); the quality menu still lists them, flagged, and picking one lifts the ban.
   renditions() {
-    const variants = this.player?.getManifest?.()?.variants;
-    if (!variants) {
-      return this.videoTracks().map((t) => ({
-        key: trackKey(t),
-        height: t.height ?? 0,
-        width: t.width ?? 0,
-        bandwidth: t.videoBandwidth ?? t.bandwidth ?? 0,
-        banned: false,
-        variants: [],
-      }));
-    }
+    const variants = this.player?.getManifest()?.variants;
+    if (!variants) return []; // nothing loaded yet
     const nowS = Date.now() / 1000;
     const byKey = new Map();
     for (const v of variants) {
@@ -514,11 +495,7 @@ class ShakaAdapter extends BaseAdapter {
     for (const v of rendition.variants) v.disabledUntilTime = 0;
     const track = this.videoTracks().find((t) => trackKey(t) === rendition.key);
     if (!track) return;
-    if (typeof this.player.selectVideoTrack === "function" && "getVideoTracks" in this.player) {
-      this.player.selectVideoTrack(track, /* clearBuffer= */ true);
-    } else {
-      this.player.selectVariantTrack(track, /* clearBuffer= */ true);
-    }
+    this.player.selectVideoTrack(track, /* clearBuffer= */ true);
   }
   destroy() {
     super.destroy();
