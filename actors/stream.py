@@ -280,15 +280,17 @@ class StreamActor:
             timeline = self.timeline
             if timeline is None:
                 continue
-            oldest = timeline.oldest_retained_number()
             for rid in timeline.rendition_ids:
+                folder = self.folder / rid
+                names = await trio.to_thread.run_sync(janitor.list_names, folder)
+                # What is live is read after the listing: an init written during the thread hop
+                # is then in the listing *and* known live, never taken for an old one.
+                oldest = timeline.oldest_retained_number()
                 edge = timeline.edge(rid)
                 # the current init and any older one a retained segment still decodes with
                 live_inits = {s.init_name for s in edge.committed}
                 if edge.init_name:
                     live_inits.add(edge.init_name)
-                folder = self.folder / rid
-                names = await trio.to_thread.run_sync(janitor.list_names, folder)
                 expired = janitor.expired_media_files(
                     names, oldest_retained_number=oldest, live_init_names=live_inits
                 )
