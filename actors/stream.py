@@ -209,7 +209,15 @@ class StreamActor:
         gate = self._gates.get(key)
         if gate is None:
             gate = self._gates[key] = _Gate(reached, trio.Event())
-        await gate.event.wait()
+        gate.waiters += 1
+        try:
+            await gate.event.wait()
+        finally:
+            # the last waiter to give up (timeout, cancel) takes the gate with it: a condition
+            # nobody waits for any more is not checked on every change until the actor ends
+            gate.waiters -= 1
+            if gate.waiters == 0 and self._gates.get(key) is gate:
+                del self._gates[key]
 
     async def wait_changed(self, version: int) -> int:
         """Return once the live edge has moved past ``version`` (or the actor ends).
@@ -649,10 +657,11 @@ class StreamActor:
         log.info("stream_state", state=state.value, previous=previous.value)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Gate:
     reached: Callable[[], bool]
     event: trio.Event
+    waiters: int = 0
 
 
 @dataclass(slots=True)

@@ -7,8 +7,8 @@
   being written gets 200 at once and a chunked body that carries each CMAF chunk (moof+mdat) the
   moment the packager has it, ending when the segment is complete.
 
-Waiting costs one ``trio.Event`` per actor version change (``StreamActor.wait_changed``), shared by
-every waiter: no polling.
+No polling: a held part waits on ``StreamActor.wait_until`` (one check per change for all requests
+for that part), a streamed segment on ``StreamActor.wait_changed`` (it needs every change).
 """
 
 from __future__ import annotations
@@ -53,17 +53,15 @@ async def wait_for_part(
     timeline = actor.timeline
     if timeline is None or not may_wait_for_part(actor, rendition_id, number, part_index):
         return None
+    # fragments reach the timeline whole (the box reader emits only complete moof+mdat), so a
+    # part that exists is complete: it goes out at full speed, never half. Every request held on
+    # this part shares one check per live-edge change (they are many: each LL player asks for it).
     with trio.move_on_after(timeout_s):
-        while True:
-            # fragments reach the timeline whole (the box reader emits only complete moof+mdat),
-            # so a part that exists is complete: it goes out at full speed, never half
-            data = timeline.part_bytes(rendition_id, number, part_index)
-            if data is not None:
-                return data
-            if actor.finished.is_set():
-                return None
-            await actor.wait_changed(actor.version)
-    return None
+        await actor.wait_until(
+            ("part", rendition_id, number, part_index),
+            lambda: timeline.part_bytes(rendition_id, number, part_index) is not None,
+        )
+    return timeline.part_bytes(rendition_id, number, part_index)
 
 
 def may_stream_segment(actor: StreamActor, rendition_id: str, number: int) -> bool:

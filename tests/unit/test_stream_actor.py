@@ -219,3 +219,32 @@ async def test_wait_until_releases_waiters_when_the_actor_ends(tmp_path: Path) -
         actor.finished.set()
         actor._notify()
     assert released.is_set()
+
+
+async def test_a_gate_nobody_waits_for_any_more_is_dropped(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    actor = make_actor(tmp_path, FakeSpawner())
+    checks = 0
+
+    def never() -> bool:
+        nonlocal checks
+        checks += 1
+        return False
+
+    async def give_up_after(seconds: float) -> None:
+        with trio.move_on_after(seconds):
+            await actor.wait_until("part that never comes", never)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(give_up_after, 1.0)
+        nursery.start_soon(give_up_after, 2.0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert checks == 2
+        await trio.sleep(1.5)  # one waiter left: the gate stays, still checked on changes
+        assert trio.current_time() == 1.5
+        actor._notify()
+        assert checks == 3
+    # both gave up: later changes no longer evaluate the condition
+    actor._notify()
+    assert checks == 3
