@@ -210,7 +210,7 @@ def audio_fragment_duration_s(part_target_s: float) -> float:
     return frames * AAC_FRAME_S
 
 
-def _cmaf_output_args(fragment_duration_s: float, *, video: bool, fd: int) -> list[str]:
+def cmaf_output_args(fragment_duration_s: float, *, video: bool, fd: int) -> list[str]:
     # frag_keyframe starts a fragment at each IDR (so segments can be cut on fragment
     # boundaries); frag_duration cuts the LL parts in between. empty_moov makes the init segment
     # (ftyp+moov) come out first on its own; default_base_moof + cmaf give CMAF-conformant
@@ -483,7 +483,7 @@ def build_ffmpeg_argv(spec: EncodeSpec) -> list[str]:
             argv += ["-map", "0:v:0", "-c:v", "copy"]
         else:
             argv += ["-map", f"[v{index}]", *_video_encoder_args(spec, rung)]
-        argv += _cmaf_output_args(spec.fragment_duration_s, video=True, fd=fd)
+        argv += cmaf_output_args(spec.fragment_duration_s, video=True, fd=fd)
 
     if spec.include_audio:
         assert spec.audio_fd is not None  # checked in EncodeSpec.__post_init__
@@ -495,5 +495,5 @@ def build_ffmpeg_argv(spec: EncodeSpec) -> list[str]:
             "-ar", "48000",
         ]  # fmt: skip
         audio_fragment_s = audio_fragment_duration_s(spec.fragment_duration_s)
-        argv += _cmaf_output_args(audio_fragment_s, video=False, fd=spec.audio_fd)
+        argv += cmaf_output_args(audio_fragment_s, video=False, fd=spec.audio_fd)
     return argv

@@ -33,9 +33,9 @@ import psutil
 from actors.ffmpeg.command import (
     EncodeSpec,
     Rung,
-    _cmaf_output_args,
     audio_fragment_duration_s,
     build_ffmpeg_argv,
+    cmaf_output_args,
     select_rungs,
 )
 from ops.bench.common import (
@@ -174,7 +174,7 @@ def per_rendition(args: argparse.Namespace, rungs: Sequence[Rung]) -> Run:
             "-re", "-f", "lavfi", "-i",
             f"sine=frequency=440:sample_rate=48000:duration={args.seconds:g}",
             "-map", "0:a:0", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
-            *_cmaf_output_args(audio_fragment_duration_s(0.5), video=False, fd=audio_fd),
+            *cmaf_output_args(audio_fragment_duration_s(0.5), video=False, fd=audio_fd),
         ]  # fmt: skip
         jobs.append((audio_argv, [audio_fd]))
         return run_processes(jobs, args.seconds)
