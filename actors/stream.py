@@ -21,7 +21,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ import structlog
 import trio
 
 from actors import files, janitor
+from actors.edge import LiveEdge, next_incarnation
+from actors.edge.gates import EdgeGates
 from actors.ffmpeg.command import EncodeSpec, Rung, build_ffmpeg_argv, select_rungs
 from actors.ffmpeg.process import ProcessHandle, Spawner, make_pipe
 from actors.ffmpeg.progress import ProgressParser
@@ -68,7 +70,6 @@ _CLEANUP_TIMEOUT_S = 8.0
 _DRAIN_TIMEOUT_S = 2.0
 _READ_CHUNK_BYTES = 256 * 1024
 _STDERR_TAIL_LINES = 60
-_CHANGED_SINCE = object()  # wait_changed's gate key, next to a version
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,8 +167,10 @@ class StreamActor:
         self._lease: Lease | None = None
         self._cancel_scope: trio.CancelScope | None = None
         self._stop_reason: str | None = None
-        self._gates: dict[Hashable, _Gate] = {}  # shared waits for one condition (wait_until)
-        self.version = 0
+        # live-edge waits (held parts, blocking reloads), opened where the edge moves: _notify
+        self.gates = EdgeGates()
+        self.incarnation = next_incarnation()  # never reused, unlike id(): see actors.edge
+        self.edge = LiveEdge(self)  # what the HTTP layer may ask of this stream
         self._last_media_at: float | None = None  # trio clock
         self._stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
         self._last_stderr_error: str | None = None
@@ -197,35 +200,10 @@ class StreamActor:
         if self._cancel_scope is not None:
             self._cancel_scope.cancel(reason=reason)
 
-    async def wait_until(self, key: Hashable, reached: Callable[[], bool]) -> None:
-        """Return once ``reached()`` is true (checked on every live-edge change) or the actor ends.
-
-        Waiters passing the same ``key`` share one check and one Event: 2,000 players blocked on
-        the same LL-HLS part cost one predicate call per change and wake exactly once, instead of
-        all waking on every part of every rendition (``wait_changed``) to re-check for themselves.
-        """
-        if reached() or self.finished.is_set():
-            return
-        gate = self._gates.get(key)
-        if gate is None:
-            gate = self._gates[key] = _Gate(reached, trio.Event())
-        gate.waiters += 1
-        try:
-            await gate.event.wait()
-        finally:
-            # the last waiter to give up (timeout, cancel) takes the gate with it: a condition
-            # nobody waits for any more is not checked on every change until the actor ends
-            gate.waiters -= 1
-            if gate.waiters == 0 and self._gates.get(key) is gate:
-                del self._gates[key]
-
-    async def wait_changed(self, version: int) -> int:
-        """Return once the live edge has moved past ``version`` (or the actor ends).
-
-        A gate like any other: every waiter on the same version shares one Event.
-        """
-        await self.wait_until((_CHANGED_SINCE, version), lambda: self.version > version)
-        return self.version
+    @property
+    def version(self) -> int:
+        """Changes whenever anything at the live edge changes (part, segment, init, end)."""
+        return self.gates.version
 
     # ------------------------------------------------------------------ the actor
 
@@ -636,13 +614,10 @@ class StreamActor:
     # ------------------------------------------------------------------ status
 
     def _notify(self) -> None:
-        self.version += 1
-        if self._gates:
-            ended = self.finished.is_set()
-            for key, gate in list(self._gates.items()):
-                if ended or gate.reached():
-                    del self._gates[key]
-                    gate.event.set()
+        if self.finished.is_set():
+            self.gates.close()
+        else:
+            self.gates.changed()
 
     def _update(self, **changes: Any) -> None:
         self.status = dataclasses.replace(self.status, **changes)
@@ -655,13 +630,6 @@ class StreamActor:
         history = (*self.status.history, (state.value, now))[-20:]
         self._update(state=state, state_changed_unix_s=now, history=history)
         log.info("stream_state", state=state.value, previous=previous.value)
-
-
-@dataclass(slots=True)
-class _Gate:
-    reached: Callable[[], bool]
-    event: trio.Event
-    waiters: int = 0
 
 
 @dataclass(slots=True)

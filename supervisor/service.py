@@ -19,6 +19,7 @@ import structlog
 import trio
 
 from actors import janitor
+from actors.edge import LiveEdge
 from actors.ffmpeg.process import Spawner, spawn_process
 from actors.ffmpeg.sources import ValidatedSource, redact_url
 from actors.status import StreamSpec
@@ -222,6 +223,10 @@ class StreamService:
         if actor is None:
             raise StreamNotFound(stream_id)
         return actor
+
+    def edge(self, stream_id: str) -> LiveEdge:
+        """What the HTTP layer serves a stream from: its live-edge interface, nothing deeper."""
+        return self.get(stream_id).edge
 
     def list(self) -> list[StreamActor]:
         return list(self._actors.values())

@@ -367,6 +367,20 @@ def parse_range(header: str | None, length: int) -> ByteRange | Unsatisfiable | 
     return ByteRange(first, min(last, length - 1))
 
 
+_CLOSED_RANGE: Final = re.compile(r"\s*bytes\s*=\s*(\d{1,15})-(\d{1,15})\s*", re.ASCII)
+
+
+def closed_range(header: str | None) -> tuple[int, int] | None:
+    """``bytes=a-b`` with both ends (how LL-HLS addresses a part inside its segment), or None."""
+    if header is None:
+        return None
+    match = _CLOSED_RANGE.fullmatch(header)
+    if match is None:
+        return None
+    first, last = int(match.group(1)), int(match.group(2))
+    return (first, last) if first <= last else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Cache policy
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.edge.rules import advance_part_limit, parts_ahead
 from supervisor.http.origin_core import (
     IMMUTABLE_CACHE,
     ByteRange,
@@ -35,7 +36,6 @@ from supervisor.http.origin_core import (
     preflight,
     split_stream_path,
 )
-from supervisor.http.playback import advance_part_limit, parts_ahead
 
 SEGMENT_BYTES = bytes(range(256)) * 40  # 10_240 bytes
 PLAYLIST_BYTES = b"#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n" + b"#EXTINF:2.0,\n" * 50
