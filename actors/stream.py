@@ -32,6 +32,7 @@ import trio
 from actors import files, janitor
 from actors.edge import LiveEdge, next_incarnation
 from actors.edge.gates import EdgeGates
+from actors.errors import EncoderExited
 from actors.ffmpeg.command import EncodeSpec, Rung, build_ffmpeg_argv, select_rungs
 from actors.ffmpeg.process import ProcessHandle, Spawner, make_pipe
 from actors.ffmpeg.progress import ProgressParser
@@ -49,10 +50,10 @@ from actors.packager.layout import (
 from actors.packager.model import Fragment, InitSegment, TrackKind
 from actors.packager.timeline import Changes, StreamTimeline
 from actors.status import SourceDescription, StreamSpec, StreamState, StreamStatus
-from supervisor.backoff import Backoff
-from supervisor.errors import EncoderExited, StallDetected
-from supervisor.policy import Intensity, RestartType
-from supervisor.supervise import (
+from supervisor.otp.backoff import Backoff
+from supervisor.otp.errors import StallDetected
+from supervisor.otp.policy import Intensity, RestartType
+from supervisor.otp.supervise import (
     ChildExited,
     ChildRestarting,
     ChildStarted,

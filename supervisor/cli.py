@@ -15,7 +15,7 @@ import trio
 from supervisor import __version__
 from supervisor.config import ENV_VARS, Settings, load_settings
 from supervisor.errors import ConfigError
-from supervisor.supervise import exception_leaves
+from supervisor.otp.supervise import exception_leaves
 
 log = structlog.get_logger(__name__)
 

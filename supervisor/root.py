@@ -23,10 +23,10 @@ from typing import final
 import structlog
 import trio
 
-from supervisor.backoff import Backoff
-from supervisor.errors import DuplicateChild, TooManyChildren, UnknownChild
-from supervisor.policy import Intensity, RestartType
-from supervisor.supervise import (
+from supervisor.otp.backoff import Backoff
+from supervisor.otp.errors import DuplicateChild, TooManyChildren, UnknownChild
+from supervisor.otp.policy import Intensity, RestartType
+from supervisor.otp.supervise import (
     ChildExited,
     ChildFn,
     ChildRestarting,

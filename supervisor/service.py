@@ -24,12 +24,13 @@ from actors.ffmpeg.process import Spawner, spawn_process
 from actors.ffmpeg.sources import ValidatedSource, redact_url
 from actors.status import StreamSpec
 from actors.stream import StreamActor, StreamSettings
-from supervisor.backoff import Backoff
 from supervisor.config import Settings
-from supervisor.errors import HlsdashError, TooManyChildren, UnknownChild
-from supervisor.policy import Intensity, RestartType
+from supervisor.errors import HlsdashError
+from supervisor.otp.backoff import Backoff
+from supervisor.otp.errors import TooManyChildren, UnknownChild
+from supervisor.otp.policy import Intensity, RestartType
+from supervisor.otp.supervise import SupervisionOutcome
 from supervisor.root import RootSupervisor
-from supervisor.supervise import SupervisionOutcome
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.backoff import Backoff
+from supervisor.otp.backoff import Backoff
 
 backoffs = st.builds(
     Backoff,

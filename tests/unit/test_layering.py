@@ -5,6 +5,8 @@
 * No module under ``supervisor/`` reads a stream's timeline, waits on its gates or touches any
   object's private state (``x._name`` with ``x`` not ``self``/``cls``).
 * ``actors/`` never imports the HTTP layer; the packager core imports neither trio nor HTTP.
+* The supervision library (``supervisor/otp/``) imports nothing of ours, and it is the only part
+  of ``supervisor/`` that ``actors/`` imports.
 """
 
 from __future__ import annotations
@@ -80,6 +82,17 @@ def test_actors_never_import_the_http_layer_and_the_packager_core_is_pure() -> N
         core = path.parent.name == "packager"
         if core and any(n == "trio" or n.startswith(("trio.", "quart", "hypercorn")) for n in names):
             offenders.append(f"{path.relative_to(ROOT)}: packager core imports trio/HTTP")
+    assert offenders == []
+
+
+def test_the_supervision_library_imports_nothing_of_ours_and_is_all_actors_may_import() -> None:
+    offenders = []
+    for path, tree in modules("supervisor/otp"):
+        ours = [n for n in imported(tree) if n.split(".")[0] in {"supervisor", "actors"}]
+        offenders += [f"{path.relative_to(ROOT)}: {n}" for n in ours if not n.startswith("supervisor.otp")]
+    for path, tree in modules("actors"):
+        theirs = [n for n in imported(tree) if n.split(".")[0] == "supervisor"]
+        offenders += [f"{path.relative_to(ROOT)}: {n}" for n in theirs if not n.startswith("supervisor.otp")]
     assert offenders == []
 
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.policy import (
+from supervisor.otp.policy import (
     Decision,
     ExitKind,
     GiveUp,

@@ -11,17 +11,17 @@ import pytest
 import trio
 import trio.testing
 
-from supervisor.backoff import Backoff
-from supervisor.errors import DuplicateChild, TooManyChildren, UnknownChild
-from supervisor.policy import Intensity, RestartType
-from supervisor.root import RootSupervisor
-from supervisor.supervise import (
+from supervisor.otp.backoff import Backoff
+from supervisor.otp.errors import DuplicateChild, TooManyChildren, UnknownChild
+from supervisor.otp.policy import Intensity, RestartType
+from supervisor.otp.supervise import (
     ChildFn,
     ChildStarted,
     OutcomeState,
     SupervisionOutcome,
     SupervisorEvent,
 )
+from supervisor.root import RootSupervisor
 
 NO_JITTER = Backoff(jitter=0.0)
 

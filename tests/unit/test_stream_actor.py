@@ -16,7 +16,7 @@ import trio.testing
 from actors.ffmpeg.sources import ValidatedSource
 from actors.status import StreamSpec, StreamState
 from actors.stream import StreamActor, StreamSettings
-from supervisor.backoff import Backoff
+from supervisor.otp.backoff import Backoff
 
 
 class _UntilExit(trio.abc.ReceiveStream):

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 
-from supervisor.backoff import Backoff
-from supervisor.errors import Shutdown, StallDetected
-from supervisor.policy import ExitKind, Intensity, RestartType
-from supervisor.supervise import (
+from supervisor.otp.backoff import Backoff
+from supervisor.otp.errors import Shutdown, StallDetected
+from supervisor.otp.policy import ExitKind, Intensity, RestartType
+from supervisor.otp.supervise import (
     ChildExited,
     ChildFn,
     ChildRestarting,

@@ -21,9 +21,9 @@ from typing import Protocol, assert_never
 
 import trio
 
-from supervisor.backoff import Backoff
-from supervisor.errors import Shutdown
-from supervisor.policy import (
+from supervisor.otp.backoff import Backoff
+from supervisor.otp.errors import Shutdown
+from supervisor.otp.policy import (
     ExitKind,
     GiveUp,
     Intensity,
