@@ -296,7 +296,7 @@ def test_host_and_port_are_what_ffmpeg_connects_to(url: str, host: str, port: in
 
 @pytest.mark.parametrize("url", ["http://h:/x", "http://a" + "b" * 260 + "/x"])
 def test_hosts_ffmpeg_could_read_differently_are_refused(url: str) -> None:
-    with pytest.raises(SourceError, match="ambiguous|longer"):
+    with pytest.raises(SourceError, match=r"ambiguous|longer"):
         validate_source_url(url, DEFAULT)
 
 
