@@ -18,6 +18,10 @@ Resolution and the socket listing are injected, so unit tests need neither DNS n
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import final
@@ -60,7 +64,79 @@ async def system_resolver(host: str) -> list[IpAddress]:
 
 
 def process_peers(pid: int) -> list[tuple[IpAddress, int]]:
-    """Remote peers of ``pid``'s inet sockets (none once it has exited). Blocking: reads /proc."""
+    """Remote peers of ``pid``'s connected inet sockets (none once it has exited). Blocking.
+
+    Each socket of the process is borrowed with ``pidfd_getfd`` and asked ``getpeername``: cost
+    grows with FFmpeg's few fds (~0.04 ms here), where reading ``/proc/net/tcp`` costs ~30 ms on a
+    host with 3,000 sockets (a busy origin has more). Where the kernel or a seccomp profile refuses
+    ``pidfd_getfd`` (it needs ptrace rights over the child), psutil's ``/proc`` scan is used.
+    """
+    global _pidfd_getfd_works  # noqa: PLW0603 - learnt once per process
+    if _pidfd_getfd_works:
+        try:
+            return _peers_by_pidfd(pid)
+        except _PidfdGetfdRefused:
+            _pidfd_getfd_works = False
+    return _peers_by_proc_scan(pid)
+
+
+class _PidfdGetfdRefused(Exception):  # noqa: N818 - an internal signal
+    pass
+
+
+_SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture (unified syscall table)
+_libc = ctypes.CDLL(None, use_errno=True)
+_pidfd_getfd_works = hasattr(os, "pidfd_open")
+
+
+def _socket_fds(pid: int) -> list[int]:
+    base = f"/proc/{pid}/fd"
+    found = []
+    for name in os.listdir(base):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            if os.readlink(f"{base}/{name}").startswith("socket:["):
+                found.append(int(name))
+    return found
+
+
+def _peers_by_pidfd(pid: int) -> list[tuple[IpAddress, int]]:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (ProcessLookupError, PermissionError):
+        return []
+    peers = []
+    try:
+        try:
+            fds = _socket_fds(pid)
+        except OSError:  # exited meanwhile
+            return []
+        for fd in fds:
+            borrowed = _libc.syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0)
+            if borrowed < 0:
+                error = ctypes.get_errno()
+                if error in {errno.EBADF, errno.ESRCH}:  # that fd or the process is gone
+                    continue
+                raise _PidfdGetfdRefused(os.strerror(error))
+            try:
+                borrowed_socket = socket.socket(fileno=borrowed)
+            except OSError:  # the fd number was reused for something else meanwhile
+                os.close(borrowed)
+                continue
+            with borrowed_socket as sock:  # closes our copy only
+                if sock.family not in {socket.AF_INET, socket.AF_INET6}:
+                    continue
+                try:
+                    host, port = sock.getpeername()[:2]
+                except OSError:  # not connected (yet): listening, unconnected UDP, SYN sent
+                    continue
+            if (address := parse_address(str(host))) is not None:
+                peers.append((address, int(port)))
+    finally:
+        os.close(pidfd)
+    return peers
+
+
+def _peers_by_proc_scan(pid: int) -> list[tuple[IpAddress, int]]:
     try:
         connections = psutil.Process(pid).net_connections(kind="inet")
     except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):

@@ -6,12 +6,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 import trio
 
-from actors.ffmpeg.host_guard import SourceGuard, SourceRefused, process_peers
+from actors.ffmpeg.host_guard import (
+    SourceGuard,
+    SourceRefused,
+    _peers_by_pidfd,
+    _peers_by_proc_scan,
+    process_peers,
+)
 from actors.ffmpeg.host_policy import HostPolicy, IpAddress
 from actors.ffmpeg.sources import (
     DEFAULT_ALLOWED_PROTOCOLS,
@@ -154,11 +160,16 @@ def test_process_peers_of_a_process_that_is_gone_is_empty() -> None:
     assert process_peers(2**22 + 12345) == []
 
 
-def test_process_peers_lists_the_remote_end_of_real_sockets() -> None:
+@pytest.mark.parametrize("lister", [process_peers, _peers_by_pidfd, _peers_by_proc_scan])
+def test_process_peers_lists_the_remote_end_of_real_sockets(
+    lister: Callable[[int], list[tuple[IpAddress, int]]],
+) -> None:
+    fds_before = len(os.listdir("/proc/self/fd"))
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
         with socket.create_connection(("127.0.0.1", port)):
-            peers = process_peers(os.getpid())
+            peers = lister(os.getpid())
+    # our connection seen from both ends; the listening socket has no peer and is not listed
     assert (ipaddress.ip_address("127.0.0.1"), port) in peers
-    # the listening socket has no peer and is not listed
     assert all(p != 0 for _, p in peers)
+    assert len(os.listdir("/proc/self/fd")) == fds_before  # every borrowed fd closed
