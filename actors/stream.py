@@ -21,7 +21,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,13 @@ from actors.ffmpeg.command import EncodeSpec, Rung, build_ffmpeg_argv, select_ru
 from actors.ffmpeg.process import ProcessHandle, Spawner, make_pipe
 from actors.ffmpeg.progress import ProgressParser
 from actors.ffmpeg.sources import ValidatedSource
-from actors.ffmpeg.stderr import SourceInfo, SourceInfoCollector, classify_error, parse_source_info
+from actors.ffmpeg.stderr import (
+    SourceInfo,
+    SourceInfoCollector,
+    classify_error,
+    parse_source_info,
+    redact_line,
+)
 from actors.lease import Lease
 from actors.packager import publish
 from actors.packager.bmff import BmffError, FragmentedMp4Reader
@@ -93,6 +99,9 @@ class StreamSettings:
     restart_max: int = 10
     restart_period_s: float = 60.0
     backoff: Backoff = dataclasses.field(default_factory=Backoff)
+    # the source host policy at connect time (host_guard.SourceGuard.watch): given FFmpeg's pid,
+    # returns only when FFmpeg connected somewhere refused, with the reason; None: no check
+    source_watch: Callable[[int], Awaitable[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +177,7 @@ class StreamActor:
         self._lease: Lease | None = None
         self._cancel_scope: trio.CancelScope | None = None
         self._stop_reason: str | None = None
+        self._source_refused: str | None = None  # FFmpeg reached a refused host: fail, no restart
         # live-edge waits (held parts, blocking reloads), opened where the edge moves: _notify
         self.gates = EdgeGates()
         self.incarnation = next_incarnation()  # never reused, unlike id(): see actors.edge
@@ -186,7 +196,7 @@ class StreamActor:
     def note_error(self, error: str) -> None:
         """Keep an error reported from outside (the supervisor) if the actor recorded none."""
         if self.status.last_error is None:
-            self._update(last_error=error)
+            self._update(last_error=redact_line(error))
 
     def heartbeat(self) -> float:
         """Renew the lease; returns the new wall-clock expiry."""
@@ -237,11 +247,14 @@ class StreamActor:
                     )
                     if outcome.state is OutcomeState.FAILED:
                         terminal = StreamState.FAILED
-                        self._update(last_error=outcome.last_error or outcome.reason)
+                        error = outcome.last_error or outcome.reason or "encoder gave up"
+                        self._update(last_error=redact_line(error))
                     nursery.cancel_scope.cancel(reason="encoder supervision ended")
         finally:
             if terminal is StreamState.STOPPED and self.status.state is StreamState.STALE:
                 terminal = StreamState.STALE
+            if self._source_refused is not None:
+                terminal = StreamState.FAILED
             if terminal is StreamState.STOPPED:
                 self._set_state(StreamState.STOPPING)
             with trio.CancelScope(shield=True) as cleanup:
@@ -291,7 +304,8 @@ class StreamActor:
             case ChildStarted():
                 pass
             case ChildExited(kind=kind, error=error):
-                if error:
+                if error and self._source_refused is None:  # keep why the source was refused
+                    error = redact_line(error)
                     log.warning("encoder_exited", kind=kind.value, error=error)
                     self._update(last_error=error)
             case ChildRestarting(delay_s=delay_s, attempt=attempt):
@@ -299,7 +313,9 @@ class StreamActor:
                 self._set_state(StreamState.RESTARTING)
                 log.info("encoder_restarting", delay_s=round(delay_s, 3), attempt=attempt)
             case GaveUp(reason=reason, last_error=last_error):
-                log.error("encoder_gave_up", reason=reason, last_error=last_error)
+                log.error(
+                    "encoder_gave_up", reason=reason, last_error=redact_line(last_error or "")
+                )
 
     # ------------------------------------------------------------------ one encoder run
 
@@ -409,6 +425,8 @@ class StreamActor:
                     readers_done.append(done)
                     nursery.start_soon(self._read_rendition, rid, stream, run, done)
                 nursery.start_soon(self._watchdog, spawned_at)
+                if self.settings.source_watch is not None:
+                    nursery.start_soon(self._watch_source, self.settings.source_watch, process)
                 if task_status is not None:
                     task_status.started()
                 await process.wait()
@@ -460,6 +478,22 @@ class StreamActor:
             return wanted
         return None
 
+    async def _watch_source(
+        self, watch: Callable[[int], Awaitable[str]], process: ProcessHandle
+    ) -> None:
+        """Kill FFmpeg and fail the stream (a restart would only go back) once it has connected
+        to a host the policy refuses, e.g. after an HTTP redirect or a DNS answer that changed."""
+        reason = await watch(process.pid)
+        if process.returncode is not None:
+            return  # reaped meanwhile: the pid may already be someone else's
+        process.kill()
+        log.error("source_refused_at_connect", reason=reason)
+        self._source_refused = reason
+        self._stop_reason = reason
+        self._update(last_error=reason)
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel(reason=reason)
+
     async def _read_stderr(
         self, process: ProcessHandle, run: _EncoderRun, scope: trio.CancelScope
     ) -> None:
@@ -469,7 +503,8 @@ class StreamActor:
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for raw in lines:
-                line = raw.decode("utf-8", "replace").rstrip("\r")
+                # credentials in the source URL never reach the logs, the tail or last_error
+                line = redact_line(raw.decode("utf-8", "replace").rstrip("\r"))
                 if not line:
                     continue
                 self._stderr_tail.append(line)

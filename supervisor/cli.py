@@ -35,7 +35,7 @@ FLAG_HELP = {
     "ALLOWED_PROTOCOLS": "comma-separated source protocols allowed (default http,https,rtmp,"
     "rtmps,rtsp,rtsps,srt,udp,rtp; operators may add file,lavfi,tcp,rist)",
     "FFMPEG_PATH": "FFmpeg binary (default: the one bundled by imageio-ffmpeg)",
-    "API_HOST": "address both listeners bind (default 0.0.0.0)",
+    "API_HOST": "address both listeners bind (default 0.0.0.0; demo: 127.0.0.1)",
     "API_PORT": "control API port (default 8083)",
     "ORIGIN_PORT": "CDN origin port (default 8084)",
     "PUBLIC_BASE_URL": "base URL clients use for the API, for playback URLs "
@@ -52,7 +52,18 @@ FLAG_HELP = {
     "LOG_LEVEL": "debug | info | warning | error (default info)",
     "ENCODER_NICE": "niceness of FFmpeg (0-19, default 15): under overload encoders yield to the "
     "API and the live edge",
+    "SOURCE_DENY_LOOPBACK": "refuse sources on this host (loopback, this host's addresses) "
+    "(default false)",
+    "SOURCE_DENY_PRIVATE": "refuse sources on private addresses (RFC 1918, 100.64/10, fc00::/7) "
+    "(default false)",
+    "SOURCE_DENY_NETWORKS": "comma-separated CIDR networks sources may not reach (default none)",
+    "SOURCE_ALLOW_NETWORKS": "comma-separated CIDR networks allowed despite the link-local, "
+    "loopback, private and SOURCE_DENY_NETWORKS rules (never cloud metadata; default none)",
 }
+# extra spellings of a flag
+FLAG_ALIASES = {"API_HOST": ("--host",)}
+# the demo is for the machine it runs on: it listens on loopback unless told otherwise
+DEMO_HOST = "127.0.0.1"
 
 
 def _flag(env: str) -> str:
@@ -74,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (serve, demo):
         for env in ENV_VARS:
             sub.add_argument(
-                _flag(env), dest=env, metavar="VALUE", help=f"{FLAG_HELP[env]} [{env}]"
+                _flag(env),
+                *FLAG_ALIASES.get(env, ()),
+                dest=env,
+                metavar="VALUE",
+                help=f"{FLAG_HELP[env]} [{env}]",
             )
     return parser
 
@@ -86,9 +101,10 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Set
         if value is not None:
             merged[env] = value
     if args.command == "demo":
-        allowed = merged.get("ALLOWED_PROTOCOLS", ",".join(Settings().allowed_protocols))
-        if "lavfi" not in allowed.split(","):
-            merged["ALLOWED_PROTOCOLS"] = allowed + ",lavfi"
+        # The demo's synthetic source is built inside the service (sources.synthetic_source), so
+        # lavfi stays off the client-facing ALLOWED_PROTOCOLS: a client could otherwise submit
+        # filter graphs, some of which read and write files.
+        merged.setdefault("API_HOST", DEMO_HOST)
         merged.setdefault("OUTPUT_DIR", str(Path(tempfile.gettempdir()) / "hlsdash-demo"))
     return load_settings(merged)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from actors.ffmpeg.host_policy import IpNetwork, parse_networks
 from supervisor.errors import ConfigError
 
 DEFAULT_ALLOWED_PROTOCOLS = ("http", "https", "rtmp", "rtmps", "rtsp", "rtsps", "srt", "udp", "rtp")
@@ -61,6 +62,12 @@ class Settings:
     tls_key: str = ""
     log_level: str = "info"
     encoder_nice: int = 15  # FFmpeg's niceness: encoders yield CPU to the service under load
+    # --- source host policy (actors/ffmpeg/host_policy.py; link-local and cloud metadata are
+    # always refused, the service's own ports too; these tighten or loosen the rest)
+    source_deny_loopback: bool = False
+    source_deny_private: bool = False
+    source_deny_networks: tuple[IpNetwork, ...] = ()
+    source_allow_networks: tuple[IpNetwork, ...] = ()
 
 
 def _parse_bool(raw: str) -> bool:
@@ -157,6 +164,11 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TLS_KEY": ("tls_key", _text),
     "LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),
     "ENCODER_NICE": ("encoder_nice", _integer(0, 19)),
+    # source host policy
+    "SOURCE_DENY_LOOPBACK": ("source_deny_loopback", _parse_bool),
+    "SOURCE_DENY_PRIVATE": ("source_deny_private", _parse_bool),
+    "SOURCE_DENY_NETWORKS": ("source_deny_networks", parse_networks),
+    "SOURCE_ALLOW_NETWORKS": ("source_allow_networks", parse_networks),
 }
 
 

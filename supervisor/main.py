@@ -12,7 +12,7 @@ import signal
 import structlog
 import trio
 
-from actors.ffmpeg.sources import validate_source_url
+from actors.ffmpeg.sources import synthetic_source
 from actors.status import StreamSpec
 from supervisor import __version__
 from supervisor.config import Settings
@@ -27,9 +27,8 @@ from supervisor.service import StreamService
 log = structlog.get_logger(__name__)
 
 DEMO_STREAM_ID = "demo"
-DEMO_SOURCE = (
-    "lavfi:testsrc2=size=1280x720:rate=30[out0];"
-    "sine=frequency=440:beep_factor=4:sample_rate=48000[out1]"
+DEMO_FILTER_GRAPH = (
+    "testsrc2=size=1280x720:rate=30[out0];sine=frequency=440:beep_factor=4:sample_rate=48000[out1]"
 )
 DEMO_QUALITIES = ("720p", "480p", "360p", "240p")
 
@@ -51,14 +50,22 @@ async def _keep_demo_alive(service: StreamService, interval_s: float) -> None:
             return
 
 
+def _display_host(bound: str) -> str:
+    """Where a browser on this machine reaches a listener bound to ``bound``."""
+    if bound in {"", "0.0.0.0", "::"}:  # noqa: S104 - compared, not bound
+        return "localhost"
+    return f"[{bound}]" if ":" in bound else bound
+
+
 async def start_demo_stream(service: StreamService) -> None:
+    # built here, never parsed from a request: lavfi stays off the client-facing allow-list
+    source = synthetic_source(DEMO_FILTER_GRAPH)
     spec = StreamSpec(
         stream_id=DEMO_STREAM_ID,
-        source_url=DEMO_SOURCE,
+        source_url=f"lavfi:{DEMO_FILTER_GRAPH}",
         qualities=DEMO_QUALITIES,
         low_latency=service.settings.low_latency_hls,
     )
-    source = validate_source_url(DEMO_SOURCE, frozenset(service.settings.allowed_protocols))
     await service.create(spec, source)
 
 
@@ -92,11 +99,11 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
         if demo:
             await start_demo_stream(service)
             nursery.start_soon(_keep_demo_alive, service, max(settings.stale_threshold_s / 3, 1.0))
-            port = settings.api_port
+            base = f"http://{_display_host(settings.api_host)}:{settings.api_port}"
             print(
-                f"\n  hlsdash demo is live: open http://localhost:{port}/#stream={DEMO_STREAM_ID}\n"
-                f"  HLS  http://localhost:{port}/streams/{DEMO_STREAM_ID}/playlist.m3u8\n"
-                f"  DASH http://localhost:{port}/streams/{DEMO_STREAM_ID}/manifest.mpd\n"
+                f"\n  hlsdash demo is live: open {base}/#stream={DEMO_STREAM_ID}\n"
+                f"  HLS  {base}/streams/{DEMO_STREAM_ID}/playlist.m3u8\n"
+                f"  DASH {base}/streams/{DEMO_STREAM_ID}/manifest.mpd\n"
                 f"  Ctrl-C stops it.\n",
                 flush=True,
             )

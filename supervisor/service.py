@@ -20,6 +20,8 @@ import trio
 
 from actors import janitor
 from actors.edge import LiveEdge
+from actors.ffmpeg.host_guard import SourceGuard
+from actors.ffmpeg.host_policy import HostPolicy, IpAddress, parse_address
 from actors.ffmpeg.process import Spawner, spawn_process
 from actors.ffmpeg.sources import ValidatedSource, redact_url
 from actors.status import StreamSpec
@@ -97,7 +99,33 @@ def resolve_ffmpeg_path(configured: str) -> str:
     return path
 
 
-def stream_settings_from(settings: Settings, ffmpeg_path: str) -> StreamSettings:
+def this_host_addresses() -> frozenset[IpAddress]:
+    """Blocking: every address of this host's interfaces (the policy refuses our own ports on
+    them, not only on loopback)."""
+    import psutil  # noqa: PLC0415 - only needed once, at start-up
+
+    found = (
+        parse_address(str(entry.address))
+        for entries in psutil.net_if_addrs().values()
+        for entry in entries
+    )
+    return frozenset(a for a in found if a is not None)
+
+
+def source_host_policy(settings: Settings) -> HostPolicy:
+    return HostPolicy(
+        deny_loopback=settings.source_deny_loopback,
+        deny_private=settings.source_deny_private,
+        deny_networks=settings.source_deny_networks,
+        allow_networks=settings.source_allow_networks,
+        own_ports=frozenset({settings.api_port, settings.origin_port}),
+        local_addresses=this_host_addresses(),
+    )
+
+
+def stream_settings_from(
+    settings: Settings, ffmpeg_path: str, source_guard: SourceGuard | None = None
+) -> StreamSettings:
     return StreamSettings(
         output_dir=settings.output_dir,
         ffmpeg_path=ffmpeg_path,
@@ -115,6 +143,7 @@ def stream_settings_from(settings: Settings, ffmpeg_path: str) -> StreamSettings
         restart_max=settings.restart_max,
         restart_period_s=settings.restart_period_s,
         backoff=Backoff(),
+        source_watch=source_guard.watch if source_guard is not None else None,
     )
 
 
@@ -127,10 +156,14 @@ class StreamService:
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         stream_settings: StreamSettings | None = None,
+        source_guard: SourceGuard | None = None,
     ) -> None:
         self.settings = settings
         self.ffmpeg_path = resolve_ffmpeg_path(settings.ffmpeg_path)
-        self.stream_settings = stream_settings or stream_settings_from(settings, self.ffmpeg_path)
+        self.source_guard = source_guard or SourceGuard(source_host_policy(settings))
+        self.stream_settings = stream_settings or stream_settings_from(
+            settings, self.ffmpeg_path, self.source_guard
+        )
         self._spawner: Spawner = spawner or functools.partial(
             spawn_process, nice=settings.encoder_nice
         )
@@ -182,6 +215,9 @@ class StreamService:
     # ------------------------------------------------------------------ operations
 
     async def create(self, spec: StreamSpec, source: ValidatedSource) -> StreamActor:
+        """Start a stream. Raises SourceRefused (the host policy, checked first: it resolves the
+        host, so it awaits, and nothing below may), StreamExists or AtCapacity."""
+        await self.source_guard.admit(source)
         existing = self._actors.get(spec.stream_id)
         if existing is not None:
             if not existing.status.state.is_terminal or not existing.finished.is_set():

@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from actors.ffmpeg.sources import redact_url
+
 _PREFIX_RE = re.compile(r"^(?:\[[a-z]+\]\s*)?")
 _INPUT_RE = re.compile(r"^Input #0\b")
 _OTHER_INPUT_RE = re.compile(r"^Input #[1-9]")
@@ -129,6 +131,12 @@ _ERRORS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"Unknown encoder|Error (?:while opening|initializing output stream)", re.I),
      "encoder could not be opened"),
 )  # fmt: skip
+
+
+def redact_line(line: str) -> str:
+    """``line`` fit to log or show: FFmpeg prints its input URL (``Input #0, flv, from 'rtmp://
+    user:pass@…'``, ``Error opening input …``) with whatever credentials it carries."""
+    return redact_url(line)
 
 
 def classify_error(line: str) -> str | None:

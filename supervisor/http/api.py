@@ -21,6 +21,7 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from actors.ffmpeg.host_guard import SourceRefused
 from actors.files import read_or_none
 from actors.packager.layout import resolve_inside
 from supervisor import __version__
@@ -189,6 +190,8 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             return error_response(422, invalid.code, invalid.message, invalid.field)
         try:
             actor = await service.create(spec, source)
+        except SourceRefused as refused:
+            return error_response(422, "source_refused", str(refused), "source_url")
         except StreamExists:
             return error_response(
                 409, "stream_exists", f"stream {spec.stream_id!r} already exists", "stream_id"

@@ -41,8 +41,11 @@ def openapi_document(version: str) -> dict[str, Any]:
             "source_url": {
                 "type": "string",
                 "maxLength": 2048,
-                "description": "Any FFmpeg input whose protocol is on ALLOWED_PROTOCOLS "
-                "(default http, https, rtmp, rtmps, rtsp, rtsps, srt, udp, rtp).",
+                "description": "A source to pull, on a protocol in ALLOWED_PROTOCOLS "
+                "(default http, https, rtmp, rtmps, rtsp, rtsps, srt, udp, rtp), at a host the "
+                "source host policy allows (never cloud metadata or link-local by default). "
+                "Listener-mode URLs (srt mode=listener, udp://@:port, unicast udp/rtp, listen "
+                "options) are refused: 422 source_refused.",
             },
             "qualities": {
                 "type": "array",

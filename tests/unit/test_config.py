@@ -1,3 +1,4 @@
+import ipaddress
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,31 @@ def test_overrides_win_over_env() -> None:
     settings = load_settings({"PLAYLIST_SIZE": "6"}, {"playlist_size": 8})
     assert settings.playlist_size == 8
     assert isinstance(settings, Settings)
+
+
+def test_source_host_policy_settings() -> None:
+    defaults = load_settings({})
+    assert (defaults.source_deny_loopback, defaults.source_deny_private) == (False, False)
+    assert defaults.source_deny_networks == defaults.source_allow_networks == ()
+    settings = load_settings(
+        {
+            "SOURCE_DENY_LOOPBACK": "true",
+            "SOURCE_DENY_PRIVATE": "yes",
+            "SOURCE_DENY_NETWORKS": "203.0.113.0/24, 2001:db8::/32",
+            "SOURCE_ALLOW_NETWORKS": "169.254.7.0/24",
+        }
+    )
+    assert settings.source_deny_loopback
+    assert settings.source_deny_private
+    assert settings.source_deny_networks == (
+        ipaddress.ip_network("203.0.113.0/24"),
+        ipaddress.ip_network("2001:db8::/32"),
+    )
+    assert settings.source_allow_networks == (ipaddress.ip_network("169.254.7.0/24"),)
+
+
+def test_a_bad_network_list_names_the_variable_and_the_entry() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SOURCE_DENY_NETWORKS": "10.0.0.0/8,10.0.0.0/33"})
+    assert caught.value.variable == "SOURCE_DENY_NETWORKS"
+    assert "'10.0.0.0/33' is not an IP address or CIDR network" in str(caught.value)

@@ -14,6 +14,7 @@ from actors.ffmpeg.stderr import (
     SourceInfoCollector,
     classify_error,
     parse_source_info,
+    redact_line,
 )
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -141,3 +142,24 @@ def test_http_404_real_stderr(http_404_url: str) -> None:
 )  # fmt: skip
 def test_classify_known_lines(line: str, reason: str | None) -> None:
     assert classify_error(line) == reason
+
+
+@pytest.mark.parametrize(
+    ("url", "secrets"),
+    [
+        ("http://user:hunter2@127.0.0.1:9/live.m3u8?token=s3cr3t&x=1", ("hunter2", "s3cr3t")),
+        ("srt://127.0.0.1:9?passphrase=abcdefghij12&mode=caller&connect_timeout=300",
+         ("abcdefghij12",)),
+        ("rtmp://pub:pa55w0rd@127.0.0.1:9/live/key?sig=f00dfeed", ("pa55w0rd", "f00dfeed")),
+    ],
+)  # fmt: skip
+def test_real_ffmpeg_error_lines_carry_the_secrets_and_redaction_removes_them(
+    url: str, secrets: tuple[str, ...]
+) -> None:
+    lines = run_ffmpeg_stderr("-rw_timeout", "2000000", "-i", url)
+    # FFmpeg repeats its input URL, credentials and all, in its error lines
+    assert any(secret in line for line in lines for secret in secrets)
+    redacted = [redact_line(line) for line in lines]
+    assert not any(secret in line for line in redacted for secret in secrets)
+    assert any("127.0.0.1:9" in line for line in redacted)  # the rest stays readable
+    assert classify_error(redacted[-1]) == classify_error(lines[-1])

@@ -24,6 +24,7 @@ HTTP_MAY_IMPORT = {
     "actors.status": "names: stream states and quality names for the API and OpenAPI",
     "actors.ffmpeg.sources": "redact_url / validate_source_url: pure string checks for views",
     "actors.files": "read_or_none: the dashboard's static files",
+    "actors.ffmpeg.host_guard": "SourceRefused: the admission error POST /streams maps to 422",
     "actors.packager.hls": "format_iso8601_ms for /time (the same clock format as the playlists)",
 }
 # internals of a stream that no supervisor module may read or call

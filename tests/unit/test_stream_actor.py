@@ -201,3 +201,31 @@ async def test_incarnations_are_never_reused_although_ids_are(tmp_path: Path) ->
         seen_incarnations.add(actor.incarnation)
         del actor
     assert reused_ids > 0  # the hazard is real: addresses come back
+
+
+async def test_a_source_refused_at_connect_time_kills_ffmpeg_and_fails_the_stream(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    watched: list[int] = []
+
+    async def source_watch(pid: int) -> str:
+        watched.append(pid)
+        await trio.sleep(0.25)  # the poll that sees the redirect
+        return "FFmpeg connected to a refused address: source address 169.254.169.254 is ..."
+
+    spawner = FakeSpawner()
+    actor = make_actor(tmp_path, spawner, source_watch=source_watch)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        await trio.sleep(0.3)
+        # SIGKILL at once, not the SIGTERM ladder, and the stream is ending
+        assert spawner.processes[0].returncode == -9
+        assert actor.status.last_error is not None
+        await actor.finished.wait()
+    assert watched == [1000]
+    assert spawner.spawned_at == [0.0]  # never restarted: it would only go back
+    # "failed" follows the folder removal in a worker thread (see the test above): order only
+    assert [state for state, _ in state_times(actor)] == ["starting", "failed"]
+    assert actor.status.last_error is not None
+    assert actor.status.last_error.startswith("FFmpeg connected to a refused address")
+    assert not (tmp_path / "timers").exists()
