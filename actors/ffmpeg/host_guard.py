@@ -63,6 +63,17 @@ async def system_resolver(host: str) -> list[IpAddress]:
     return [a for a in addresses if a is not None]
 
 
+def this_host_addresses() -> frozenset[IpAddress]:
+    """Blocking: every address of this host's interfaces (the policy refuses the service's own
+    ports on them, not only on loopback)."""
+    found = (
+        parse_address(str(entry.address))
+        for entries in psutil.net_if_addrs().values()
+        for entry in entries
+    )
+    return frozenset(a for a in found if a is not None)
+
+
 def process_peers(pid: int) -> list[tuple[IpAddress, int]]:
     """Remote peers of ``pid``'s connected inet sockets (none once it has exited). Blocking.
 
