@@ -6,8 +6,9 @@ rebinding), and because FFmpeg follows HTTP redirects and an HLS playlist's segm
 1. **Admission** (``SourceGuard.admit``): the URL's host is resolved (in a worker thread, bounded
    by ``resolve_timeout_s``) and *every* address it resolves to must pass ``host_policy``;
    otherwise the stream is refused with a 422 before anything runs.
-2. **Connect time** (``SourceGuard.watch``): while FFmpeg runs, the peers of its sockets (from
-   ``/proc`` through psutil) are checked against the same policy — every ``fast_poll_s`` during the
+2. **Connect time** (``SourceGuard.watch``): while FFmpeg runs, the peers of its connected
+   sockets (borrowed with ``pidfd_getfd``, see ``process_peers``) are checked against the same
+   policy — every ``fast_poll_s`` during the
    first ``fast_window_s`` of a run (where the connection and redirects happen), then every
    ``slow_poll_s``. A forbidden peer ends the watch with a reason; the actor kills FFmpeg and fails
    the stream. This sees what FFmpeg actually did, whatever protocol layer chose the address,
