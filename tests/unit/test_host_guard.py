@@ -17,6 +17,7 @@ from actors.ffmpeg.host_guard import (
     _peers_by_pidfd,
     _peers_by_proc_scan,
     process_peers,
+    system_resolver,
     this_host_addresses,
 )
 from actors.ffmpeg.host_policy import HostPolicy, IpAddress
@@ -178,3 +179,8 @@ def test_process_peers_lists_the_remote_end_of_real_sockets(
 
 def test_this_host_addresses_include_loopback() -> None:
     assert ipaddress.ip_address("127.0.0.1") in this_host_addresses()
+
+
+async def test_the_system_resolver_answers_from_the_hosts_file() -> None:
+    found = await system_resolver("localhost")  # /etc/hosts: no DNS traffic
+    assert set(found) & {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
