@@ -20,8 +20,8 @@ import trio
 
 from actors import janitor
 from actors.edge import LiveEdge
-from actors.ffmpeg.host_guard import SourceGuard
-from actors.ffmpeg.host_policy import HostPolicy, IpAddress, parse_address
+from actors.ffmpeg.host_guard import SourceGuard, this_host_addresses
+from actors.ffmpeg.host_policy import HostPolicy
 from actors.ffmpeg.process import Spawner, spawn_process
 from actors.ffmpeg.sources import ValidatedSource, redact_url
 from actors.status import StreamSpec
@@ -97,19 +97,6 @@ def resolve_ffmpeg_path(configured: str) -> str:
 
     path: str = imageio_ffmpeg.get_ffmpeg_exe()
     return path
-
-
-def this_host_addresses() -> frozenset[IpAddress]:
-    """Blocking: every address of this host's interfaces (the policy refuses our own ports on
-    them, not only on loopback)."""
-    import psutil  # noqa: PLC0415 - only needed once, at start-up
-
-    found = (
-        parse_address(str(entry.address))
-        for entries in psutil.net_if_addrs().values()
-        for entry in entries
-    )
-    return frozenset(a for a in found if a is not None)
 
 
 def source_host_policy(settings: Settings) -> HostPolicy:

@@ -6,8 +6,9 @@ rebinding), and because FFmpeg follows HTTP redirects and an HLS playlist's segm
 1. **Admission** (``SourceGuard.admit``): the URL's host is resolved (in a worker thread, bounded
    by ``resolve_timeout_s``) and *every* address it resolves to must pass ``host_policy``;
    otherwise the stream is refused with a 422 before anything runs.
-2. **Connect time** (``SourceGuard.watch``): while FFmpeg runs, the peers of its sockets (from
-   ``/proc`` through psutil) are checked against the same policy — every ``fast_poll_s`` during the
+2. **Connect time** (``SourceGuard.watch``): while FFmpeg runs, the peers of its connected
+   sockets (borrowed with ``pidfd_getfd``, see ``process_peers``) are checked against the same
+   policy — every ``fast_poll_s`` during the
    first ``fast_window_s`` of a run (where the connection and redirects happen), then every
    ``slow_poll_s``. A forbidden peer ends the watch with a reason; the actor kills FFmpeg and fails
    the stream. This sees what FFmpeg actually did, whatever protocol layer chose the address,
@@ -61,6 +62,17 @@ async def system_resolver(host: str) -> list[IpAddress]:
     )
     addresses = (parse_address(str(info[4][0])) for info in infos)
     return [a for a in addresses if a is not None]
+
+
+def this_host_addresses() -> frozenset[IpAddress]:
+    """Blocking: every address of this host's interfaces (the policy refuses the service's own
+    ports on them, not only on loopback)."""
+    found = (
+        parse_address(str(entry.address))
+        for entries in psutil.net_if_addrs().values()
+        for entry in entries
+    )
+    return frozenset(a for a in found if a is not None)
 
 
 def process_peers(pid: int) -> list[tuple[IpAddress, int]]:

@@ -9,7 +9,6 @@ redirect to 127.0.0.2, a loopback address the test's policy denies.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from tests.integration.live import (
     running_publisher,
     wait_for,
 )
+from tests.threaded_http import QuietHandler, serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -101,32 +101,19 @@ async def test_an_allowed_loopback_http_source_goes_live_under_the_watch(tmp_pat
             assert actor.status.state is StreamState.LIVE
 
 
-class _Redirect(http.server.BaseHTTPRequestHandler):
-    target = ""
-
-    def do_GET(self) -> None:
-        self.send_response(302)
-        self.send_header("Location", self.target)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
 @contextlib.contextmanager
 def redirecting_to(target: str) -> Iterator[str]:
     """An allowed HTTP source on 127.0.0.1 that 302-redirects every request to ``target``."""
-    handler = type("Redirect", (_Redirect,), {"target": target})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/live.ts"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+
+    class Redirect(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    with serving(Redirect) as url:
+        yield url
 
 
 @contextlib.contextmanager

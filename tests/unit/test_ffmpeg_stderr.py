@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import http.server
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from actors.ffmpeg.stderr import (
     parse_source_info,
     redact_line,
 )
+from tests.threaded_http import QuietHandler, serving
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -100,22 +99,12 @@ def test_invalid_data_real_stderr(tmp_path: Path) -> None:
 
 @pytest.fixture
 def http_404_url() -> Iterator[str]:
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             self.send_error(404)
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/live.ts"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_http_404_real_stderr(http_404_url: str) -> None:

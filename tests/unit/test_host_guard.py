@@ -17,6 +17,8 @@ from actors.ffmpeg.host_guard import (
     _peers_by_pidfd,
     _peers_by_proc_scan,
     process_peers,
+    system_resolver,
+    this_host_addresses,
 )
 from actors.ffmpeg.host_policy import HostPolicy, IpAddress
 from actors.ffmpeg.sources import (
@@ -173,3 +175,12 @@ def test_process_peers_lists_the_remote_end_of_real_sockets(
     assert (ipaddress.ip_address("127.0.0.1"), port) in peers
     assert all(p != 0 for _, p in peers)
     assert len(os.listdir("/proc/self/fd")) == fds_before  # every borrowed fd closed
+
+
+def test_this_host_addresses_include_loopback() -> None:
+    assert ipaddress.ip_address("127.0.0.1") in this_host_addresses()
+
+
+async def test_the_system_resolver_answers_from_the_hosts_file() -> None:
+    found = await system_resolver("localhost")  # /etc/hosts: no DNS traffic
+    assert set(found) & {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
