@@ -61,6 +61,12 @@ class Settings:
     tls_key: str = ""
     log_level: str = "info"
     encoder_nice: int = 15  # FFmpeg's niceness: encoders yield CPU to the service under load
+    # -- origin connections and readiness (slow clients, fd budget, full disk) --
+    origin_head_timeout_s: float = 10.0  # a request head must arrive whole within this
+    origin_idle_timeout_s: float = 15.0  # a keep-alive connection with no new request closes
+    origin_send_timeout_s: float = 10.0  # a client that reads nothing for this long is closed
+    origin_max_connections: int = 0  # 0 → derived from the fd budget (origin_limits)
+    ready_min_free_mb: float = 64.0  # /ready is 503 with less free space in OUTPUT_DIR
 
 
 def _parse_bool(raw: str) -> bool:
@@ -157,6 +163,11 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TLS_KEY": ("tls_key", _text),
     "LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),
     "ENCODER_NICE": ("encoder_nice", _integer(0, 19)),
+    "ORIGIN_HEAD_TIMEOUT": ("origin_head_timeout_s", _number(1, 300)),
+    "ORIGIN_IDLE_TIMEOUT": ("origin_idle_timeout_s", _number(1, 3600)),
+    "ORIGIN_SEND_TIMEOUT": ("origin_send_timeout_s", _number(1, 300)),
+    "ORIGIN_MAX_CONNECTIONS": ("origin_max_connections", _integer(0, 10_000_000)),
+    "READY_MIN_FREE_MB": ("ready_min_free_mb", _number(0, 10_000_000)),
 }
 
 
