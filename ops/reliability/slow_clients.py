@@ -27,6 +27,8 @@ import argparse
 import contextlib
 import errno
 import itertools
+import math
+import multiprocessing
 import re
 import resource
 import selectors
@@ -36,6 +38,8 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 
 import httpx
 import psutil
@@ -78,7 +82,7 @@ class SlowClientsResult:
     seconds: float
     timeouts_s: dict[str, float]
     kinds: dict[str, KindReport]
-    api_latencies_s: list[float]
+    api_samples: list[tuple[float, float]]  # (seconds since the abuse began, latency)
     api_errors: int
     player_advanced_s: float
     player_wall_s: float
@@ -90,8 +94,14 @@ class SlowClientsResult:
     def still_open(self) -> int:
         return sum(k.opened - k.refused - k.closed for k in self.kinds.values())
 
-    def api_percentile(self, pct: float) -> float:
-        values = sorted(self.api_latencies_s)
+    @property
+    def api_latencies_s(self) -> list[float]:
+        return [latency for _, latency in self.api_samples]
+
+    def api_percentile(
+        self, pct: float, start_s: float = -math.inf, end_s: float = math.inf
+    ) -> float:
+        values = sorted(latency for at, latency in self.api_samples if start_s <= at < end_s)
         if not values:
             return float("nan")
         return values[min(len(values) - 1, round((len(values) - 1) * pct / 100))]
@@ -219,40 +229,60 @@ class AbuseClients:
         return reports
 
 
-class ApiSampler:
-    """Asks the control API at a steady rate from a thread; keeps every latency."""
-
-    def __init__(self, api_url: str) -> None:
-        self._client = httpx.Client(base_url=api_url, timeout=10.0)
-        self.latencies_s: list[float] = []
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="api", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        paths = (f"/streams/{STREAM_ID}", "/streams")
-        index = 0
+def _sample_api(api_url: str, stop: EventType, results: Connection) -> None:
+    """In a child process: GET the API at a steady rate until ``stop``; send the samples back."""
+    paths = (f"/streams/{STREAM_ID}", "/streams")
+    samples: list[tuple[float, float, int]] = []  # (monotonic start, latency, status)
+    with httpx.Client(base_url=api_url, timeout=10.0) as client:
         next_at = time.monotonic()
-        while not self._stop.is_set():
+        while not stop.is_set():
             started = time.monotonic()
             try:
-                status = self._client.get(paths[index % 2]).status_code
+                status = client.get(paths[len(samples) % 2]).status_code
             except httpx.HTTPError:
                 status = 0
-            self.latencies_s.append(time.monotonic() - started)
-            if status != 200:
-                self.errors += 1
-            index += 1
+            samples.append((started, time.monotonic() - started, status))
+            if len(samples) == 1:
+                results.send([])  # started: the parent may begin its baseline
             next_at += 1 / _API_RATE_HZ
             time.sleep(max(0.0, next_at - time.monotonic()))
+    results.send(samples)
+
+
+class ApiSampler:
+    """Asks the control API at a steady rate from its own process (no GIL shared with the
+    abusive clients and the browser driver, which would otherwise show up as API latency)."""
+
+    def __init__(self, api_url: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_sample_api, args=(api_url, self._stop, send), daemon=True
+        )
+        self.samples: list[tuple[float, float, int]] = []
+
+    def start(self) -> None:
+        self._process.start()
+        if not self._receive.poll(60):
+            raise RuntimeError("the API sampler process did not start")
+        self._receive.recv()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=15)
-        self._client.close()
+        if self._receive.poll(30):
+            self.samples = self._receive.recv()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+
+    @property
+    def latencies_s(self) -> list[float]:
+        return [latency for _, latency, _ in self.samples]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for _, _, status in self.samples if status != 200)
 
 
 def origin_connections(pid: int, port: int) -> int:
@@ -317,6 +347,7 @@ def run(
             session.wait_playing(min_advance_s=2.0, timeout_s=30.0)
             sampler = ApiSampler(service.api_url)
             sampler.start()
+            session.page.wait_for_timeout(5000)  # a baseline of API samples before the abuse
             samples: list[tuple[float, int]] = []
             positions: list[tuple[float, float]] = []
             try:
@@ -346,7 +377,7 @@ def run(
         seconds=seconds,
         timeouts_s=timeouts,
         kinds=kinds,
-        api_latencies_s=sampler.latencies_s,
+        api_samples=[(at - began, latency) for at, latency, _ in sampler.samples],
         api_errors=sampler.errors,
         player_advanced_s=advanced,
         player_wall_s=positions[-1][0] - positions[0][0] if positions else 0.0,
@@ -387,6 +418,16 @@ def print_report(result: SlowClientsResult) -> None:
         f"p50 {result.api_percentile(50) * 1000:.1f} ms, "
         f"p99 {result.api_percentile(99) * 1000:.1f} ms, "
         f"max {max(latencies, default=float('nan')) * 1000:.1f} ms"
+    )
+    windows = [(-math.inf, 0.0, "before")] + [
+        (float(t), float(t + 10), f"{t}-{t + 10} s") for t in range(0, int(result.seconds), 10)
+    ]
+    print(
+        "API p99 by time since the connections opened: "
+        + ", ".join(
+            f"{label} {result.api_percentile(99, lo, hi) * 1000:.0f} ms"
+            for lo, hi, label in windows
+        )
     )
     print(
         f"player (hls.js via the origin): advanced {result.player_advanced_s:.1f} s of media in "

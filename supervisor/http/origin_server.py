@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -46,13 +45,21 @@ from supervisor.http import http1, origin_core
 from supervisor.http.origin import OriginApp
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.origin_limits import OriginLimits, origin_limits, raise_nofile_limit
+from supervisor.http.origin_sockets import (
+    RECEIVE_BYTES,
+    SEND_ERRORS,
+    ClientGone,
+    PrefixedStream,
+    answer_and_close,
+    listening_sockets,
+    send_with_progress_deadline,
+    write_now,
+)
 from supervisor.http.playback import StreamedResponse
 from supervisor.http.server import hypercorn_config
 
 log = structlog.get_logger(__name__)
 
-_RECEIVE_BYTES = 64 * 1024
-_SEND_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 # accept(2) errors that mean "out of something for now": wait and accept again (as trio does)
 _ACCEPT_CAPACITY_ERRNOS: Final = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
@@ -84,70 +91,11 @@ class _Flight:
     status: int = 0
 
 
-class _ClientGone(Exception):  # noqa: N818 - a condition, not a bug
-    """The peer went away, or stopped reading for longer than the send timeout."""
-
-
 @dataclass(eq=False, slots=True)
 class _Connection:
     stream: trio.SocketStream
     method: str = ""  # of the request being answered ("" between requests)
     response_started: bool = False  # a byte of its response was written (or handed to the kernel)
-
-
-async def send_with_progress_deadline(
-    stream: trio.SocketStream, data: bytes | bytearray | memoryview, timeout_s: float
-) -> None:
-    """``send_all`` that gives up when the peer accepts no byte for ``timeout_s``.
-
-    Each ``socket.send`` waits for room and sends what fits, so bounding each call bounds the
-    time without progress, not the whole transfer (a slow but reading client is fine). Raises
-    :class:`_ClientGone`.
-    """
-    view = memoryview(data)
-    sock = stream.socket
-    try:
-        while view:
-            with trio.move_on_after(timeout_s) as waiting:
-                sent = await sock.send(view)
-            if waiting.cancelled_caught:
-                raise _ClientGone(f"no write progress for {timeout_s:g} s")
-            view = view[sent:]
-    except _SEND_ERRORS as error:
-        raise _ClientGone(str(error)) from error
-
-
-class _PrefixedStream(trio.abc.HalfCloseableStream):
-    """A socket stream whose first read returns bytes the fast path already consumed."""
-
-    def __init__(self, stream: trio.SocketStream, prefix: bytes, send_timeout_s: float) -> None:
-        self._stream = stream
-        self._prefix = prefix
-        self._send_timeout_s = send_timeout_s
-        self.socket = stream.socket  # Hypercorn reads peer/server addresses from it
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self._prefix:
-            data, self._prefix = self._prefix, b""
-            return data
-        return bytes(await self._stream.receive_some(max_bytes))
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        # Hypercorn shields its writes from cancellation: without this deadline a client that
-        # never reads would hold the connection (and its task) forever
-        try:
-            await send_with_progress_deadline(self._stream, data, self._send_timeout_s)
-        except _ClientGone as gone:
-            raise trio.BrokenResourceError(str(gone)) from gone
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self._stream.wait_send_all_might_not_block()
-
-    async def send_eof(self) -> None:
-        await self._stream.send_eof()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
 
 
 class OriginServer:
@@ -214,13 +162,7 @@ class OriginServer:
 
     def _refuse(self, stream: trio.SocketStream) -> None:
         """Over the cap: a 503 if the socket takes it at once, then close. Never waits."""
-        fd = stream.socket.fileno()
-        with contextlib.suppress(OSError):
-            # read what already arrived, so the close is a FIN after our answer, not a reset
-            os.read(fd, _RECEIVE_BYTES)
-        with contextlib.suppress(OSError):
-            os.write(fd, _AT_CAPACITY)
-        stream.socket.close()
+        answer_and_close(stream, _AT_CAPACITY)
         self._note_refusal("at_capacity")
 
     def _note_refusal(self, reason: str) -> None:
@@ -252,7 +194,7 @@ class OriginServer:
                 with (
                     trio.CancelScope(shield=True),
                     trio.move_on_after(_CLOSE_TIMEOUT_S),
-                    contextlib.suppress(*_SEND_ERRORS),
+                    contextlib.suppress(*SEND_ERRORS),
                 ):
                     await stream.aclose()
 
@@ -279,7 +221,7 @@ class OriginServer:
             keep_alive=False,
         )
         with contextlib.suppress(OSError):
-            _write_now(connection.stream, head, answer.body)  # best effort, never waits
+            write_now(connection.stream, head, answer.body)  # best effort, never waits
 
     async def _requests(self, connection: _Connection) -> bool:
         """Serve requests until the connection ends; True once Hypercorn owns it."""
@@ -307,7 +249,7 @@ class OriginServer:
             connection.method, connection.response_started = request.method, False
             try:
                 await self._answer(connection, request)
-            except _ClientGone:
+            except ClientGone:
                 return False
             connection.method = ""
             if not request.keep_alive:
@@ -339,8 +281,8 @@ class OriginServer:
                     if buffer.startswith(b"PRI ") or len(buffer) > http1.MAX_HEAD_BYTES:
                         return buffer, -2
                     try:
-                        data = await stream.receive_some(_RECEIVE_BYTES)
-                    except _SEND_ERRORS:
+                        data = await stream.receive_some(RECEIVE_BYTES)
+                    except SEND_ERRORS:
                         return buffer, -1
                     if not data:
                         return buffer, -1
@@ -426,7 +368,7 @@ class OriginServer:
                     keep_alive=keep_alive,
                 )
             try:
-                waiter.unsent = _write_now(waiter.stream, head, result.body)
+                waiter.unsent = write_now(waiter.stream, head, result.body)
             except OSError:
                 waiter.broken = True
             waiter.served = True
@@ -442,7 +384,7 @@ class OriginServer:
             return False
         connection.response_started = True
         if waiter.broken:
-            raise _ClientGone("client went away")
+            raise ClientGone("client went away")
         if waiter.unsent:
             await self._send_all(connection, waiter.unsent)
         self._app.observe(flight.route, flight.status, started)
@@ -462,9 +404,9 @@ class OriginServer:
         )
         connection.response_started = True
         try:
-            unsent = _write_now(connection.stream, head, body)
+            unsent = write_now(connection.stream, head, body)
         except OSError as error:
-            raise _ClientGone(str(error)) from error
+            raise ClientGone(str(error)) from error
         if unsent:
             await self._send_all(connection, unsent)
 
@@ -492,7 +434,7 @@ class OriginServer:
 
     async def _hand_over(self, stream: trio.SocketStream, already_read: bytes) -> None:
         state = ConnectionState({})
-        prefixed = _PrefixedStream(stream, already_read, self._limits.send_timeout_s)
+        prefixed = PrefixedStream(stream, already_read, self._limits.send_timeout_s)
         # Hypercorn types the stream as SSLStream but duck-types it: no do_handshake = plain TCP.
         server = TCPServer(
             self._asgi,
@@ -502,20 +444,6 @@ class OriginServer:
             cast("trio.SSLStream[trio.SocketStream]", prefixed),
         )
         await server.run()
-
-
-def _write_now(stream: trio.SocketStream, head: bytes, body: bytes) -> bytes | memoryview:
-    """One non-blocking writev() of head + body; returns what did not fit (usually nothing).
-
-    Raises OSError if the connection is gone.
-    """
-    try:
-        sent = os.writev(stream.socket.fileno(), (head, body) if body else (head,))
-    except BlockingIOError:
-        sent = 0
-    if sent < len(head):
-        return head[sent:] + body  # rare: the socket buffer was already full
-    return memoryview(body)[sent - len(head) :]
 
 
 def _at_capacity_response() -> bytes:
@@ -545,13 +473,6 @@ def _flight_key(request: http1.RequestHead) -> tuple[str | None, ...]:
         request.query,
         *(headers.get(name) for name in _VARYING_HEADERS),
     )
-
-
-def listening_sockets(config: Config) -> list[trio.socket.SocketType]:
-    sockets = config.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(config.backlog)
-    return [trio.socket.from_stdlib_socket(sock) for sock in sockets.insecure_sockets]
 
 
 async def serve_origin(

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import pytest
 import trio
 import trio.testing
 from structlog.testing import capture_logs
@@ -22,6 +23,7 @@ from supervisor.http.origin import OriginApp
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.origin_limits import OriginLimits
 from supervisor.http.origin_server import OriginServer
+from supervisor.http.origin_sockets import PrefixedStream
 from supervisor.http.playback import StreamedResponse
 from supervisor.http.server import hypercorn_config
 
@@ -108,7 +110,9 @@ async def _read_response(stream: trio.SocketStream) -> tuple[int, bytes, bytes]:
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
         length = next(
-            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.startswith(b"content-length")
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.startswith(b"content-length")
         )
         while len(body) < length:
             body += await stream.receive_some(65536)
@@ -348,3 +352,20 @@ async def test_connections_beyond_the_cap_get_a_503_and_are_closed(
         assert (await _read_response(admitted))[0] == 200
         for stream in [*held, refused, admitted]:
             await stream.aclose()
+
+
+async def test_a_handed_over_connection_that_stops_reading_is_given_up_on(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Hypercorn shields its writes; the stream it gets bounds them by the send timeout
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+    async with listener, await trio.open_tcp_stream("127.0.0.1", port) as client:
+        server_side = await listener.accept()
+        handed = PrefixedStream(server_side, b"GET / HTTP/1.0\r\n\r\n", send_timeout_s=10)
+        assert await handed.receive_some() == b"GET / HTTP/1.0\r\n\r\n"
+        started = trio.current_time()
+        with trio.CancelScope(shield=True), pytest.raises(trio.BrokenResourceError):
+            await handed.send_all(HUGE_BODY)  # the client reads nothing
+        assert 10.0 <= trio.current_time() - started < 10.1
+        await handed.aclose()
