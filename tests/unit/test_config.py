@@ -68,3 +68,18 @@ def test_overrides_win_over_env() -> None:
     settings = load_settings({"PLAYLIST_SIZE": "6"}, {"playlist_size": 8})
     assert settings.playlist_size == 8
     assert isinstance(settings, Settings)
+
+
+def test_origin_limit_and_readiness_settings() -> None:
+    defaults = load_settings({})
+    assert defaults.origin_head_timeout_s == 10.0
+    assert defaults.origin_idle_timeout_s == 15.0
+    assert defaults.origin_send_timeout_s == 10.0
+    assert defaults.origin_max_connections == 0  # derived from the fd budget
+    assert defaults.ready_min_free_mb == 64.0
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"ORIGIN_HEAD_TIMEOUT": "0"})
+    assert caught.value.variable == "ORIGIN_HEAD_TIMEOUT"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"ORIGIN_MAX_CONNECTIONS": "-1"})
+    assert caught.value.variable == "ORIGIN_MAX_CONNECTIONS"

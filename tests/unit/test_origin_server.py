@@ -360,7 +360,10 @@ async def test_a_handed_over_connection_that_stops_reading_is_given_up_on(
     # Hypercorn shields its writes; the stream it gets bounds them by the send timeout
     listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
     port = listener.socket.getsockname()[1]
-    async with listener, await trio.open_tcp_stream("127.0.0.1", port) as client:
+    async with (
+        listener,
+        await trio.open_tcp_stream("127.0.0.1", port),
+    ):  # the client: connected, never reads
         server_side = await listener.accept()
         handed = PrefixedStream(server_side, b"GET / HTTP/1.0\r\n\r\n", send_timeout_s=10)
         assert await handed.receive_some() == b"GET / HTTP/1.0\r\n\r\n"
