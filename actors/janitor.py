@@ -2,13 +2,19 @@
 
 Per stream: files of segments older than anything the timeline still retains (window + margin
 for late players), and init versions no retained segment uses. Per service: stream folders that
-no live stream owns (left over from a crash or a previous run).
+no live stream owns (left over from a crash or a previous run) — but only folders this service
+made. Every stream folder gets a marker file when it is created; a folder without one is never
+deleted, whatever its name: a mistyped ``OUTPUT_DIR=/var/www`` must not empty ``/var/www``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -38,6 +44,39 @@ def expired_media_files(
         if old_media or unused_init:
             expired.append(name)
     return sorted(expired)
+
+
+# A hidden name: the origin never serves it, nginx's location rules never match it, and no other
+# program writes a file of that name into a folder that happens to look like a stream id.
+STREAM_MARKER = ".hlsdash-stream"
+
+
+def marker_text(stream_id: str, *, pid: int, created_unix_s: float) -> str:
+    """What the marker says: who made the folder, for an operator who finds it."""
+    return json.dumps(
+        {"made_by": "hlsdash", "stream_id": stream_id, "pid": pid, "created_unix_s": created_unix_s}
+    )
+
+
+def create_stream_folder(folder: Path) -> None:
+    """Blocking: make a stream folder and mark it as ours. Run in a thread.
+
+    Raises OSError if the folder cannot be made. A marker that cannot be written (a full disk)
+    is logged, not raised: the stream still runs and removes its own folder when it ends; only a
+    crash would leave that folder behind, unswept, which is the safe side.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    text = marker_text(folder.name, pid=os.getpid(), created_unix_s=time.time())
+    try:
+        (folder / STREAM_MARKER).write_text(text + "\n", encoding="utf-8")
+    except OSError as error:
+        log.warning("stream_marker_not_written", folder=str(folder), error=str(error))
+
+
+def is_marked(folder: Path) -> bool:
+    """Blocking: does the folder carry our marker (a regular file, not a symlink)?"""
+    marker = folder / STREAM_MARKER
+    return marker.is_file() and not marker.is_symlink()
 
 
 def orphan_stream_dirs(dir_names: Iterable[str], live_stream_ids: set[str]) -> list[str]:
@@ -72,19 +111,29 @@ def remove_tree(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def sweep_orphans(output_dir: Path, is_live: Callable[[str], bool]) -> list[str]:
-    """Blocking: remove stream folders no live stream owns; returns their names.
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    removed: list[str] = field(default_factory=list)  # marked orphans, deleted
+    unmarked: list[str] = field(default_factory=list)  # stream-id-shaped, not ours: kept
+
+
+def sweep_orphans(output_dir: Path, is_live: Callable[[str], bool]) -> SweepResult:
+    """Blocking: remove the marked stream folders no live stream owns. Run in a thread.
 
     ``is_live`` is asked again right before each deletion, so a stream created while the sweep
-    runs (in its thread) keeps its folder.
+    runs (in its thread) keeps its folder. Folders without the marker are reported, never touched.
     """
     try:
         names = [p.name for p in output_dir.iterdir() if p.is_dir() and not p.is_symlink()]
     except FileNotFoundError:
-        return []
-    removed = []
+        return SweepResult()
+    result = SweepResult()
     for name in orphan_stream_dirs(names, set()):
-        if not is_live(name):
-            remove_tree(output_dir / name)
-            removed.append(name)
-    return removed
+        if is_live(name):
+            continue
+        if not is_marked(output_dir / name):
+            result.unmarked.append(name)
+            continue
+        remove_tree(output_dir / name)
+        result.removed.append(name)
+    return result

@@ -225,7 +225,7 @@ class StreamActor:
         self._lease = Lease(self.settings.stale_threshold_s)
         terminal = StreamState.STOPPED
         try:
-            await trio.to_thread.run_sync(lambda: self.folder.mkdir(parents=True, exist_ok=True))
+            await trio.to_thread.run_sync(janitor.create_stream_folder, self.folder)
             with trio.CancelScope() as scope:
                 self._cancel_scope = scope
                 if self._stop_reason is not None:

@@ -59,6 +59,14 @@ FLAG_HELP = {
     "SOURCE_DENY_NETWORKS": "comma-separated CIDR networks sources may not reach (default none)",
     "SOURCE_ALLOW_NETWORKS": "comma-separated CIDR networks allowed despite the link-local, "
     "loopback, private and SOURCE_DENY_NETWORKS rules (never cloud metadata; default none)",
+    "ORIGIN_HEAD_TIMEOUT": "seconds a client has to send a whole request head to the origin "
+    "(default 10)",
+    "ORIGIN_IDLE_TIMEOUT": "seconds an idle keep-alive origin connection stays open (default 15)",
+    "ORIGIN_SEND_TIMEOUT": "seconds without write progress before the origin closes a client "
+    "that does not read (default 10)",
+    "ORIGIN_MAX_CONNECTIONS": "origin connections at once, 503 beyond (default 0: derived from "
+    "the file-descriptor limit minus what MAX_STREAMS needs)",
+    "READY_MIN_FREE_MB": "free MiB in OUTPUT_DIR below which /ready is 503 (default 64)",
 }
 # extra spellings of a flag
 FLAG_ALIASES = {"API_HOST": ("--host",)}

@@ -68,6 +68,12 @@ class Settings:
     source_deny_private: bool = False
     source_deny_networks: tuple[IpNetwork, ...] = ()
     source_allow_networks: tuple[IpNetwork, ...] = ()
+    # -- origin connections and readiness (slow clients, fd budget, full disk) --
+    origin_head_timeout_s: float = 10.0  # a request head must arrive whole within this
+    origin_idle_timeout_s: float = 15.0  # a keep-alive connection with no new request closes
+    origin_send_timeout_s: float = 10.0  # a client that reads nothing for this long is closed
+    origin_max_connections: int = 0  # 0 → derived from the fd budget (origin_limits)
+    ready_min_free_mb: float = 64.0  # /ready is 503 with less free space in OUTPUT_DIR
 
 
 def _parse_bool(raw: str) -> bool:
@@ -169,6 +175,11 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SOURCE_DENY_PRIVATE": ("source_deny_private", _parse_bool),
     "SOURCE_DENY_NETWORKS": ("source_deny_networks", parse_networks),
     "SOURCE_ALLOW_NETWORKS": ("source_allow_networks", parse_networks),
+    "ORIGIN_HEAD_TIMEOUT": ("origin_head_timeout_s", _number(1, 300)),
+    "ORIGIN_IDLE_TIMEOUT": ("origin_idle_timeout_s", _number(1, 3600)),
+    "ORIGIN_SEND_TIMEOUT": ("origin_send_timeout_s", _number(1, 300)),
+    "ORIGIN_MAX_CONNECTIONS": ("origin_max_connections", _integer(0, 10_000_000)),
+    "READY_MIN_FREE_MB": ("ready_min_free_mb", _number(0, 10_000_000)),
 }
 
 

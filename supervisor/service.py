@@ -160,6 +160,7 @@ class StreamService:
             max_children=settings.max_streams, on_child_exit=self._on_child_exit
         )
         self._actors: OrderedDict[str, StreamActor] = OrderedDict()
+        self._unmarked_reported: set[str] = set()
         self.running = False
 
     @property
@@ -188,12 +189,31 @@ class StreamService:
             await self.sweep_orphans()
 
     async def sweep_orphans(self) -> list[str]:
-        removed = await trio.to_thread.run_sync(
-            janitor.sweep_orphans, self.output_dir, self._owns_folder
-        )
-        if removed:
-            log.info("orphan_folders_removed", folders=removed)
-        return removed
+        """Remove marked orphan folders; returns their names.
+
+        A failing sweep (OUTPUT_DIR unmounted, replaced by a file, unreadable) is logged and
+        survived: the next one tries again, and nothing else in the service notices.
+        """
+        try:
+            result = await trio.to_thread.run_sync(
+                janitor.sweep_orphans, self.output_dir, self._owns_folder
+            )
+        except Exception:
+            log.exception("orphan_sweep_failed", output_dir=str(self.output_dir))
+            return []
+        if result.removed:
+            log.info("orphan_folders_removed", folders=result.removed)
+        unreported = [name for name in result.unmarked if name not in self._unmarked_reported]
+        if unreported:
+            # once per folder and process: the sweep runs every CLEANUP_INTERVAL
+            self._unmarked_reported.update(unreported)
+            log.warning(
+                "unmarked_folders_kept",
+                folders=unreported,
+                output_dir=str(self.output_dir),
+                reason=f"no {janitor.STREAM_MARKER} marker: not made by this service",
+            )
+        return result.removed
 
     def _owns_folder(self, name: str) -> bool:
         actor = self._actors.get(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,13 @@ from supervisor import __version__
 from supervisor.http.openapi import openapi_document
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.playback import Playback, StreamedResponse, time_response
+from supervisor.http.readiness import (
+    DISK_CHECK_TTL_S,
+    FFMPEG_CHECK_TTL_S,
+    CachedCheck,
+    CheckResult,
+    disk_check,
+)
 from supervisor.http.views import iso, stream_view
 from supervisor.metrics import Metrics
 from supervisor.requests import RequestInvalid, parse_stream_request
@@ -267,18 +275,20 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
         # answering at all proves the process and its event loop are alive
         return json_response({"status": "ok", "version": __version__, "time": time.time()})
 
+    readiness = _readiness_checks(service)
+
     @app.get("/ready")
     async def ready() -> Response:
-        checks = {
-            "supervisor_running": service.running,
-            "ffmpeg": await trio.to_thread.run_sync(ffmpeg_version, service.ffmpeg_path)
-            is not None,
-            "output_dir_writable": await trio.to_thread.run_sync(_writable, service.output_dir),
+        results = {name: await check() for name, check in readiness.items()}
+        checks = {"supervisor_running": service.running} | {
+            name: result.ok for name, result in results.items()
         }
         ok = all(checks.values())
-        return json_response(
-            {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
-        )
+        payload: dict[str, Any] = {"status": "ready" if ok else "not_ready", "checks": checks}
+        errors = {name: result.error for name, result in results.items() if result.error}
+        if errors:
+            payload["errors"] = errors
+        return json_response(payload, 200 if ok else 503)
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
@@ -338,15 +348,25 @@ def _shielded_send(asgi_app: Any) -> Any:
     return app
 
 
-def _writable(folder: Path) -> bool:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".ready-{secrets.token_hex(4)}"
-        probe.write_bytes(b"")
-        probe.unlink()
-        return True
-    except OSError:
-        return False
+def _readiness_checks(service: StreamService) -> dict[str, CachedCheck]:
+    """The checks /ready runs, each cached for a few seconds (probes come often)."""
+    min_free_bytes = int(service.settings.ready_min_free_mb * 1024 * 1024)
+
+    async def ffmpeg_runs() -> CheckResult:
+        version = await trio.to_thread.run_sync(ffmpeg_version, service.ffmpeg_path)
+        if version is None:
+            return CheckResult(False, f"{service.ffmpeg_path} does not run")
+        return CheckResult(True)
+
+    async def output_dir_writable() -> CheckResult:
+        return await trio.to_thread.run_sync(
+            partial(disk_check, service.output_dir, min_free_bytes=min_free_bytes)
+        )
+
+    return {
+        "ffmpeg": CachedCheck(ffmpeg_runs, ttl_s=FFMPEG_CHECK_TTL_S),
+        "output_dir_writable": CachedCheck(output_dir_writable, ttl_s=DISK_CHECK_TTL_S),
+    }
 
 
 _STATIC_TYPES = {

@@ -12,6 +12,7 @@ import psutil
 import pytest
 import trio
 
+from actors.janitor import create_stream_folder, is_marked
 from actors.status import StreamState
 from tests.integration.live import (
     LAVFI_SOURCE,
@@ -153,13 +154,30 @@ async def test_missed_heartbeats_make_a_stream_stale_and_remove_it(tmp_path: Pat
 
 async def test_orphaned_folders_are_swept_at_start(tmp_path: Path) -> None:
     orphan = tmp_path / "left-over"
-    (orphan / "240p").mkdir(parents=True)
+    create_stream_folder(orphan)
+    (orphan / "240p").mkdir()
     (orphan / "240p" / "seg_1.m4s").write_bytes(b"x")
     unrelated = tmp_path / "not a stream"  # not a valid stream id: never ours to delete
     unrelated.mkdir()
+    # stream-id shaped but never made by the service (OUTPUT_DIR pointed at a web root)
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"jpeg")
+    (tmp_path / "cam9" / "240p").mkdir(parents=True)
     async with running_service(tmp_path) as service:
         assert not orphan.exists()
         assert unrelated.exists()
-        orphan.mkdir()
+        assert (tmp_path / "photos" / "cat.jpg").read_bytes() == b"jpeg"
+        assert (tmp_path / "cam9" / "240p").is_dir()
+        # a stream's folder carries the marker from the start, so a crash's leftovers are swept
+        live = await start_stream(service, "live", LAVFI_SOURCE, qualities=["240p"])
+        await wait_segments(live, 1)
+        assert is_marked(tmp_path / "live")
+        create_stream_folder(orphan)
         removed = await service.sweep_orphans()
         assert removed == ["left-over"]
+        assert sorted(os.listdir(tmp_path)) == [
+            "cam9",
+            "live",
+            "not a stream",
+            "photos",
+        ]

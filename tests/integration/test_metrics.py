@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import psutil
 import pytest
+import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.http_helpers import running_front, stream_body, wait_live_segments
 from tests.integration.live import ffmpeg_pids, wait_for
+from tests.integration.tmpfs import fill, small_tmpfs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -132,3 +135,49 @@ async def test_ready_fails_without_ffmpeg(tmp_path: Path) -> None:
         # liveness is not readiness
         assert (await front.api.get("/health")).status_code == 200
         assert (await front.api.get("/metrics")).status_code == 200
+
+
+async def wait_until_async(
+    predicate: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 15
+) -> None:
+    poll_s = 0.2
+    for _ in range(int(timeout_s / poll_s)):
+        if await predicate():
+            return
+        await trio.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+async def test_ready_is_503_while_the_output_dir_is_full(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        # no free-space floor: the 4 KiB probe write alone must notice the full disk
+        async with running_front(disk, READY_MIN_FREE_MB="0") as front:
+            assert (await front.api.get("/ready")).status_code == 200
+            filler = await trio.to_thread.run_sync(fill, disk)
+            # a 0-byte write (the old check) still succeeds on the full file system
+            (disk / "empty").write_bytes(b"")
+            (disk / "empty").unlink()
+            statuses: list[int] = []
+
+            async def probe() -> bool:
+                response = await front.api.get("/ready")
+                statuses.append(response.status_code)
+                return response.status_code == 503
+
+            await wait_until_async(probe, "/ready to say 503 on the full disk")
+            full = await front.api.get("/ready")
+            assert full.status_code == 503, full.text
+            assert full.json()["checks"]["output_dir_writable"] is False
+            assert "No space left" in full.json()["errors"]["output_dir_writable"]
+            assert full.json()["checks"]["supervisor_running"] is True
+            assert (await front.api.get("/health")).status_code == 200  # alive, not ready
+
+            filler.unlink()  # space is back: ready again without a restart
+            statuses.clear()
+
+            async def recovered() -> bool:
+                return not await probe()
+
+            await wait_until_async(recovered, "/ready to say 200 once space is back")
+            assert statuses[-1] == 200
+            assert "errors" not in (await front.api.get("/ready")).json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -31,7 +32,10 @@ def get_json(url: str) -> dict[str, object]:
 
 
 @contextmanager
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+def served(
+    tmp_path: Path, *, nofile_limit: int | None = None, **overrides: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+    """``hlsdash serve`` on free ports; ``nofile_limit`` sets its RLIMIT_NOFILE (soft = hard)."""
     api_port, origin_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -39,10 +43,21 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]
         "API_HOST": "127.0.0.1",
         "API_PORT": str(api_port),
         "ORIGIN_PORT": str(origin_port),
+        **overrides,
     }
+
+    def limit_fds() -> None:
+        if nofile_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile_limit, nofile_limit))
+
     log = (tmp_path / "service.log").open("wb")
     process = subprocess.Popen(
-        [*HLSDASH, "serve"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        [*HLSDASH, "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=limit_fds,  # noqa: PLW1509 - setrlimit only, before exec
     )
     try:
         deadline = time.monotonic() + 20

@@ -97,3 +97,18 @@ def test_a_bad_network_list_names_the_variable_and_the_entry() -> None:
         load_settings({"SOURCE_DENY_NETWORKS": "10.0.0.0/8,10.0.0.0/33"})
     assert caught.value.variable == "SOURCE_DENY_NETWORKS"
     assert "'10.0.0.0/33' is not an IP address or CIDR network" in str(caught.value)
+
+
+def test_origin_limit_and_readiness_settings() -> None:
+    defaults = load_settings({})
+    assert defaults.origin_head_timeout_s == 10.0
+    assert defaults.origin_idle_timeout_s == 15.0
+    assert defaults.origin_send_timeout_s == 10.0
+    assert defaults.origin_max_connections == 0  # derived from the fd budget
+    assert defaults.ready_min_free_mb == 64.0
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"ORIGIN_HEAD_TIMEOUT": "0"})
+    assert caught.value.variable == "ORIGIN_HEAD_TIMEOUT"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"ORIGIN_MAX_CONNECTIONS": "-1"})
+    assert caught.value.variable == "ORIGIN_MAX_CONNECTIONS"
