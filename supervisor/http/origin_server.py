@@ -306,8 +306,8 @@ class OriginServer:
             flight, connection, request.keep_alive, started
         ):
             return
-        # not shared: a plain request, the first of a flight (key), or a follower whose shared
-        # answer was not a 200 (flight is not None: it asks alone)
+        # not shared: a plain request, the first of a flight (key), or a follower whose leader
+        # failed without an answer (flight is not None: it asks alone)
         route, result = await self._respond(request, key if flight is None else None)
         await self._send(connection, result, request.keep_alive)
         self._app.observe(route, result.status, started)
@@ -325,7 +325,9 @@ class OriginServer:
             route, result = await self._app.respond(
                 request.method, request.path, request.query, request.headers
             )
-            if isinstance(result, OriginResponse) and result.status == 200:
+            if isinstance(result, OriginResponse):
+                # whatever the status: equal keys get byte-identical answers, and a follower
+                # that asked again after a shared 503 would wait a second hold (6 × TD in all)
                 self._broadcast(flight, route, result)
         finally:
             if self._flights.get(flight_key) is flight:
@@ -350,7 +352,8 @@ class OriginServer:
     # Collapsed blocking reloads. Thousands of players block on the same LL-HLS part with the
     # same URL; when it appears, the first request's answer is written to every one of them in
     # one synchronous loop (a few µs per socket) instead of each waking, answering and writing
-    # in turn through the scheduler. Only a 200 is shared; anything else, each asks again alone.
+    # in turn through the scheduler. Every whole answer is shared (the key holds everything the
+    # answer depends on); only if the leader fails without one do the followers ask alone.
 
     def _broadcast(self, flight: _Flight, route: str, result: OriginResponse) -> None:
         date = self._date.at(time.time())

@@ -1,7 +1,7 @@
 """The origin's HTTP/1.1 shell over real sockets, with a fake app standing in for Playback.
 
 What is checked here is the connection handling only: collapsed blocking reloads (one answer
-written to every identical waiter; anything but a 200 is asked again per request), a waiter that
+written to every identical waiter, whatever its status), a waiter that
 went away, keep-alive and ``Connection: close``, shutdown closing idle connections, an error in
 one connection staying in that connection, and the limits (head, idle and send timeouts on the
 autojump clock, the connection cap).
@@ -39,6 +39,7 @@ class FakeApp:
     """``respond`` parks until ``release`` is set, then answers ``status``; counts the calls."""
 
     status: int = 200
+    hold_s: float | None = None  # blocking requests wait this long (virtual) instead of release
     release: trio.Event = field(default_factory=trio.Event)
     calls: list[str] = field(default_factory=list)
     observed: list[tuple[str, int]] = field(default_factory=list)
@@ -48,7 +49,10 @@ class FakeApp:
     ) -> tuple[str, OriginResponse | StreamedResponse]:
         self.calls.append(f"{method} {path}?{query}")
         if "_HLS_msn" in query:
-            await self.release.wait()
+            if self.hold_s is not None:
+                await trio.sleep(self.hold_s)  # the live edge's hold, then its answer
+            else:
+                await self.release.wait()
         if path == "/s/failing-growing-segment":
             return "/{id}/segment", StreamedResponse(200, (), _failing_chunks())
         if path == "/s/app-bug":
@@ -101,9 +105,11 @@ async def _request(port: int, target: str, extra: str = "") -> trio.SocketStream
     return stream
 
 
-async def _read_response(stream: trio.SocketStream) -> tuple[int, bytes, bytes]:
+async def _read_response(
+    stream: trio.SocketStream, timeout_s: float = 5
+) -> tuple[int, bytes, bytes]:
     data = b""
-    with trio.fail_after(5):
+    with trio.fail_after(timeout_s):
         while b"\r\n\r\n" not in data:
             chunk = await stream.receive_some(65536)
             assert chunk, data
@@ -146,17 +152,24 @@ async def test_identical_blocking_reloads_share_one_answer() -> None:
     assert app.observed.count(("/{id}/media_playlist", 200)) in {22, 23}
 
 
-async def test_a_shared_answer_that_is_not_200_is_asked_again_per_request() -> None:
-    app = FakeApp(status=503)
+async def test_a_shared_answer_that_is_not_200_is_shared_too(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Defect: only a 200 was shared, so after the leader's 503 ("gave up after 3 × TD") every
+    follower asked again alone and waited another 3 × TD: 6 × TD in all. Identical requests get
+    byte-identical answers, whatever the status: one hold, one answer for all."""
+    app = FakeApp(status=503, hold_s=6.0)  # 3 × TD for 2 s segments
     async with running(app) as (port, _):
         streams = [await _request(port, BLOCKING) for _ in range(5)]
-        await trio.testing.wait_all_tasks_blocked()
-        app.release.set()
-        answers = [await _read_response(s) for s in streams]
+        answered_at = []
+        for stream in streams:
+            status, _, body = await _read_response(stream, timeout_s=30)
+            answered_at.append(trio.current_time())
+            assert (status, body) == (503, b"503 /s/240p/playlist.m3u8")
         for s in streams:
             await s.aclose()
-    assert [status for status, _, _ in answers] == [503] * 5
-    assert len(app.calls) == 5
+    assert answered_at == [6.0] * 5  # not 12 s for the followers
+    assert len(app.calls) == 1
 
 
 async def test_connection_close_is_honoured_and_said() -> None:
