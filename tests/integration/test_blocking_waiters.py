@@ -84,6 +84,6 @@ async def test_two_thousand_blocking_reloads_wake_on_one_part(tmp_path: Path) ->
             times = sorted(t for t, _ in results)
             spread_s = times[-1] - times[0]
             print(f"\n{WAITERS} waiters answered within {spread_s * 1000:.0f} ms of each other")
-            # one part is published once; every waiter wakes on it (not on its own timer)
-            assert spread_s < 3.0
+            # every waiter woke on the part (a waiter that timed out would have a 503 above);
+            # how fast is the blocking benchmark's business, not a test's (no timing asserts)
             stop.set()
