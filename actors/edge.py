@@ -40,7 +40,9 @@ class EdgeReader:
 
     @property
     def target_duration_s(self) -> int:
-        return publish.target_duration_s(self._actor.publish_settings)
+        timeline = self._actor.timeline
+        longest_s = timeline.longest_segment_s if timeline is not None else 0.0
+        return publish.target_duration_s(self._actor.publish_settings, longest_s)
 
     @staticmethod
     def _encoded(text: str | None) -> bytes | None:
