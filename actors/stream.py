@@ -47,6 +47,7 @@ from actors.packager.layout import (
 from actors.packager.model import Fragment, InitSegment, TrackKind
 from actors.packager.timeline import Changes, StreamTimeline
 from actors.status import SourceDescription, StreamSpec, StreamState, StreamStatus
+from actors.watchdog import find_stall
 from supervisor.backoff import Backoff
 from supervisor.errors import EncoderExited, StallDetected
 from supervisor.policy import Intensity, RestartType
@@ -168,7 +169,9 @@ class StreamActor:
         self._stop_reason: str | None = None
         self._gates: dict[Hashable, _Gate] = {}  # shared waits for one condition (wait_until)
         self.version = 0
-        self._last_media_at: float | None = None  # trio clock
+        # trio clock of each rendition's latest media in this encoder run (the stall watchdog)
+        self._media_at: dict[str, float] = {}
+        self._first_media_at: float | None = None
         self._stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
         self._last_stderr_error: str | None = None
         self.finished = trio.Event()
@@ -418,7 +421,8 @@ class StreamActor:
         self._update(encoder_pid=process.pid)
         confirmed = trio.Event()
         run = _EncoderRun(plan=plan, confirmed=confirmed)
-        self._last_media_at = None
+        self._media_at = {}
+        self._first_media_at = None
         spawned_at = trio.current_time()
         try:
             async with trio.open_nursery() as nursery:
@@ -429,7 +433,7 @@ class StreamActor:
                     done = trio.Event()
                     readers_done.append(done)
                     nursery.start_soon(self._read_rendition, rid, stream, run, done)
-                nursery.start_soon(self._watchdog, spawned_at)
+                nursery.start_soon(self._watchdog, spawned_at, rendition_ids)
                 if task_status is not None:
                     task_status.started()
                 await process.wait()
@@ -543,7 +547,7 @@ class StreamActor:
                 records = reader.feed(chunk)
                 if not records:
                     continue
-                self._last_media_at = trio.current_time()
+                self._note_media(rendition_id)
                 if not run.confirmed.is_set():
                     pending.extend(records)
                     continue
@@ -615,23 +619,27 @@ class StreamActor:
                 out.append((DASH_MANIFEST, mpd.encode()))
         return out
 
-    async def _watchdog(self, spawned_at: float) -> None:
+    def _note_media(self, rendition_id: str) -> None:
+        now = trio.current_time()
+        self._media_at[rendition_id] = now
+        if self._first_media_at is None:
+            self._first_media_at = now
+
+    async def _watchdog(self, spawned_at: float, rendition_ids: Sequence[str]) -> None:
         stall_s = self.settings.watchdog_segments * self.settings.segment_duration_s
         while True:
             await trio.sleep(min(stall_s / 4, 0.5))
-            now = trio.current_time()
-            last = self._last_media_at
-            if last is None:
-                if now - spawned_at > self.settings.start_timeout_s:
-                    raise StallDetected(
-                        "no media from the encoder "
-                        f"{self.settings.start_timeout_s:g} s after start",
-                        idle_s=now - spawned_at,
-                    )
-            elif now - last > stall_s:
-                raise StallDetected(
-                    f"no media from the encoder for {now - last:.1f} s", idle_s=now - last
-                )
+            stall = find_stall(
+                media_at=self._media_at,
+                first_media_at=self._first_media_at,
+                rendition_ids=rendition_ids,
+                spawned_at=spawned_at,
+                now=trio.current_time(),
+                stall_s=stall_s,
+                start_timeout_s=self.settings.start_timeout_s,
+            )
+            if stall is not None:
+                raise StallDetected(stall.message, idle_s=stall.idle_s)
 
     # ------------------------------------------------------------------ status
 
