@@ -58,6 +58,8 @@ from supervisor.supervise import (
     GaveUp,
     OutcomeState,
     SupervisorEvent,
+    describe_exception,
+    exception_leaves,
     supervise,
 )
 
@@ -263,6 +265,14 @@ class StreamActor:
                         terminal = StreamState.FAILED
                         self._update(last_error=outcome.last_error or outcome.reason)
                     nursery.cancel_scope.cancel(reason="encoder supervision ended")
+        except Exception as error:
+            # Nothing restarts the actor's own shell (the root runs it TEMPORARY): end as failed,
+            # cleaned up below like any other end, with the error for the status API.
+            terminal = StreamState.FAILED
+            leaves = exception_leaves(error) if isinstance(error, ExceptionGroup) else [error]
+            self._update(last_error=f"actor crashed: {describe_exception(leaves[0])}")
+            log.exception("stream_actor_crashed")
+            raise
         finally:
             if terminal is StreamState.STOPPED and self.status.state is StreamState.STALE:
                 terminal = StreamState.STALE

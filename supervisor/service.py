@@ -26,7 +26,7 @@ from actors.stream import StreamActor, StreamSettings
 from supervisor.backoff import Backoff
 from supervisor.config import Settings
 from supervisor.errors import HlsdashError, TooManyChildren, UnknownChild
-from supervisor.policy import Intensity, RestartType
+from supervisor.policy import RestartType
 from supervisor.root import RootSupervisor
 from supervisor.supervise import SupervisionOutcome
 
@@ -197,11 +197,14 @@ class StreamService:
         )
         self._actors[spec.stream_id] = actor
         try:
+            # TEMPORARY: the actor restarts its encoder itself (PERMANENT, with its own intensity
+            # and backoff), and disk and janitor errors stay inside it; what still escapes run()
+            # is a fault of the actor's shell, after which run() has already cleaned up (FFmpeg
+            # reaped, folder removed, ``finished`` set, state ``failed``). Running run() again on
+            # that same finished actor gave a zombie stream: playback 404, DELETE skipping it,
+            # FFmpeg running. A failed stream is visible as such, DELETE answers, its id is free.
             await self.root.start_child(
-                spec.stream_id,
-                actor.run,
-                restart_type=RestartType.TRANSIENT,
-                intensity=Intensity(max_restarts=3, period_s=60.0),
+                spec.stream_id, actor.run, restart_type=RestartType.TEMPORARY
             )
         except TooManyChildren:
             self._actors.pop(spec.stream_id, None)

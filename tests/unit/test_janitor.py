@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from actors.janitor import expired_media_files, orphan_stream_dirs, sweep_orphans
+from actors.janitor import expired_media_files, list_names, orphan_stream_dirs, sweep_orphans
 
 
 def test_expired_media_files_keeps_the_window_playlists_and_live_inits() -> None:
@@ -43,3 +43,10 @@ def test_sweep_removes_orphans_and_asks_again_before_each(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep me", "live", "racing"]
     assert sorted(asked) == ["live", "old", "racing"]
     assert sweep_orphans(tmp_path / "missing", is_live) == []
+
+
+def test_an_unreadable_rendition_folder_lists_as_empty(tmp_path: Path) -> None:
+    # an OSError other than "missing" (here ENOTDIR; EIO on a failing disk) skips the round
+    # instead of escaping the janitor loop and ending the stream
+    (tmp_path / "240p").write_bytes(b"not a folder")
+    assert list_names(tmp_path / "240p") == []
