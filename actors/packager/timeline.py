@@ -454,6 +454,11 @@ class StreamTimeline:
         self, rendition: _Rendition, fragment: Fragment, index: int, changes: Changes
     ) -> None:
         growing = rendition.growing
+        if growing is not None and rendition.kind == "audio":
+            # Audio can cut anywhere, so it never skips a leader segment: a very short one
+            # (a keyframe late in its slot, the next one early in the following slot) may hold
+            # no audio fragment's midpoint; the next fragment opens it instead of leaving a hole.
+            index = min(index, growing.index + 1)
         if growing is None or (
             index > growing.index and (rendition.kind == "audio" or fragment.starts_with_sync)
         ):
