@@ -29,7 +29,8 @@ from typing import Any
 import structlog
 import trio
 
-from actors import files, janitor
+from actors import janitor
+from actors.disk_writer import DiskWriter, describe_write_error
 from actors.ffmpeg.command import EncodeSpec, Rung, build_ffmpeg_argv, select_rungs
 from actors.ffmpeg.process import ProcessHandle, Spawner, make_pipe
 from actors.ffmpeg.progress import ProgressParser
@@ -176,6 +177,12 @@ class StreamActor:
         self._first_media_at: float | None = None
         self._stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
         self._last_stderr_error: str | None = None
+        self._disk = DiskWriter(
+            self.folder,
+            on_failed=self._disk_failed,
+            on_recovered=self._disk_recovered,
+            oldest_retained_number=self._oldest_retained_number,
+        )
         self.finished = trio.Event()
         self.bytes_served = 0  # by the origin; read by metrics at scrape time
 
@@ -241,7 +248,7 @@ class StreamActor:
         self._lease = Lease(self.settings.stale_threshold_s)
         terminal = StreamState.STOPPED
         try:
-            await trio.to_thread.run_sync(lambda: self.folder.mkdir(parents=True, exist_ok=True))
+            await self._disk.ensure_folder()
             with trio.CancelScope() as scope:
                 self._cancel_scope = scope
                 if self._stop_reason is not None:
@@ -249,6 +256,7 @@ class StreamActor:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._lease_timer, scope)
                     nursery.start_soon(self._janitor_loop)
+                    nursery.start_soon(self._disk.run)
                     task_status.started()
                     outcome = await supervise(
                         self._encoder_run,
@@ -605,11 +613,29 @@ class StreamActor:
                 segments_produced=timeline.segments_committed_total,
                 last_segment_unix_s=timeline.last_commit_unix_s,
             )
-            if self.status.state in {StreamState.STARTING, StreamState.RESTARTING}:
-                self._set_state(StreamState.LIVE)
-        if writes:
-            await trio.to_thread.run_sync(files.write_many, self.folder, writes)
+        await self._disk.write(writes)
+        if changes.segments_committed and self.status.state in {
+            StreamState.STARTING,
+            StreamState.RESTARTING,
+        }:
+            self._set_state(StreamState.DEGRADED if self._disk.degraded else StreamState.LIVE)
         self._notify()
+
+    def _oldest_retained_number(self) -> int | None:
+        return self.timeline.oldest_retained_number() if self.timeline is not None else None
+
+    def _disk_failed(self, error: OSError) -> None:
+        self._update(
+            last_error=f"cannot write to the output folder ({describe_write_error(error)}): "
+            "serving from memory, retrying"
+        )
+        if self.status.state in {StreamState.STARTING, StreamState.LIVE, StreamState.RESTARTING}:
+            self._set_state(StreamState.DEGRADED)
+
+    def _disk_recovered(self) -> None:
+        if self.status.state is StreamState.DEGRADED:
+            committed = self.timeline is not None and self.timeline.segments_committed_total > 0
+            self._set_state(StreamState.LIVE if committed else StreamState.STARTING)
 
     def _render_static_files(self, timeline: StreamTimeline) -> list[tuple[str, bytes]]:
         """Playlists and MPD on disk: plain (non-LL) HLS/DASH that any static server can serve."""
