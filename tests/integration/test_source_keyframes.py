@@ -9,9 +9,11 @@ each playlist, the commit barrier's backlog grew without end, and the playlists 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,8 +29,6 @@ from tests.integration.live import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
 
 
 def media_playlist(path: Path) -> tuple[int, list[tuple[int, float]]]:
@@ -75,24 +75,33 @@ def check_playlists(folder: Path, actor: StreamActor) -> dict[str, list[tuple[in
     return by_rendition
 
 
+@contextlib.asynccontextmanager
+async def passthrough(
+    tmp_path: Path, stream_id: str, keyframe_args: tuple[str, ...]
+) -> AsyncIterator[tuple[Path, dict[str, list[tuple[int, float]]]]]:
+    """A passthrough stream (2 s grid) of a source with these keyframes, checked after 6
+    segments; its folder stays until the block ends."""
+    with running_publisher("http", width=426, height=240, keyframe_args=keyframe_args) as source:
+        async with running_service(tmp_path, SEGMENT_DURATION="2", PLAYLIST_SIZE="5") as service:
+            actor = await start_stream(service, stream_id, source.url, qualities=["source"])
+            await wait_segments(actor, 6, timeout_s=60.0)
+            folder = tmp_path / stream_id
+            yield folder, check_playlists(folder, actor)
+
+
 async def test_a_2_5_s_gop_on_a_2_s_grid_gives_2_5_s_segments_under_target_duration_3(
     tmp_path: Path,
 ) -> None:
     gop = ("-g", "75", "-keyint_min", "75", "-sc_threshold", "0")  # 2.5 s at 30 fps
-    with running_publisher("http", width=426, height=240, keyframe_args=gop) as publisher:
-        async with running_service(tmp_path, SEGMENT_DURATION="2", PLAYLIST_SIZE="5") as service:
-            actor = await start_stream(service, "gop25", publisher.url, qualities=["source"])
-            await wait_segments(actor, 6, timeout_s=60.0)
-            folder = tmp_path / "gop25"
-            segments = check_playlists(folder, actor)
-            target, _ = media_playlist(folder / "source" / "playlist.m3u8")
-            assert target == 3
-            video = [d for _, d in segments["source"]]
-            assert video[1:] == [2.5] * (len(video) - 1)  # (the first may start mid-GOP)
-            number = segments["source"][-1][0]
-            for rid in ("source", "audio"):
-                init = folder / rid / "init_1.mp4"
-                assert ffmpeg_decode_errors(init, folder / rid / f"seg_{number}.m4s") == ""
+    async with passthrough(tmp_path, "gop25", gop) as (folder, segments):
+        target, _ = media_playlist(folder / "source" / "playlist.m3u8")
+        assert target == 3
+        video = [d for _, d in segments["source"]]
+        assert video[1:] == [2.5] * (len(video) - 1)  # (the first may start mid-GOP)
+        number = segments["source"][-1][0]
+        for rid in ("source", "audio"):
+            init = folder / rid / "init_1.mp4"
+            assert ffmpeg_decode_errors(init, folder / rid / f"seg_{number}.m4s") == ""
 
 
 async def test_irregular_source_keyframes_keep_renditions_in_step(tmp_path: Path) -> None:
@@ -102,16 +111,11 @@ async def test_irregular_source_keyframes_keep_renditions_in_step(tmp_path: Path
         "-g", "600", "-sc_threshold", "0",
         "-force_key_frames", "expr:gte(t,n_forced*1.7+mod(n_forced,3)*0.6)",
     )  # fmt: skip
-    with running_publisher("http", width=426, height=240, keyframe_args=irregular) as publisher:
-        async with running_service(tmp_path, SEGMENT_DURATION="2", PLAYLIST_SIZE="5") as service:
-            actor = await start_stream(service, "irregular", publisher.url, qualities=["source"])
-            await wait_segments(actor, 6, timeout_s=60.0)
-            folder = tmp_path / "irregular"
-            segments = check_playlists(folder, actor)
-            video = [d for _, d in segments["source"]]
-            assert len(set(video)) > 1  # the segments really follow the irregular GOP
-            _, fragments = read_media(
-                folder / "source" / "init_1.mp4",
-                folder / "source" / f"seg_{segments['source'][-1][0]}.m4s",
-            )
-            assert fragments[0].starts_with_sync
+    async with passthrough(tmp_path, "irregular", irregular) as (folder, segments):
+        video = [d for _, d in segments["source"]]
+        assert len(set(video)) > 1  # the segments really follow the irregular GOP
+        _, fragments = read_media(
+            folder / "source" / "init_1.mp4",
+            folder / "source" / f"seg_{segments['source'][-1][0]}.m4s",
+        )
+        assert fragments[0].starts_with_sync
