@@ -104,6 +104,10 @@ def list_names(folder: Path) -> list[str]:
         return [p.name for p in folder.iterdir() if p.is_file()]
     except FileNotFoundError:
         return []
+    except OSError as error:
+        # an unreadable folder (EIO, …) skips this round; it must not end the stream
+        log.warning("janitor_list_failed", folder=str(folder), error=str(error))
+        return []
 
 
 def remove_tree(folder: Path) -> None:

@@ -10,6 +10,9 @@ class StreamState(StrEnum):
     STARTING = "starting"
     LIVE = "live"
     RESTARTING = "restarting"
+    # running, but OUTPUT_DIR refuses writes (full, quota, I/O error): served from memory while
+    # the files wait and are retried; back to live by itself once the disk takes them
+    DEGRADED = "degraded"
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"

@@ -29,7 +29,8 @@ from typing import Any
 import structlog
 import trio
 
-from actors import files, janitor
+from actors import janitor
+from actors.disk_writer import DiskWriter, describe_write_error
 from actors.edge import LiveEdge, next_incarnation
 from actors.edge.gates import EdgeGates
 from actors.errors import EncoderExited
@@ -56,6 +57,7 @@ from actors.packager.layout import (
 from actors.packager.model import Fragment, InitSegment, TrackKind
 from actors.packager.timeline import Changes, StreamTimeline
 from actors.status import SourceDescription, StreamSpec, StreamState, StreamStatus
+from actors.watchdog import find_stall
 from supervisor.otp.backoff import Backoff
 from supervisor.otp.errors import StallDetected
 from supervisor.otp.policy import Intensity, RestartType
@@ -66,6 +68,8 @@ from supervisor.otp.supervise import (
     GaveUp,
     OutcomeState,
     SupervisorEvent,
+    describe_exception,
+    exception_leaves,
     supervise,
 )
 
@@ -182,9 +186,17 @@ class StreamActor:
         self.gates = EdgeGates()
         self.incarnation = next_incarnation()  # never reused, unlike id(): see actors.edge
         self.edge = LiveEdge(self)  # what the HTTP layer may ask of this stream
-        self._last_media_at: float | None = None  # trio clock
+        # trio clock of each rendition's latest media in this encoder run (the stall watchdog)
+        self._media_at: dict[str, float] = {}
+        self._first_media_at: float | None = None
         self._stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
         self._last_stderr_error: str | None = None
+        self._disk = DiskWriter(
+            self.folder,
+            on_failed=self._disk_failed,
+            on_recovered=self._disk_recovered,
+            oldest_retained_number=self._oldest_retained_number,
+        )
         self.finished = trio.Event()
         self.bytes_served = 0  # by the origin; read by metrics at scrape time
 
@@ -225,7 +237,7 @@ class StreamActor:
         self._lease = Lease(self.settings.stale_threshold_s)
         terminal = StreamState.STOPPED
         try:
-            await trio.to_thread.run_sync(janitor.create_stream_folder, self.folder)
+            await self._disk.ensure_folder()
             with trio.CancelScope() as scope:
                 self._cancel_scope = scope
                 if self._stop_reason is not None:
@@ -233,6 +245,7 @@ class StreamActor:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._lease_timer, scope)
                     nursery.start_soon(self._janitor_loop)
+                    nursery.start_soon(self._disk.run)
                     task_status.started()
                     outcome = await supervise(
                         self._encoder_run,
@@ -250,6 +263,14 @@ class StreamActor:
                         error = outcome.last_error or outcome.reason or "encoder gave up"
                         self._update(last_error=redact_line(error))
                     nursery.cancel_scope.cancel(reason="encoder supervision ended")
+        except Exception as error:
+            # Nothing restarts the actor's own shell (the root runs it TEMPORARY): end as failed,
+            # cleaned up below like any other end, with the error for the status API.
+            terminal = StreamState.FAILED
+            leaves = exception_leaves(error) if isinstance(error, ExceptionGroup) else [error]
+            self._update(last_error=f"actor crashed: {describe_exception(leaves[0])}")
+            log.exception("stream_actor_crashed")
+            raise
         finally:
             if terminal is StreamState.STOPPED and self.status.state is StreamState.STALE:
                 terminal = StreamState.STALE
@@ -413,7 +434,8 @@ class StreamActor:
         self._update(encoder_pid=process.pid)
         confirmed = trio.Event()
         run = _EncoderRun(plan=plan, confirmed=confirmed)
-        self._last_media_at = None
+        self._media_at = {}
+        self._first_media_at = None
         spawned_at = trio.current_time()
         try:
             async with trio.open_nursery() as nursery:
@@ -424,7 +446,7 @@ class StreamActor:
                     done = trio.Event()
                     readers_done.append(done)
                     nursery.start_soon(self._read_rendition, rid, stream, run, done)
-                nursery.start_soon(self._watchdog, spawned_at)
+                nursery.start_soon(self._watchdog, spawned_at, rendition_ids)
                 if self.settings.source_watch is not None:
                     nursery.start_soon(self._watch_source, self.settings.source_watch, process)
                 if task_status is not None:
@@ -557,7 +579,7 @@ class StreamActor:
                 records = reader.feed(chunk)
                 if not records:
                     continue
-                self._last_media_at = trio.current_time()
+                self._note_media(rendition_id)
                 if not run.confirmed.is_set():
                     pending.extend(records)
                     continue
@@ -605,11 +627,29 @@ class StreamActor:
                 segments_produced=timeline.segments_committed_total,
                 last_segment_unix_s=timeline.last_commit_unix_s,
             )
-            if self.status.state in {StreamState.STARTING, StreamState.RESTARTING}:
-                self._set_state(StreamState.LIVE)
-        if writes:
-            await trio.to_thread.run_sync(files.write_many, self.folder, writes)
+        await self._disk.write(writes)
+        if changes.segments_committed and self.status.state in {
+            StreamState.STARTING,
+            StreamState.RESTARTING,
+        }:
+            self._set_state(StreamState.DEGRADED if self._disk.degraded else StreamState.LIVE)
         self._notify()
+
+    def _oldest_retained_number(self) -> int | None:
+        return self.timeline.oldest_retained_number() if self.timeline is not None else None
+
+    def _disk_failed(self, error: OSError) -> None:
+        self._update(
+            last_error=f"cannot write to the output folder ({describe_write_error(error)}): "
+            "serving from memory, retrying"
+        )
+        if self.status.state in {StreamState.STARTING, StreamState.LIVE, StreamState.RESTARTING}:
+            self._set_state(StreamState.DEGRADED)
+
+    def _disk_recovered(self) -> None:
+        if self.status.state is StreamState.DEGRADED:
+            committed = self.timeline is not None and self.timeline.segments_committed_total > 0
+            self._set_state(StreamState.LIVE if committed else StreamState.STARTING)
 
     def _render_static_files(self, timeline: StreamTimeline) -> list[tuple[str, bytes]]:
         """Playlists and MPD on disk: plain (non-LL) HLS/DASH that any static server can serve."""
@@ -629,23 +669,27 @@ class StreamActor:
                 out.append((DASH_MANIFEST, mpd.encode()))
         return out
 
-    async def _watchdog(self, spawned_at: float) -> None:
+    def _note_media(self, rendition_id: str) -> None:
+        now = trio.current_time()
+        self._media_at[rendition_id] = now
+        if self._first_media_at is None:
+            self._first_media_at = now
+
+    async def _watchdog(self, spawned_at: float, rendition_ids: Sequence[str]) -> None:
         stall_s = self.settings.watchdog_segments * self.settings.segment_duration_s
         while True:
             await trio.sleep(min(stall_s / 4, 0.5))
-            now = trio.current_time()
-            last = self._last_media_at
-            if last is None:
-                if now - spawned_at > self.settings.start_timeout_s:
-                    raise StallDetected(
-                        "no media from the encoder "
-                        f"{self.settings.start_timeout_s:g} s after start",
-                        idle_s=now - spawned_at,
-                    )
-            elif now - last > stall_s:
-                raise StallDetected(
-                    f"no media from the encoder for {now - last:.1f} s", idle_s=now - last
-                )
+            stall = find_stall(
+                media_at=self._media_at,
+                first_media_at=self._first_media_at,
+                rendition_ids=rendition_ids,
+                spawned_at=spawned_at,
+                now=trio.current_time(),
+                stall_s=stall_s,
+                start_timeout_s=self.settings.start_timeout_s,
+            )
+            if stall is not None:
+                raise StallDetected(stall.message, idle_s=stall.idle_s)
 
     # ------------------------------------------------------------------ status
 

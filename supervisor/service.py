@@ -30,7 +30,7 @@ from supervisor.config import Settings
 from supervisor.errors import HlsdashError
 from supervisor.otp.backoff import Backoff
 from supervisor.otp.errors import TooManyChildren, UnknownChild
-from supervisor.otp.policy import Intensity, RestartType
+from supervisor.otp.policy import RestartType
 from supervisor.otp.supervise import SupervisionOutcome
 from supervisor.root import RootSupervisor
 
@@ -242,11 +242,14 @@ class StreamService:
         )
         self._actors[spec.stream_id] = actor
         try:
+            # TEMPORARY: the actor restarts its encoder itself (PERMANENT, with its own intensity
+            # and backoff), and disk and janitor errors stay inside it; what still escapes run()
+            # is a fault of the actor's shell, after which run() has already cleaned up (FFmpeg
+            # reaped, folder removed, ``finished`` set, state ``failed``). Running run() again on
+            # that same finished actor gave a zombie stream: playback 404, DELETE skipping it,
+            # FFmpeg running. A failed stream is visible as such, DELETE answers, its id is free.
             await self.root.start_child(
-                spec.stream_id,
-                actor.run,
-                restart_type=RestartType.TRANSIENT,
-                intensity=Intensity(max_restarts=3, period_s=60.0),
+                spec.stream_id, actor.run, restart_type=RestartType.TEMPORARY
             )
         except TooManyChildren:
             self._actors.pop(spec.stream_id, None)

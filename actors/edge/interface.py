@@ -100,7 +100,11 @@ class LiveEdge:
 
     @property
     def target_duration_s(self) -> int:
-        return publish.target_duration_s(self._actor.publish_settings)
+        """EXT-X-TARGETDURATION as published: covers the longest real segment (a passthrough
+        source's GOP may exceed the configured segment duration)."""
+        timeline = self._actor.timeline
+        longest_s = timeline.longest_segment_s if timeline is not None else 0.0
+        return publish.target_duration_s(self._actor.publish_settings, longest_s)
 
     @property
     def low_latency(self) -> bool:

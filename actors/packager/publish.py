@@ -33,10 +33,24 @@ class RenditionMeta:
     frame_rate: float | None = None
 
 
-def target_duration_s(settings: PublishSettings) -> int:
-    # Fixed for the life of the stream (rfc8216bis: it MUST NOT change). Keyframes are forced on the
-    # segment grid, so a segment never exceeds SEGMENT_DURATION by more than a frame.
-    return max(1, math.ceil(settings.segment_duration_s - 1e-9))
+def target_duration_s(settings: PublishSettings, longest_segment_s: float = 0.0) -> int:
+    """EXT-X-TARGETDURATION: the configured segment duration, or the longest real segment.
+
+    RFC 8216 §4.3.3.1: every EXTINF, rounded to the nearest integer, MUST be ≤ the target
+    duration. Transcoded video is cut on the grid, but a passthrough source's GOP decides its
+    segments (2.5 s GOPs on a 2 s grid give 2.5 s segments: EXTINF:2.500 needs 3), so the
+    longest committed segment counts, as printed (5 decimals), rounded half up. It only ever
+    grows (the timeline keeps the longest over the stream's life): a target duration that
+    changes once is the lesser fault next to an EXTINF above it. AAC segments that end up to
+    half a fragment past the grid (2.45 s on a 2 s grid) still round to 2.
+    """
+    configured = max(1, math.ceil(settings.segment_duration_s - 1e-9))
+    return max(configured, math.floor(round(longest_segment_s, 5) + 0.5))
+
+
+def max_segment_duration_s(settings: PublishSettings, longest_segment_s: float = 0.0) -> float:
+    """DASH MPD@maxSegmentDuration: the real longest segment, never below the target duration."""
+    return max(float(target_duration_s(settings)), math.ceil(longest_segment_s * 1000) / 1000)
 
 
 def part_target_s(settings: PublishSettings, observed_part_s: float = 0.0) -> float:
@@ -47,8 +61,10 @@ def part_target_s(settings: PublishSettings, observed_part_s: float = 0.0) -> fl
     return max(settings.part_target_s, math.ceil(observed_part_s * 1000 - 1e-6) / 1000)
 
 
-def low_latency_hls(settings: PublishSettings, observed_part_s: float = 0.0) -> hls.LowLatencyHls:
-    td = target_duration_s(settings)
+def low_latency_hls(
+    settings: PublishSettings, observed_part_s: float = 0.0, longest_segment_s: float = 0.0
+) -> hls.LowLatencyHls:
+    td = target_duration_s(settings, longest_segment_s)
     target = part_target_s(settings, observed_part_s)
     return hls.LowLatencyHls(
         part_target_s=target,
@@ -139,11 +155,15 @@ def render_media_playlist(
     first_number = segments[0].number if segments else (partial.number if partial else 0)
     return hls.render_media_playlist(
         hls.MediaPlaylistInput(
-            target_duration_s=target_duration_s(settings),
+            target_duration_s=target_duration_s(settings, timeline.longest_segment_s),
             segments=segments,
             discontinuity_sequence=timeline.discontinuity_sequence(first_number),
             ended=ended,
-            low_latency=low_latency_hls(settings, timeline.observed_part_s()) if ll else None,
+            low_latency=low_latency_hls(
+                settings, timeline.observed_part_s(), timeline.longest_segment_s
+            )
+            if ll
+            else None,
             partial_segment=partial,
             rendition_reports=tuple(reports),
             skip_requested=skip_requested and ll,
@@ -301,7 +321,7 @@ def render_manifest(
             publish_time_unix_s=now_unix_s,
             min_buffer_time_s=sd,
             time_shift_buffer_depth_s=sd * settings.playlist_size,
-            max_segment_duration_s=float(target_duration_s(settings)),
+            max_segment_duration_s=max_segment_duration_s(settings, timeline.longest_segment_s),
             minimum_update_period_s=sd,
             suggested_presentation_delay_s=(2 * settings.part_target_s + 0.5) if ll else 3 * sd,
             utc_timing_url=settings.utc_timing_url,

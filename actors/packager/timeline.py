@@ -5,12 +5,26 @@ Fragments (moof+mdat) come in per rendition from the box reader; this module
 * rebases their decode times onto a wall-clock-anchored timeline (media time ``t`` is shown at
   ``availability_start + t``), so numbering and time survive encoder restarts: each encoder run
   is an *epoch* that starts where the previous one ended, never earlier;
-* groups fragments into segments cut at the segment grid (``k × segment_duration_s`` in the epoch's
-  own time; video only at a sync sample), each fragment staying a first-class part;
+* groups fragments into segments, each fragment staying a first-class part. One rendition, the
+  *leader* (the first video rendition), cuts on the segment grid: at its first sync sample in a
+  grid slot (``k × segment_duration_s`` of the epoch's own time) later than the slot its current
+  segment started in. Every other rendition (the other rungs, audio) follows the leader's cuts *by
+  media time*: a fragment belongs to the leader segment its midpoint falls in, and opens it if it
+  can (audio always, video at a sync sample). So renditions agree by time, never by how many
+  segments each has counted: a passthrough source whose GOP (2.5 s, say) is not a divisor of the
+  segment duration gives 2.5 s segments in every rendition, audio included, with equal numbers;
 * commits segment ``n`` only when *every* rendition has completed it (a barrier), so all media
-  playlists list the same numbers and the DASH timeline lines up across representations. When an
-  epoch ends, a segment some rendition never started is discarded everywhere, so numbers stay
-  contiguous (HLS needs that: the media sequence number is implicit).
+  playlists list the same numbers and the DASH timeline lines up across representations.
+
+Numbers are contiguous (HLS needs that: the media sequence number is implicit, and so is DASH's
+``$Number$`` in a SegmentTimeline), so a segment is identified inside its epoch by the leader's
+segment *index*, and gets its number when it is committed. Numbering by grid slot instead would
+leave holes whenever a GOP is longer than a slot (2.5 s GOPs on a 2 s grid skip every fifth slot).
+The barrier is bounded: a segment index that some rendition went past without producing, or that
+keeps more than ``barrier_limit_segments`` finished segments of other renditions waiting (one
+rendition stalled), is given up everywhere, and later segments take the next number; when an epoch
+ends, a segment some rendition never started is discarded everywhere the same way. Followers never
+wait for a stalled leader with more than that much media held back either.
 
 It holds the live edge in memory (growing segment, its parts, the last few segments); disk writes
 are returned as ``FileWrite`` records for the async shell to perform. No I/O, no clock reads, no
@@ -19,10 +33,11 @@ trio.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from actors.packager.bmff import rebase_fragment
 from actors.packager.layout import init_file_name, segment_file_name
@@ -65,13 +80,22 @@ class Changes:
 
 @dataclass(slots=True)
 class _Growing:
-    number: int
-    grid_index: int  # k: which slot of the epoch's segment grid this segment fills
+    index: int  # the leader segment this one matches, within the epoch: its identity
+    grid_index: int  # leader only: which slot of the epoch's segment grid it starts in
     start_ticks: int
     chunks: list[bytes] = field(default_factory=list)
     parts: list[PartRecord] = field(default_factory=list)
     duration_ticks: int = 0
     byte_length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    """A complete segment of one rendition, waiting at the commit barrier."""
+
+    index: int
+    record: SegmentRecord  # its number is a prediction until the commit assigns the real one
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +124,10 @@ class _Rendition:
     __slots__ = (
         "completed",
         "growing",
+        "held",
         "init_data",
         "init_version",
         "kind",
-        "last_number_in_epoch",
         "offset_ticks",
         "rendition_id",
         "track",
@@ -117,13 +141,20 @@ class _Rendition:
         self.init_version = 0
         self.offset_ticks: int | None = None
         self.growing: _Growing | None = None
-        # complete segments waiting at the commit barrier: (record, bytes)
-        self.completed: deque[tuple[SegmentRecord, bytes]] = deque()
-        self.last_number_in_epoch: int | None = None
+        # complete segments waiting at the commit barrier, oldest first
+        self.completed: deque[_Finished] = deque()
+        # a follower's fragments whose segment depends on a leader cut not yet seen
+        self.held: deque[Fragment] = deque()
 
     @property
     def init_name(self) -> str | None:
         return init_file_name(self.init_version) if self.init_version else None
+
+    def passed(self, index: int) -> bool:
+        """Has this rendition gone past segment ``index`` without finishing it?"""
+        if self.completed:
+            return self.completed[0].index > index
+        return self.growing is not None and self.growing.index > index
 
 
 class StreamTimeline:
@@ -137,21 +168,34 @@ class StreamTimeline:
         availability_start_unix_s: float,
         retained_segments: int,
         memory_segments: int = 4,
+        barrier_limit_segments: int = 8,
     ) -> None:
         if not renditions:
             raise ValueError("a stream needs at least one rendition")
         self.segment_duration_s = segment_duration_s
         self.availability_start_unix_s = availability_start_unix_s
         self._renditions = {rid: _Rendition(rid, kind) for rid, kind in renditions}
+        # the rendition whose cuts every other one follows: video cuts need a sync sample, and
+        # audio (any fragment is a sync point) can cut wherever video did
+        self._leader_id = next(
+            (rid for rid, kind in renditions if kind == "video"), renditions[0][0]
+        )
         self._retained = max(retained_segments, 1)
         self._memory_segments = max(memory_segments, 1)
+        self._barrier_limit = max(barrier_limit_segments, 1)
         self._committed: dict[str, deque[SegmentRecord]] = {
             rid: deque() for rid in self._renditions
         }
         self._segment_bytes: dict[tuple[str, int], bytes] = {}
         self.epoch = 0
         self.next_number = 0
-        self._epoch_first_number = 0
+        # the epoch's segments: the leader's cut times (epoch time, seconds) by segment index,
+        # how far the leader's media reaches (no cut before it is still unknown), and the index
+        # the barrier waits for (it gets ``next_number``)
+        self._cuts_s: list[float] = []
+        self._leader_end_s: float | None = None
+        self._leader_done = False
+        self._next_index = 0
         self._epoch_base_s: float | None = None
         self._timeline_end_s = 0.0  # end of the latest committed media, seconds since AST
         self._periods: list[Period] = []
@@ -160,7 +204,12 @@ class StreamTimeline:
         self._discontinuity_numbers: list[int] = []
         self._last_committed_epoch: int | None = None
         self.segments_committed_total = 0
+        self.segments_abandoned_total = 0  # given up at the barrier (never numbered)
+        self.fragments_dropped_total = 0  # held back too long for a leader that did not come
         self.last_commit_unix_s: float | None = None
+        # the longest committed segment of any rendition: EXT-X-TARGETDURATION and DASH
+        # maxSegmentDuration must cover it (a passthrough GOP can exceed the configured duration)
+        self.longest_segment_s = 0.0
         # Longest first part seen per rendition. A full part's length depends on the frame rate
         # (0.5 s is 15 frames at 30 fps but 13 frames = 0.52 s at 25 fps), so the PART-TARGET we
         # advertise is taken from the media, once, before any part is listed.
@@ -179,13 +228,16 @@ class StreamTimeline:
         """Start a new encoder run; returns its epoch number (1, 2, …)."""
         self._edges.clear()
         self.epoch += 1
-        self._epoch_first_number = self.next_number
         self._epoch_base_s = None
+        self._cuts_s = []
+        self._leader_end_s = None
+        self._leader_done = False
+        self._next_index = 0
         for rendition in self._renditions.values():
             rendition.offset_ticks = None
             rendition.growing = None
             rendition.completed.clear()
-            rendition.last_number_in_epoch = None
+            rendition.held.clear()
         return self.epoch
 
     def on_init(self, rendition_id: str, init: InitSegment) -> Changes:
@@ -213,62 +265,33 @@ class StreamTimeline:
         if rendition.offset_ticks is None:
             # ceil: a rebased epoch must never start before where the previous one ended
             rendition.offset_ticks = math.ceil(self._epoch_base_s * timescale)
-        local_start_s = fragment.decode_time_ticks / timescale
-        fragment_duration_s = fragment.duration_ticks / timescale
-        tolerance_s = min(fragment_duration_s / 2, self.segment_duration_s / 4)
-        grid_index = math.floor((local_start_s + tolerance_s) / self.segment_duration_s)
-
         changes = Changes()
-        growing = rendition.growing
-        starts_segment = growing is None or (
-            grid_index > growing.grid_index
-            and (rendition.kind == "audio" or fragment.starts_with_sync)
-        )
-        if growing is not None and starts_segment:
-            self._complete(rendition, growing)
-            growing = None
-        if growing is None:
-            number = (
-                self._epoch_first_number
-                if rendition.last_number_in_epoch is None
-                else rendition.last_number_in_epoch + 1
-            )
-            rendition.last_number_in_epoch = number
-            growing = _Growing(
-                number=number,
-                grid_index=grid_index,
-                start_ticks=fragment.decode_time_ticks + rendition.offset_ticks,
-            )
-            rendition.growing = growing
-        self._first_part_s.setdefault(rendition_id, fragment_duration_s)
-        data = rebase_fragment(fragment.data, rendition.offset_ticks)
-        growing.parts.append(
-            PartRecord(
-                index=len(growing.parts),
-                duration_s=fragment_duration_s,
-                independent=fragment.starts_with_sync,
-                byte_offset=growing.byte_length,
-                byte_length=len(data),
-            )
-        )
-        growing.chunks.append(data)
-        growing.duration_ticks += fragment.duration_ticks
-        growing.byte_length += len(data)
-        changes.parts_published.add(rendition_id)
+        if rendition_id == self._leader_id:
+            self._place_leader(rendition, fragment, changes)
+            # the leader's media reaches further: held fragments of the others may now fit
+            for other in self._renditions.values():
+                if other.held:
+                    self._release_held(other, changes)
+        else:
+            rendition.held.append(fragment)
+            self._release_held(rendition, changes)
         changes.merge(self._commit_ready(now_unix_s))
         return changes
 
     def end_epoch(self, *, now_unix_s: float) -> Changes:
         """The encoder run is over: finish what every rendition has, discard the rest."""
         self._edges.clear()
+        changes = Changes()
+        self._leader_done = True  # every cut is known now
+        for rendition in self._renditions.values():
+            self._release_held(rendition, changes)
         for rendition in self._renditions.values():
             if rendition.growing is not None and rendition.growing.parts:
                 self._complete(rendition, rendition.growing)
             rendition.growing = None
-        changes = self._commit_ready(now_unix_s)
+        changes.merge(self._commit_ready(now_unix_s))
         for rendition in self._renditions.values():
             rendition.completed.clear()
-            rendition.last_number_in_epoch = None
         return changes
 
     # ------------------------------------------------------------------ views
@@ -297,33 +320,40 @@ class StreamTimeline:
     def growing_bytes(self, rendition_id: str, number: int) -> tuple[bytes, bool] | None:
         """Bytes so far of a not-yet-committed segment, and whether it is complete."""
         rendition = self._renditions.get(rendition_id)
-        if rendition is None:
+        if rendition is None or number < self.next_number:
             return None
-        for record, data in rendition.completed:
-            if record.number == number:
-                return data, True
+        index = self._index_of(number)
+        for finished in rendition.completed:
+            if finished.index == index:
+                return finished.data, True
         growing = rendition.growing
-        if growing is not None and growing.number == number:
+        if growing is not None and growing.index == index:
             return b"".join(growing.chunks), False
         return None
 
     def awaits_commit(self, rendition_id: str, number: int) -> bool:
         """Has the rendition finished segment ``number``, which now waits at the commit barrier?"""
         rendition = self._renditions.get(rendition_id)
-        return rendition is not None and any(r.number == number for r, _ in rendition.completed)
+        if rendition is None or number < self.next_number:
+            return False
+        index = self._index_of(number)
+        return any(finished.index == index for finished in rendition.completed)
 
     def part_bytes(self, rendition_id: str, number: int, part_index: int) -> bytes | None:
         rendition = self._renditions.get(rendition_id)
         if rendition is None:
             return None
-        growing = rendition.growing
-        if growing is not None and growing.number == number:
-            if 0 <= part_index < len(growing.chunks):
-                return growing.chunks[part_index]
+        if number >= self.next_number:
+            index = self._index_of(number)
+            growing = rendition.growing
+            if growing is not None and growing.index == index:
+                if 0 <= part_index < len(growing.chunks):
+                    return growing.chunks[part_index]
+                return None
+            for finished in rendition.completed:
+                if finished.index == index:
+                    return _slice_part(finished.record, finished.data, part_index)
             return None
-        for record, pending in rendition.completed:
-            if record.number == number:
-                return _slice_part(record, pending, part_index)
         held = self._segment_bytes.get((rendition_id, number))
         if held is None:
             return None
@@ -344,6 +374,14 @@ class StreamTimeline:
         """How many discontinuities precede the segment ``first_listed_number`` (HLS)."""
         return sum(1 for n in self._discontinuity_numbers if n <= first_listed_number)
 
+    def waiting_segments(self) -> int:
+        """Finished segments held at the barrier, all renditions (bounded by the barrier limit)."""
+        return sum(len(r.completed) for r in self._renditions.values())
+
+    def held_fragments(self) -> int:
+        """Fragments the followers hold back until the leader's cut is known."""
+        return sum(len(r.held) for r in self._renditions.values())
+
     @property
     def timeline_end_s(self) -> float:
         return self._timeline_end_s
@@ -358,12 +396,117 @@ class StreamTimeline:
         # …but never earlier than where the previous run ended: the timeline only moves forward.
         return max(anchored, self._timeline_end_s, 0.0)
 
+    def _index_of(self, number: int) -> int:
+        """The epoch's segment index a not-yet-committed ``number`` would be given to."""
+        return self._next_index + number - self.next_number
+
+    def _place_leader(self, rendition: _Rendition, fragment: Fragment, changes: Changes) -> None:
+        assert rendition.track is not None
+        timescale = rendition.track.timescale
+        local_start_s = fragment.decode_time_ticks / timescale
+        fragment_duration_s = fragment.duration_ticks / timescale
+        tolerance_s = min(fragment_duration_s / 2, self.segment_duration_s / 4)
+        grid_index = math.floor((local_start_s + tolerance_s) / self.segment_duration_s)
+        growing = rendition.growing
+        cuts = growing is None or (
+            grid_index > growing.grid_index
+            and (rendition.kind == "audio" or fragment.starts_with_sync)
+        )
+        if cuts:
+            if growing is not None:
+                self._complete(rendition, growing)
+            self._start_segment(rendition, fragment, len(self._cuts_s), grid_index)
+            self._cuts_s.append(local_start_s)
+        self._leader_end_s = local_start_s + fragment_duration_s
+        self._append(rendition, fragment, changes)
+
+    def _release_held(self, rendition: _Rendition, changes: Changes) -> None:
+        """Place a follower's held fragments whose leader segment is known, oldest first."""
+        held = rendition.held
+        if not held:
+            return
+        assert rendition.track is not None
+        timescale = rendition.track.timescale
+        while held:
+            fragment = held[0]
+            midpoint_ticks = fragment.decode_time_ticks + fragment.duration_ticks / 2
+            index = self._leader_index_at(midpoint_ticks / timescale)
+            if index is None:
+                break
+            held.popleft()
+            self._place_follower(rendition, fragment, index, changes)
+        # bounded: a leader that stalls must not make the others pile up media without end
+        limit_ticks = self._barrier_limit * self.segment_duration_s * timescale
+        while held and held[-1].end_time_ticks - held[0].decode_time_ticks > limit_ticks:
+            held.popleft()
+            self.fragments_dropped_total += 1
+
+    def _leader_index_at(self, local_s: float) -> int | None:
+        """The leader segment (index) that epoch time ``local_s`` falls in, None if not known yet.
+
+        Known once the leader's media reaches past it: the leader cuts only at a fragment's start.
+        """
+        if not self._leader_done and (self._leader_end_s is None or local_s >= self._leader_end_s):
+            return None
+        return max(bisect.bisect_right(self._cuts_s, local_s) - 1, 0)
+
+    def _place_follower(
+        self, rendition: _Rendition, fragment: Fragment, index: int, changes: Changes
+    ) -> None:
+        growing = rendition.growing
+        if growing is not None and rendition.kind == "audio":
+            # Audio can cut anywhere, so it never skips a leader segment: a very short one
+            # (a keyframe late in its slot, the next one early in the following slot) may hold
+            # no audio fragment's midpoint; the next fragment opens it instead of leaving a hole.
+            index = min(index, growing.index + 1)
+        if growing is None or (
+            index > growing.index and (rendition.kind == "audio" or fragment.starts_with_sync)
+        ):
+            if growing is not None:
+                self._complete(rendition, growing)
+            # a late sync sample opens the segment it lands in (a follower that misses a whole
+            # segment has it given up at the barrier); one in an earlier segment extends this one
+            self._start_segment(rendition, fragment, index, grid_index=-1)
+        self._append(rendition, fragment, changes)
+
+    def _start_segment(
+        self, rendition: _Rendition, fragment: Fragment, index: int, grid_index: int
+    ) -> None:
+        assert rendition.offset_ticks is not None
+        rendition.growing = _Growing(
+            index=index,
+            grid_index=grid_index,
+            start_ticks=fragment.decode_time_ticks + rendition.offset_ticks,
+        )
+
+    def _append(self, rendition: _Rendition, fragment: Fragment, changes: Changes) -> None:
+        growing = rendition.growing
+        assert growing is not None
+        assert rendition.track is not None
+        assert rendition.offset_ticks is not None
+        fragment_duration_s = fragment.duration_ticks / rendition.track.timescale
+        self._first_part_s.setdefault(rendition.rendition_id, fragment_duration_s)
+        data = rebase_fragment(fragment.data, rendition.offset_ticks)
+        growing.parts.append(
+            PartRecord(
+                index=len(growing.parts),
+                duration_s=fragment_duration_s,
+                independent=fragment.starts_with_sync,
+                byte_offset=growing.byte_length,
+                byte_length=len(data),
+            )
+        )
+        growing.chunks.append(data)
+        growing.duration_ticks += fragment.duration_ticks
+        growing.byte_length += len(data)
+        changes.parts_published.add(rendition.rendition_id)
+
     def _record(self, rendition: _Rendition, growing: _Growing) -> SegmentRecord:
         """The segment record of a growing segment as it stands now."""
         track = rendition.track
         assert track is not None
         return SegmentRecord(
-            number=growing.number,
+            number=self.next_number + growing.index - self._next_index,
             start_ticks=growing.start_ticks,
             duration_ticks=growing.duration_ticks,
             timescale=track.timescale,
@@ -377,35 +520,55 @@ class StreamTimeline:
 
     def _complete(self, rendition: _Rendition, growing: _Growing) -> None:
         record = self._record(rendition, growing)
-        rendition.completed.append((record, b"".join(growing.chunks)))
+        rendition.completed.append(_Finished(growing.index, record, b"".join(growing.chunks)))
 
     def _commit_ready(self, now_unix_s: float) -> Changes:
         changes = Changes()
         renditions = list(self._renditions.values())
-        while all(r.completed and r.completed[0][0].number == self.next_number for r in renditions):
-            number = self.next_number
-            if self._init_changed:
-                self._start_period(number, min(r.completed[0][0].start_s for r in renditions))
-            if self._last_committed_epoch not in (None, self.epoch):
-                self._discontinuity_numbers.append(number)
-            self._last_committed_epoch = self.epoch
-            for rendition in renditions:
-                record, data = rendition.completed.popleft()
-                self._retain(rendition.rendition_id, record, data)
-                changes.writes.append(
-                    FileWrite(rendition.rendition_id, segment_file_name(number), data)
-                )
-                end_s = (record.start_ticks + record.duration_ticks) / record.timescale
-                self._timeline_end_s = max(self._timeline_end_s, end_s)
-            changes.segments_committed.append(number)
-            self.next_number += 1
-            self.segments_committed_total += 1
-            self.last_commit_unix_s = now_unix_s
-        # a rendition whose head is behind the barrier (should not happen) would block forever:
-        for rendition in renditions:
-            while rendition.completed and rendition.completed[0][0].number < self.next_number:
-                rendition.completed.popleft()
-        return changes
+        while True:
+            for rendition in renditions:  # given up already (a late rendition catching up)
+                while rendition.completed and rendition.completed[0].index < self._next_index:
+                    rendition.completed.popleft()
+            index = self._next_index
+            if all(r.completed and r.completed[0].index == index for r in renditions):
+                self._commit_heads(renditions, now_unix_s, changes)
+            elif any(r.passed(index) or len(r.completed) > self._barrier_limit for r in renditions):
+                # Some rendition will never have this segment (it went past it), or stalled
+                # while the others finished more than the limit: give it up everywhere; the
+                # number is not used, so numbering stays contiguous.
+                for rendition in renditions:
+                    if rendition.completed and rendition.completed[0].index == index:
+                        rendition.completed.popleft()
+                self._next_index += 1
+                self.segments_abandoned_total += 1
+            else:
+                return changes
+
+    def _commit_heads(
+        self, renditions: list[_Rendition], now_unix_s: float, changes: Changes
+    ) -> None:
+        number = self.next_number
+        heads = [r.completed.popleft() for r in renditions]
+        if self._init_changed:
+            self._start_period(number, min(h.record.start_s for h in heads))
+        if self._last_committed_epoch not in (None, self.epoch):
+            self._discontinuity_numbers.append(number)
+        self._last_committed_epoch = self.epoch
+        for rendition, head in zip(renditions, heads, strict=True):
+            record = head.record
+            if record.number != number:
+                record = replace(record, number=number)
+            self._retain(rendition.rendition_id, record, head.data)
+            changes.writes.append(
+                FileWrite(rendition.rendition_id, segment_file_name(number), head.data)
+            )
+            self._timeline_end_s = max(self._timeline_end_s, record.start_s + record.duration_s)
+            self.longest_segment_s = max(self.longest_segment_s, record.duration_s)
+        changes.segments_committed.append(number)
+        self.next_number += 1
+        self._next_index += 1
+        self.segments_committed_total += 1
+        self.last_commit_unix_s = now_unix_s
 
     def _start_period(self, first_number: int, start_s: float) -> None:
         self._init_changed = False
@@ -433,12 +596,18 @@ class StreamTimeline:
         """
         if rendition.track is None:
             return None
-        for record, _data in rendition.completed:
-            if record.number == self.next_number:
-                return record
-            return None
+        if rendition.completed:
+            head = rendition.completed[0]
+            if head.index != self._next_index:
+                return None
+            record = head.record
+            return (
+                record
+                if record.number == self.next_number
+                else replace(record, number=self.next_number)
+            )
         growing = rendition.growing
-        if growing is None or growing.number != self.next_number or not growing.parts:
+        if growing is None or growing.index != self._next_index or not growing.parts:
             return None
         return self._record(rendition, growing)
 

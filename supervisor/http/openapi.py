@@ -62,7 +62,14 @@ def openapi_document(version: str) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "stream_id": {"type": "string"},
-            "state": {"type": "string", "enum": [s.value for s in StreamState]},
+            "state": {
+                "type": "string",
+                "enum": [s.value for s in StreamState],
+                "description": "starting → live → (restarting → live)* → stopping → stopped, "
+                "or failed / stale. degraded: running, but OUTPUT_DIR refuses writes (full, "
+                "quota, I/O error); the live edge is served from memory and the writes retried, "
+                "back to live by itself once the disk takes them (last_error says why).",
+            },
             "source_url": {"type": "string", "description": "Credentials redacted."},
             "qualities": {"type": "array", "items": {"type": "string"}},
             "qualities_produced": {"type": "array", "items": {"type": "string"}},

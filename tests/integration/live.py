@@ -91,8 +91,14 @@ class Publisher:
 
 
 def publisher(
-    protocol: str, *, width: int = 640, height: int = 360, audio: bool = True
+    protocol: str,
+    *,
+    width: int = 640,
+    height: int = 360,
+    audio: bool = True,
+    keyframe_args: tuple[str, ...] = ("-g", "30"),
 ) -> Publisher:
+    """A live source; ``keyframe_args`` decide its GOP (what a passthrough rung's segments follow)."""
     source = [
         "-re",
         "-f",
@@ -109,8 +115,7 @@ def publisher(
         "ultrafast",
         "-tune",
         "zerolatency",
-        "-g",
-        "30",
+        *keyframe_args,
         "-pix_fmt",
         "yuv420p",
     ]

@@ -6,6 +6,7 @@ from actors.janitor import (
     STREAM_MARKER,
     create_stream_folder,
     expired_media_files,
+    list_names,
     orphan_stream_dirs,
     sweep_orphans,
 )
@@ -82,3 +83,10 @@ def test_the_marker_says_who_made_the_folder(tmp_path: Path) -> None:
     assert marker["made_by"] == "hlsdash"
     assert marker["stream_id"] == "cam1"
     assert marker["pid"] == os.getpid()
+
+
+def test_an_unreadable_rendition_folder_lists_as_empty(tmp_path: Path) -> None:
+    # an OSError other than "missing" (here ENOTDIR; EIO on a failing disk) skips the round
+    # instead of escaping the janitor loop and ending the stream
+    (tmp_path / "240p").write_bytes(b"not a folder")
+    assert list_names(tmp_path / "240p") == []
