@@ -444,11 +444,22 @@ class StreamTimeline:
     def _leader_index_at(self, local_s: float) -> int | None:
         """The leader segment (index) that epoch time ``local_s`` falls in, None if not known yet.
 
-        Known once the leader's media reaches past it: the leader cuts only at a fragment's start.
+        Known once the leader's media reaches past it (the leader cuts only at a fragment's
+        start), or when no cut can come before it: the next cut needs a fragment whose start,
+        plus a tolerance of at most a quarter slot, reaches the next grid line. So only the
+        followers' fragments near a grid line wait for the leader, not every one that arrives
+        before the leader's (x264's delay makes video come later than audio).
         """
-        if not self._leader_done and (self._leader_end_s is None or local_s >= self._leader_end_s):
+        if self._leader_done:
+            return max(bisect.bisect_right(self._cuts_s, local_s) - 1, 0)
+        if self._leader_end_s is None:
             return None
-        return max(bisect.bisect_right(self._cuts_s, local_s) - 1, 0)
+        if local_s < self._leader_end_s:
+            return max(bisect.bisect_right(self._cuts_s, local_s) - 1, 0)
+        leader = self._renditions[self._leader_id].growing
+        assert leader is not None
+        earliest_next_cut_s = (leader.grid_index + 1 - 0.25) * self.segment_duration_s
+        return len(self._cuts_s) - 1 if local_s < earliest_next_cut_s else None
 
     def _place_follower(
         self, rendition: _Rendition, fragment: Fragment, index: int, changes: Changes
