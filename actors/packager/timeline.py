@@ -67,15 +67,22 @@ class Changes:
     writes: list[FileWrite] = field(default_factory=list)
     parts_published: set[str] = field(default_factory=set)  # renditions with a new part
     segments_committed: list[int] = field(default_factory=list)
+    segments_abandoned: int = 0  # given up at the barrier: a gap in the media, worth a log line
 
     def merge(self, other: Changes) -> None:
         self.writes.extend(other.writes)
         self.parts_published |= other.parts_published
         self.segments_committed.extend(other.segments_committed)
+        self.segments_abandoned += other.segments_abandoned
 
     @property
     def anything(self) -> bool:
-        return bool(self.writes or self.parts_published or self.segments_committed)
+        return bool(
+            self.writes
+            or self.parts_published
+            or self.segments_committed
+            or self.segments_abandoned
+        )
 
 
 @dataclass(slots=True)
@@ -552,6 +559,7 @@ class StreamTimeline:
                         rendition.completed.popleft()
                 self._next_index += 1
                 self.segments_abandoned_total += 1
+                changes.segments_abandoned += 1
             else:
                 return changes
 
