@@ -621,6 +621,13 @@ class StreamActor:
         timeline = self.timeline
         assert timeline is not None
         writes = [(f"{w.rendition_id}/{w.name}", w.data) for w in changes.writes]
+        if changes.segments_abandoned:
+            log.warning(
+                "segments_given_up",
+                count=changes.segments_abandoned,
+                total=timeline.segments_abandoned_total,
+                waiting=timeline.waiting_segments(),
+            )
         if changes.segments_committed:
             writes.extend(self._render_static_files(timeline))
             self._update(

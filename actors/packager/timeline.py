@@ -67,15 +67,22 @@ class Changes:
     writes: list[FileWrite] = field(default_factory=list)
     parts_published: set[str] = field(default_factory=set)  # renditions with a new part
     segments_committed: list[int] = field(default_factory=list)
+    segments_abandoned: int = 0  # given up at the barrier: a gap in the media, worth a log line
 
     def merge(self, other: Changes) -> None:
         self.writes.extend(other.writes)
         self.parts_published |= other.parts_published
         self.segments_committed.extend(other.segments_committed)
+        self.segments_abandoned += other.segments_abandoned
 
     @property
     def anything(self) -> bool:
-        return bool(self.writes or self.parts_published or self.segments_committed)
+        return bool(
+            self.writes
+            or self.parts_published
+            or self.segments_committed
+            or self.segments_abandoned
+        )
 
 
 @dataclass(slots=True)
@@ -444,11 +451,22 @@ class StreamTimeline:
     def _leader_index_at(self, local_s: float) -> int | None:
         """The leader segment (index) that epoch time ``local_s`` falls in, None if not known yet.
 
-        Known once the leader's media reaches past it: the leader cuts only at a fragment's start.
+        Known once the leader's media reaches past it (the leader cuts only at a fragment's
+        start), or when no cut can come before it: the next cut needs a fragment whose start,
+        plus a tolerance of at most a quarter slot, reaches the next grid line. So only the
+        followers' fragments near a grid line wait for the leader, not every one that arrives
+        before the leader's (x264's delay makes video come later than audio).
         """
-        if not self._leader_done and (self._leader_end_s is None or local_s >= self._leader_end_s):
+        if self._leader_done:
+            return max(bisect.bisect_right(self._cuts_s, local_s) - 1, 0)
+        if self._leader_end_s is None:
             return None
-        return max(bisect.bisect_right(self._cuts_s, local_s) - 1, 0)
+        if local_s < self._leader_end_s:
+            return max(bisect.bisect_right(self._cuts_s, local_s) - 1, 0)
+        leader = self._renditions[self._leader_id].growing
+        assert leader is not None
+        earliest_next_cut_s = (leader.grid_index + 1 - 0.25) * self.segment_duration_s
+        return len(self._cuts_s) - 1 if local_s < earliest_next_cut_s else None
 
     def _place_follower(
         self, rendition: _Rendition, fragment: Fragment, index: int, changes: Changes
@@ -541,6 +559,7 @@ class StreamTimeline:
                         rendition.completed.popleft()
                 self._next_index += 1
                 self.segments_abandoned_total += 1
+                changes.segments_abandoned += 1
             else:
                 return changes
 

@@ -68,7 +68,7 @@ async def keep_full(path: Path) -> None:
     """Like another process filling the disk: whatever the janitor frees is taken again."""
     while True:
         await trio.to_thread.run_sync(fill, path)
-        await trio.sleep(0.1)
+        await trio.sleep(0.02)
 
 
 async def test_a_full_output_dir_degrades_the_stream_and_it_recovers_by_itself(

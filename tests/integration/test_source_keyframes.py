@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from actors.stream import StreamActor
 from tests.integration.live import (
@@ -31,9 +32,8 @@ from tests.integration.live import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def media_playlist(path: Path) -> tuple[int, list[tuple[int, float]]]:
-    """(TARGETDURATION, [(number, EXTINF)]) of a plain media playlist on disk."""
-    text = path.read_text()
+def media_playlist(text: str) -> tuple[int, list[tuple[int, float]]]:
+    """(TARGETDURATION, [(number, EXTINF)]) of a plain media playlist."""
     target = int(re.search(r"#EXT-X-TARGETDURATION:(\d+)", text).group(1))  # type: ignore[union-attr]
     sequence = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))  # type: ignore[union-attr]
     durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", text)]
@@ -42,11 +42,27 @@ def media_playlist(path: Path) -> tuple[int, list[tuple[int, float]]]:
     return target, list(zip(numbers, durations, strict=True))
 
 
-def check_playlists(folder: Path, actor: StreamActor) -> dict[str, list[tuple[int, float]]]:
+async def stable_documents(folder: Path) -> dict[str, str]:
+    """The media playlists and the MPD as one consistent set: the stream keeps committing
+    (written from worker threads) while we read, so read until two passes agree."""
+    names = ("source/playlist.m3u8", "audio/playlist.m3u8", "manifest.mpd")
+    previous: dict[str, str] = {}
+    for _ in range(50):
+        current = {name: (folder / name).read_text() for name in names}
+        if current == previous:
+            return current
+        previous = current
+        await trio.sleep(0.05)
+    raise AssertionError("the playlists never held still")
+
+
+def check_playlists(
+    folder: Path, documents: dict[str, str], actor: StreamActor
+) -> dict[str, list[tuple[int, float]]]:
     by_rendition = {}
     targets = set()
     for rid in ("source", "audio"):
-        target, segments = media_playlist(folder / rid / "playlist.m3u8")
+        target, segments = media_playlist(documents[f"{rid}/playlist.m3u8"])
         # RFC 8216 §4.3.3.1: each EXTINF rounded to the nearest integer (half up) ≤ TD
         assert all(math.floor(d + 0.5) <= target for _, d in segments), (rid, target, segments)
         by_rendition[rid] = segments
@@ -66,10 +82,13 @@ def check_playlists(folder: Path, actor: StreamActor) -> dict[str, list[tuple[in
             assert init is not None
             starts.append(fragments[0].decode_time_ticks / init.track.timescale)
         # audio is cut at its fragment nearest the video cut: within half an AAC fragment
-        assert abs(starts[0] - starts[1]) <= 0.26, (number, starts)
-    assert timeline.waiting_segments() <= 2 * 2  # the barrier holds at most a segment or so
+        # (0.25 s), a whole one (0.49 s) right after a video segment too short to hold an
+        # audio fragment's midpoint (irregular keyframes 0.5 s apart across a grid line)
+        assert abs(starts[0] - starts[1]) <= 0.5, (number, starts)
+    # a segment or so per rendition waits at the barrier (more only while a pipe lags)
+    assert timeline.waiting_segments() <= 2 * 4
     assert timeline.segments_abandoned_total == 0
-    mpd = ET.fromstring((folder / "manifest.mpd").read_text())
+    mpd = ET.fromstring(documents["manifest.mpd"])
     max_segment = float(mpd.get("maxSegmentDuration", "PT0S")[2:-1])
     assert max_segment >= max(d for segs in by_rendition.values() for _, d in segs) - 1e-3
     return by_rendition
@@ -78,7 +97,7 @@ def check_playlists(folder: Path, actor: StreamActor) -> dict[str, list[tuple[in
 @contextlib.asynccontextmanager
 async def passthrough(
     tmp_path: Path, stream_id: str, keyframe_args: tuple[str, ...]
-) -> AsyncIterator[tuple[Path, dict[str, list[tuple[int, float]]]]]:
+) -> AsyncIterator[tuple[Path, dict[str, str], dict[str, list[tuple[int, float]]]]]:
     """A passthrough stream (2 s grid) of a source with these keyframes, checked after 6
     segments; its folder stays until the block ends."""
     with running_publisher("http", width=426, height=240, keyframe_args=keyframe_args) as source:
@@ -86,15 +105,16 @@ async def passthrough(
             actor = await start_stream(service, stream_id, source.url, qualities=["source"])
             await wait_segments(actor, 6, timeout_s=60.0)
             folder = tmp_path / stream_id
-            yield folder, check_playlists(folder, actor)
+            documents = await stable_documents(folder)
+            yield folder, documents, check_playlists(folder, documents, actor)
 
 
 async def test_a_2_5_s_gop_on_a_2_s_grid_gives_2_5_s_segments_under_target_duration_3(
     tmp_path: Path,
 ) -> None:
     gop = ("-g", "75", "-keyint_min", "75", "-sc_threshold", "0")  # 2.5 s at 30 fps
-    async with passthrough(tmp_path, "gop25", gop) as (folder, segments):
-        target, _ = media_playlist(folder / "source" / "playlist.m3u8")
+    async with passthrough(tmp_path, "gop25", gop) as (folder, documents, segments):
+        target, _ = media_playlist(documents["source/playlist.m3u8"])
         assert target == 3
         video = [d for _, d in segments["source"]]
         assert video[1:] == [2.5] * (len(video) - 1)  # (the first may start mid-GOP)
@@ -111,7 +131,7 @@ async def test_irregular_source_keyframes_keep_renditions_in_step(tmp_path: Path
         "-g", "600", "-sc_threshold", "0",
         "-force_key_frames", "expr:gte(t,n_forced*1.7+mod(n_forced,3)*0.6)",
     )  # fmt: skip
-    async with passthrough(tmp_path, "irregular", irregular) as (folder, segments):
+    async with passthrough(tmp_path, "irregular", irregular) as (folder, _, segments):
         video = [d for _, d in segments["source"]]
         assert len(set(video)) > 1  # the segments really follow the irregular GOP
         _, fragments = read_media(

@@ -299,13 +299,17 @@ def test_a_stalled_rendition_keeps_the_barrier_bounded_and_numbers_contiguous() 
     for index, (rid, kind) in enumerate(renditions):
         timeline.on_init(rid, init_for(kind, index + 1))
 
+    abandoned = 0
+
     def deliver(rid: str, from_s: float, to_s: float) -> list[int]:
+        nonlocal abandoned
         committed: list[int] = []
         timescale = AUDIO_TIMESCALE if rid == "audio" else VIDEO_TIMESCALE
         for piece in all_fragments[rid]:
             if from_s <= piece.decode_time_ticks / timescale < to_s:
                 changes = timeline.on_fragment(rid, piece, now_unix_s=AST)
                 committed += changes.segments_committed
+                abandoned += changes.segments_abandoned
         return committed
 
     committed: list[int] = []
@@ -318,6 +322,7 @@ def test_a_stalled_rendition_keeps_the_barrier_bounded_and_numbers_contiguous() 
         assert timeline.waiting_segments() <= 2 * (BARRIER_LIMIT + 1) + 1
     assert committed == [0, 1]  # nothing can be published without v1…
     assert timeline.segments_abandoned_total > 0  # …and what v1 never delivered was given up
+    assert abandoned == timeline.segments_abandoned_total  # each one reported as a change
     # v1 catches up: its old segments are behind the barrier; the next common one is number 2
     committed += deliver("v1", 6.0, 40.0)
     for rid in ("v0", "audio"):
