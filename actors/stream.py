@@ -21,20 +21,19 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import structlog
 import trio
 
-from actors import janitor
+from actors import janitor, publishing
 from actors.disk_writer import DiskWriter, describe_write_error
 from actors.edge import LiveEdge, next_incarnation
 from actors.edge.gates import EdgeGates
 from actors.errors import EncoderExited
-from actors.ffmpeg.command import EncodeSpec, Rung, build_ffmpeg_argv, select_rungs
+from actors.ffmpeg.command import Rung, build_ffmpeg_argv
 from actors.ffmpeg.process import ProcessHandle, Spawner, make_pipe
 from actors.ffmpeg.progress import ProgressParser
 from actors.ffmpeg.sources import ValidatedSource
@@ -49,16 +48,15 @@ from actors.lease import Lease
 from actors.packager import publish
 from actors.packager.bmff import BmffError, FragmentedMp4Reader
 from actors.packager.layout import (
-    DASH_MANIFEST,
-    MEDIA_PLAYLIST,
-    MULTIVARIANT_PLAYLIST,
     stream_dir,
 )
 from actors.packager.model import Fragment, InitSegment, TrackKind
 from actors.packager.timeline import Changes, StreamTimeline
+from actors.pipes import receive_chunks
+from actors.plan import AUDIO_ID, EncodePlan, Replan, encode_spec, plan_for
+from actors.settings import StreamSettings
 from actors.status import SourceDescription, StreamSpec, StreamState, StreamStatus
 from actors.watchdog import find_stall
-from supervisor.otp.backoff import Backoff
 from supervisor.otp.errors import StallDetected
 from supervisor.otp.policy import Intensity, RestartType
 from supervisor.otp.supervise import (
@@ -75,67 +73,10 @@ from supervisor.otp.supervise import (
 
 log = structlog.get_logger(__name__)
 
-AUDIO_ID = publish.AUDIO_RENDITION_ID
-AUDIO_BITRATE_KBPS = 128
 _CLEANUP_TIMEOUT_S = 8.0
 _DRAIN_TIMEOUT_S = 2.0
 _READ_CHUNK_BYTES = 256 * 1024
 _STDERR_TAIL_LINES = 60
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamSettings:
-    """The slice of the service settings one stream uses."""
-
-    output_dir: Path
-    ffmpeg_path: str
-    segment_duration_s: float = 2.0
-    playlist_size: int = 10
-    part_target_s: float = 0.5
-    low_latency_allowed: bool = True  # LOW_LATENCY_HLS; a stream gets LL only if both say yes
-    preset: str = "veryfast"
-    hw_encoder: str = "none"
-    zscale: bool = False  # the FFmpeg build has zscale (zimg): scale the ladder with it
-    stale_threshold_s: float = 600.0
-    watchdog_segments: float = 2.0
-    start_timeout_s: float = 20.0  # no media at all this long after spawn → restart
-    segment_margin: int = 3
-    restart_max: int = 10
-    restart_period_s: float = 60.0
-    backoff: Backoff = dataclasses.field(default_factory=Backoff)
-    # the source host policy at connect time (host_guard.SourceGuard.watch): given FFmpeg's pid,
-    # returns only when FFmpeg connected somewhere refused, with the reason; None: no check
-    source_watch: Callable[[int], Awaitable[str]] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EncodePlan:
-    """Which renditions one FFmpeg produces (decided from the source once it is known)."""
-
-    rungs: tuple[Rung, ...]
-    dropped: tuple[str, ...]
-    include_audio: bool
-    source_known: bool
-
-    @property
-    def rendition_ids(self) -> tuple[str, ...]:
-        ids = tuple(r.name for r in self.rungs)
-        return (*ids, AUDIO_ID) if self.include_audio else ids
-
-
-class _Replan(Exception):  # noqa: N818 - internal signal, never escapes the encoder run
-    def __init__(self, plan: EncodePlan) -> None:
-        super().__init__("replan")
-        self.plan = plan
-
-
-def plan_for(requested: Sequence[str], source: SourceInfo | None) -> EncodePlan:
-    """Pure: the ladder for a source (never upscale; audio only if the source has it)."""
-    if source is None:
-        rungs, dropped = select_rungs(requested, None)
-        return EncodePlan(rungs, dropped, include_audio=True, source_known=False)
-    rungs, dropped = select_rungs(requested, source.height)
-    return EncodePlan(rungs, dropped, include_audio=source.has_audio, source_known=True)
 
 
 class StreamActor:
@@ -347,7 +288,7 @@ class StreamActor:
             try:
                 await self._one_process(plan, task_status if not reported else None)
                 return
-            except _Replan as replan:
+            except Replan as replan:
                 log.info(
                     "ladder_adjusted",
                     qualities=[r.name for r in replan.plan.rungs],
@@ -366,29 +307,10 @@ class StreamActor:
                 # the ladder changed mid-life (the source changed size): keep the old set so
                 # players keep their renditions; FFmpeg still produces them (it may upscale).
                 return self.timeline
-            self.timeline = StreamTimeline(
-                renditions=kinds,
-                segment_duration_s=self.settings.segment_duration_s,
-                availability_start_unix_s=self.status.created_unix_s,
-                retained_segments=self.settings.playlist_size + self.settings.segment_margin,
+            self.timeline = publishing.new_timeline(
+                kinds, self.settings, availability_start_unix_s=self.status.created_unix_s
             )
-            metas = [
-                publish.RenditionMeta(
-                    rendition_id=r.name,
-                    kind="video",
-                    nominal_bandwidth_bps=r.video_bitrate_kbps * 1000,
-                )
-                for r in plan.rungs
-            ]
-            if plan.include_audio:
-                metas.append(
-                    publish.RenditionMeta(
-                        rendition_id=AUDIO_ID,
-                        kind="audio",
-                        nominal_bandwidth_bps=AUDIO_BITRATE_KBPS * 1000,
-                    )
-                )
-            self.metas = tuple(metas)
+            self.metas = publishing.rendition_metas(plan.rungs, include_audio=plan.include_audio)
         return self.timeline
 
     async def _one_process(
@@ -398,27 +320,7 @@ class StreamActor:
         rendition_ids = plan.rendition_ids
         pipes = [make_pipe() for _ in rendition_ids]
         write_fds = [w for _, w in pipes]
-        video_count = len(plan.rungs)
-        spec = EncodeSpec(
-            ffmpeg_path=self.settings.ffmpeg_path,
-            source_url=self.source.url,
-            input_args=self.source.input_args,
-            rungs=plan.rungs,
-            include_audio=plan.include_audio,
-            audio_bitrate_kbps=AUDIO_BITRATE_KBPS,
-            segment_duration_s=self.settings.segment_duration_s,
-            fragment_duration_s=self.settings.part_target_s,
-            preset=self.settings.preset,
-            hw_encoder=self.settings.hw_encoder,  # type: ignore[arg-type]
-            video_fds=tuple(write_fds[:video_count]),
-            # equal PSNR for less CPU than scaling every rung from the source (ops/bench/ladder.py):
-            # zscale, the low rungs from the second one, ~0.87x; else 360p from 720p and 240p from
-            # 480p with swscale, ~0.93x
-            hub_scaling=self.settings.zscale,
-            halving_scaling=not self.settings.zscale,
-            diamond_search=True,  # ~6 % less CPU at equal PSNR for veryfast (the default preset)
-            audio_fd=write_fds[video_count] if plan.include_audio else None,
-        )
+        spec = encode_spec(plan, self.settings, self.source, write_fds)
         argv = build_ffmpeg_argv(spec)
         read_streams: list[trio.lowlevel.FdStream] = []
         try:
@@ -458,14 +360,14 @@ class StreamActor:
                 nursery.cancel_scope.cancel(reason="encoder exited")
             # Raised outside the nursery so they are plain exceptions, not exception groups.
             if run.replan is not None:
-                raise _Replan(run.replan)
+                raise Replan(run.replan)
             if not confirmed.is_set():
                 # FFmpeg printed all it knew about the source before dying; use it
                 source = parse_source_info(list(self._stderr_tail))
                 if source is not None:
                     new_plan = self._check_plan(plan, source)
                     if new_plan is not None:
-                        raise _Replan(new_plan)
+                        raise Replan(new_plan)
             returncode = process.returncode if process.returncode is not None else -1
             raise EncoderExited(returncode, self._last_stderr_error or "")
         finally:
@@ -521,7 +423,7 @@ class StreamActor:
     ) -> None:
         collector = SourceInfoCollector()
         buffer = b""
-        async for chunk in _chunks(process.stderr):
+        async for chunk in receive_chunks(process.stderr):
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for raw in lines:
@@ -561,7 +463,7 @@ class StreamActor:
 
     async def _read_progress(self, process: ProcessHandle) -> None:
         parser = ProgressParser()
-        async for chunk in _chunks(process.stdout):
+        async for chunk in receive_chunks(process.stdout):
             for progress in parser.feed(chunk):
                 self._update(
                     encoder_fps=progress.fps,
@@ -575,7 +477,7 @@ class StreamActor:
         reader = FragmentedMp4Reader()
         pending: list[InitSegment | Fragment] = []
         try:
-            async for chunk in _chunks(stream):
+            async for chunk in receive_chunks(stream):
                 records = reader.feed(chunk)
                 if not records:
                     continue
@@ -629,7 +531,13 @@ class StreamActor:
                 waiting=timeline.waiting_segments(),
             )
         if changes.segments_committed:
-            writes.extend(self._render_static_files(timeline))
+            writes.extend(publishing.static_files(
+                    timeline,
+                    self.metas,
+                    self.publish_settings,
+                    self.spec,
+                    now_unix_s=self._wall(),
+                ))
             self._update(
                 segments_produced=timeline.segments_committed_total,
                 last_segment_unix_s=timeline.last_commit_unix_s,
@@ -657,24 +565,6 @@ class StreamActor:
         if self.status.state is StreamState.DEGRADED:
             committed = self.timeline is not None and self.timeline.segments_committed_total > 0
             self._set_state(StreamState.LIVE if committed else StreamState.STARTING)
-
-    def _render_static_files(self, timeline: StreamTimeline) -> list[tuple[str, bytes]]:
-        """Playlists and MPD on disk: plain (non-LL) HLS/DASH that any static server can serve."""
-        plain = dataclasses.replace(self.publish_settings, low_latency=False)
-        out: list[tuple[str, bytes]] = []
-        if self.spec.enable_hls:
-            for rid in timeline.rendition_ids:
-                text = publish.render_media_playlist(timeline, rid, plain)
-                if text is not None:
-                    out.append((f"{rid}/{MEDIA_PLAYLIST}", text.encode()))
-            master = publish.render_multivariant_playlist(timeline, self.metas)
-            if master is not None:
-                out.append((MULTIVARIANT_PLAYLIST, master.encode()))
-        if self.spec.enable_dash:
-            mpd = publish.render_manifest(timeline, self.metas, plain, now_unix_s=self._wall())
-            if mpd is not None:
-                out.append((DASH_MANIFEST, mpd.encode()))
-        return out
 
     def _note_media(self, rendition_id: str) -> None:
         now = trio.current_time()
@@ -725,17 +615,3 @@ class _EncoderRun:
     confirmed: trio.Event
     replan: EncodePlan | None = None
     epoch_started: bool = False
-
-
-async def _chunks(stream: trio.abc.ReceiveStream | None) -> AsyncIterator[bytes]:
-    """Yield chunks until EOF; a missing, closed or broken stream is just the end."""
-    if stream is None:
-        return
-    while True:
-        try:
-            chunk = await stream.receive_some(_READ_CHUNK_BYTES)
-        except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
-            return
-        if not chunk:
-            return
-        yield bytes(chunk)

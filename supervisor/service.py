@@ -24,8 +24,9 @@ from actors.ffmpeg.host_guard import SourceGuard, this_host_addresses
 from actors.ffmpeg.host_policy import HostPolicy
 from actors.ffmpeg.process import Spawner, spawn_process
 from actors.ffmpeg.sources import ValidatedSource, redact_url
+from actors.settings import StreamSettings
 from actors.status import StreamSpec
-from actors.stream import StreamActor, StreamSettings
+from actors.stream import StreamActor
 from supervisor.config import Settings
 from supervisor.errors import HlsdashError
 from supervisor.otp.backoff import Backoff

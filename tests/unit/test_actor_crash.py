@@ -13,8 +13,9 @@ import pytest
 import trio
 
 from actors.ffmpeg.sources import ValidatedSource
+from actors.settings import StreamSettings
 from actors.status import StreamSpec, StreamState
-from actors.stream import StreamActor, StreamSettings
+from actors.stream import StreamActor
 from supervisor.config import load_settings
 from supervisor.otp.backoff import Backoff
 from supervisor.service import StreamNotFound, StreamService

@@ -16,7 +16,7 @@ import trio
 from structlog.testing import capture_logs
 
 from actors.janitor import create_stream_folder
-from actors.stream import StreamSettings
+from actors.settings import StreamSettings
 from supervisor.config import Settings
 from supervisor.service import StreamService
 from tests.integration.live import wait_for

@@ -14,8 +14,9 @@ import trio
 import trio.testing
 
 from actors.ffmpeg.sources import ValidatedSource
+from actors.settings import StreamSettings
 from actors.status import StreamSpec, StreamState
-from actors.stream import StreamActor, StreamSettings
+from actors.stream import StreamActor
 from supervisor.otp.backoff import Backoff
 
 
