@@ -270,6 +270,7 @@ class Edge:
         self.port = port
         self._log = log_path.open("wb")
         flags = [] if collapse else ["--no-collapse-live-edge"]
+        flags += ["--access-log", str(log_path.with_suffix(".access.log"))]
         self.process = subprocess.Popen(
             [str(RUN_EDGE), "--origin", origin, "--listen", str(port), *flags],
             stdout=self._log,
