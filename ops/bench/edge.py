@@ -270,7 +270,8 @@ class Edge:
         self.port = port
         self._log = log_path.open("wb")
         flags = [] if collapse else ["--no-collapse-live-edge"]
-        flags += ["--access-log", str(log_path.with_suffix(".access.log"))]
+        self.access_log_path = log_path.with_suffix(".access.log")
+        flags += ["--access-log", str(self.access_log_path)]
         self.process = subprocess.Popen(
             [str(RUN_EDGE), "--origin", origin, "--listen", str(port), *flags],
             stdout=self._log,
