@@ -26,17 +26,17 @@ from actors.files import read_or_none
 from actors.packager.layout import resolve_inside
 from supervisor import __version__
 from supervisor.http.openapi import openapi_document
+from supervisor.http.origin import SESSION_PARAMETER, is_viewer_poll
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.playback import Playback, StreamedResponse, time_response
 from supervisor.http.views import iso, stream_view
-from supervisor.metrics import Metrics
+from supervisor.metrics import Metrics, readiness, viewer_key
 from supervisor.requests import RequestInvalid, parse_stream_request
 from supervisor.service import (
     AtCapacity,
     StreamExists,
     StreamNotFound,
     StreamService,
-    ffmpeg_version,
 )
 
 log = structlog.get_logger(__name__)
@@ -105,7 +105,11 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
     def view(actor: Any) -> dict[str, Any]:
         api_base, cdn_base = bases()
         return stream_view(
-            actor.status, api_base=api_base, cdn_base=cdn_base, now_unix_s=time.time()
+            actor.status,
+            api_base=api_base,
+            cdn_base=cdn_base,
+            now_unix_s=time.time(),
+            viewers=metrics.viewers.count(actor.status.stream_id),
         )
 
     @app.before_request
@@ -258,6 +262,16 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             headers=request.headers,
             query_string=request.query_string.decode("latin-1"),
         )
+        if is_viewer_poll(relative, result.status):
+            metrics.viewers.seen(
+                stream_id,
+                viewer_key(
+                    session=request.args.get(SESSION_PARAMETER),
+                    forwarded_for=request.headers.get("x-forwarded-for"),
+                    address=request.remote_addr,
+                    user_agent=request.headers.get("user-agent"),
+                ),
+            )
         return to_quart(result)
 
     # -------------------------------------------------------------- health, metrics, docs
@@ -269,12 +283,7 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     @app.get("/ready")
     async def ready() -> Response:
-        checks = {
-            "supervisor_running": service.running,
-            "ffmpeg": await trio.to_thread.run_sync(ffmpeg_version, service.ffmpeg_path)
-            is not None,
-            "output_dir_writable": await trio.to_thread.run_sync(_writable, service.output_dir),
-        }
+        checks = await trio.to_thread.run_sync(readiness, service)
         ok = all(checks.values())
         return json_response(
             {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
@@ -336,17 +345,6 @@ def _shielded_send(asgi_app: Any) -> Any:
         await asgi_app(scope, receive, send_shielded)
 
     return app
-
-
-def _writable(folder: Path) -> bool:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".ready-{secrets.token_hex(4)}"
-        probe.write_bytes(b"")
-        probe.unlink()
-        return True
-    except OSError:
-        return False
 
 
 _STATIC_TYPES = {
