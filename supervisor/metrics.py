@@ -9,10 +9,9 @@ prometheus-client instruments updated per request (that is what they measure).
 from __future__ import annotations
 
 import os
-import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
@@ -21,7 +20,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from actors.status import StreamState
-from supervisor.service import ffmpeg_version
 
 if TYPE_CHECKING:
     from supervisor.service import StreamService
@@ -37,11 +35,12 @@ MAX_CLIENTS_PER_STREAM = 100_000
 
 
 class ViewerTracker:
-    """Players currently watching each stream, estimated from playlist/MPD polling (pure).
+    """Players currently watching each stream, estimated from playlist/MPD polling.
 
     A client is whatever ``client_key`` the HTTP layer gives: the ``session`` query parameter
     when a player sends one, else the address and user agent. Behind a CDN or the nginx edge
     the origin sees edges, not players: each edge counts as one viewer (per user agent).
+    Requests record on the event loop while /metrics counts in a worker thread: one lock.
     """
 
     def __init__(
@@ -55,18 +54,21 @@ class ViewerTracker:
         self._clock = clock
         self._max_clients = max_clients_per_stream
         self._last_seen: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
 
     def seen(self, stream_id: str, client_key: str) -> None:
-        clients = self._last_seen.setdefault(stream_id, {})
-        clients[client_key] = self._clock()
-        if len(clients) > self._max_clients:
-            self._prune(stream_id)
-            while len(clients) > self._max_clients:  # all fresh: forget the oldest
-                del clients[min(clients, key=clients.__getitem__)]
+        with self._lock:
+            clients = self._last_seen.setdefault(stream_id, {})
+            clients[client_key] = self._clock()
+            if len(clients) > self._max_clients:
+                self._prune(stream_id)
+                while len(clients) > self._max_clients:  # all fresh: forget the oldest
+                    del clients[min(clients, key=clients.__getitem__)]
 
     def count(self, stream_id: str) -> int:
-        self._prune(stream_id)
-        return len(self._last_seen.get(stream_id, ()))
+        with self._lock:
+            self._prune(stream_id)
+            return len(self._last_seen.get(stream_id, ()))
 
     def counts(self) -> dict[str, int]:
         """Viewers of every stream that has any (pruned)."""
@@ -92,26 +94,6 @@ def viewer_key(
         return "session:" + session[:128]
     hop = forwarded_for.split(",")[0].strip() if forwarded_for else address or ""
     return f"client:{hop}|{(user_agent or '')[:256]}"
-
-
-def readiness(service: StreamService) -> dict[str, bool]:
-    """Blocking: the /ready checks (also exported as ``hlsdash_ready``)."""
-    return {
-        "supervisor_running": service.running,
-        "ffmpeg": ffmpeg_version(service.ffmpeg_path) is not None,
-        "output_dir_writable": _writable(service.output_dir),
-    }
-
-
-def _writable(folder: Path) -> bool:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".ready-{secrets.token_hex(4)}"
-        probe.write_bytes(b"")
-        probe.unlink()
-        return True
-    except OSError:
-        return False
 
 
 class ProcessSampler:
@@ -194,11 +176,6 @@ class StreamCollector(Collector):
         )
         yield GaugeMetricFamily(
             "streaming_memory_bytes", "Resident memory of the service and its FFmpeg children", rss
-        )
-        yield GaugeMetricFamily(
-            "hlsdash_ready",
-            "1 when /ready would answer 200 (supervisor, FFmpeg, writable OUTPUT_DIR)",
-            1.0 if all(readiness(service).values()) else 0.0,
         )
         now = time.time()
         state = GaugeMetricFamily(

@@ -47,6 +47,7 @@ from ops.bench.common import (
     raise_fd_limit,
     running_service,
     stop_process,
+    wait_answering,
 )
 
 STREAM = "edge"
@@ -278,16 +279,9 @@ class Edge:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                http("GET", f"http://127.0.0.1:{port}/time", timeout=1)
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.close()
-                    raise RuntimeError("edge did not start: " + log_path.read_text()) from None
-                time.sleep(0.05)
+        if not wait_answering(f"http://127.0.0.1:{port}/time", self.process):
+            self.close()
+            raise RuntimeError("edge did not start: " + log_path.read_text())
 
     def close(self) -> None:
         stop_process(self.process, timeout_s=5)  # type: ignore[arg-type]

@@ -30,13 +30,14 @@ from supervisor.http.origin import SESSION_PARAMETER, is_viewer_poll
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.playback import Playback, StreamedResponse, time_response
 from supervisor.http.views import iso, stream_view
-from supervisor.metrics import Metrics, readiness, viewer_key
+from supervisor.metrics import Metrics, viewer_key
 from supervisor.requests import RequestInvalid, parse_stream_request
 from supervisor.service import (
     AtCapacity,
     StreamExists,
     StreamNotFound,
     StreamService,
+    ffmpeg_version,
 )
 
 log = structlog.get_logger(__name__)
@@ -283,7 +284,12 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     @app.get("/ready")
     async def ready() -> Response:
-        checks = await trio.to_thread.run_sync(readiness, service)
+        checks = {
+            "supervisor_running": service.running,
+            "ffmpeg": await trio.to_thread.run_sync(ffmpeg_version, service.ffmpeg_path)
+            is not None,
+            "output_dir_writable": await trio.to_thread.run_sync(_writable, service.output_dir),
+        }
         ok = all(checks.values())
         return json_response(
             {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
@@ -345,6 +351,17 @@ def _shielded_send(asgi_app: Any) -> Any:
         await asgi_app(scope, receive, send_shielded)
 
     return app
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".ready-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
 
 
 _STATIC_TYPES = {
