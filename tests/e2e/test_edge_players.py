@@ -23,6 +23,9 @@ from tests.e2e.test_players import _assert_live_playing as assert_live_playing
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 LL = "ll"
+# nginx answers requests collapsed on its cache lock up to 500 ms late (README, nginx edge cache):
+# hls.js sits ~1 s further behind live through the edge than straight from the origin
+EDGE_MAX_LATENCY_S = LL_MAX_LATENCY_S + 1.0
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +64,10 @@ def test_low_latency_player_plays_through_the_edge(
         state = session.wait_playing(min_advance_s=3.0, timeout_s=PLAY_TIMEOUT_S)
         state = session.wait_playing(min_advance_s=4.0, timeout_s=PLAY_TIMEOUT_S)
         assert state.raw.get("lowLatency") is True, session.diagnostics(state)
-        assert_live_playing(session, state, LL_MAX_LATENCY_S)
+        assert_live_playing(session, state, EDGE_MAX_LATENCY_S)
         print(
             f"\n[edge] {engine} LL through the edge: player-reported latency "
-            f"{state.latency_s} s, wall clock vs PDT/AST {state.pdt_latency_s}"
+            f"{state.latency_s:.2f} s, wall clock vs PDT/AST {state.pdt_latency_s or 0:.2f} s"
         )
     lines = access_log(edge)[seen_before:]
     media = [line for line in lines if ".m4s " in line]
