@@ -9,8 +9,9 @@ prometheus-client instruments updated per request (that is what they measure).
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import psutil
@@ -24,6 +25,75 @@ if TYPE_CHECKING:
     from supervisor.service import StreamService
 
 FFMPEG_NAME_HINT = "ffmpeg"
+# A viewer is a client that asked for one of the stream's playlists or its MPD within this many
+# seconds. Players re-poll at least every target duration (LL-HLS players continuously, dash.js
+# at minimumUpdatePeriod <= the segment duration); 30 s covers a 10 s segment duration three
+# times over, so a player is not lost between two polls, and one that left drops out in 30 s.
+VIEWER_WINDOW_S = 30.0
+# Bound on clients remembered per stream (memory), whatever the request rate.
+MAX_CLIENTS_PER_STREAM = 100_000
+
+
+class ViewerTracker:
+    """Players currently watching each stream, estimated from playlist/MPD polling.
+
+    A client is whatever ``client_key`` the HTTP layer gives: the ``session`` query parameter
+    when a player sends one, else the address and user agent. Behind a CDN or the nginx edge
+    the origin sees edges, not players: each edge counts as one viewer (per user agent).
+    Requests record on the event loop while /metrics counts in a worker thread: one lock.
+    """
+
+    def __init__(
+        self,
+        *,
+        window_s: float = VIEWER_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients_per_stream: int = MAX_CLIENTS_PER_STREAM,
+    ) -> None:
+        self._window_s = window_s
+        self._clock = clock
+        self._max_clients = max_clients_per_stream
+        self._last_seen: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, stream_id: str, client_key: str) -> None:
+        with self._lock:
+            clients = self._last_seen.setdefault(stream_id, {})
+            clients[client_key] = self._clock()
+            if len(clients) > self._max_clients:
+                self._prune(stream_id)
+                while len(clients) > self._max_clients:  # all fresh: forget the oldest
+                    del clients[min(clients, key=clients.__getitem__)]
+
+    def count(self, stream_id: str) -> int:
+        with self._lock:
+            self._prune(stream_id)
+            return len(self._last_seen.get(stream_id, ()))
+
+    def counts(self) -> dict[str, int]:
+        """Viewers of every stream that has any (pruned)."""
+        return {sid: n for sid in list(self._last_seen) if (n := self.count(sid))}
+
+    def _prune(self, stream_id: str) -> None:
+        clients = self._last_seen.get(stream_id)
+        if clients is None:
+            return
+        oldest = self._clock() - self._window_s
+        for key in [k for k, t in clients.items() if t < oldest]:
+            del clients[key]
+        if not clients:
+            del self._last_seen[stream_id]
+
+
+def viewer_key(
+    *, session: str | None, forwarded_for: str | None, address: str | None, user_agent: str | None
+) -> str:
+    """Who is polling: the player's own session tag, else its address (the first hop of
+    X-Forwarded-For when a proxy says so) and user agent."""
+    if session:
+        return "session:" + session[:128]
+    hop = forwarded_for.split(",")[0].strip() if forwarded_for else address or ""
+    return f"client:{hop}|{(user_agent or '')[:256]}"
 
 
 class ProcessSampler:
@@ -83,9 +153,12 @@ class ProcessSampler:
 
 
 class StreamCollector(Collector):
-    def __init__(self, service: StreamService, sampler: ProcessSampler) -> None:
+    def __init__(
+        self, service: StreamService, sampler: ProcessSampler, viewers: ViewerTracker
+    ) -> None:
         self._service = service
         self._sampler = sampler
+        self._viewers = viewers
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         service = self._service
@@ -130,6 +203,18 @@ class StreamCollector(Collector):
         served = CounterMetricFamily(
             "hlsdash_origin_bytes_served", "Bytes served for the stream", labels=["stream_id"]
         )
+        segment_duration = GaugeMetricFamily(
+            "hlsdash_segment_duration_seconds",
+            "Target segment duration (SEGMENT_DURATION)",
+            labels=["stream_id"],
+        )
+        viewers = GaugeMetricFamily(
+            "hlsdash_viewers",
+            f"Clients that polled a playlist or the MPD in the last {VIEWER_WINDOW_S:g} s "
+            "(behind a CDN: edges)",
+            labels=["stream_id"],
+        )
+        target_s = service.settings.segment_duration_s
         for actor in actors:
             status = actor.status
             sid = status.stream_id
@@ -144,7 +229,9 @@ class StreamCollector(Collector):
             if status.last_segment_unix_s is not None:
                 age.add_metric([sid], max(0.0, now - status.last_segment_unix_s))
             served.add_metric([sid], actor.bytes_served)
-        yield from (state, restarts, fps, speed, segments, age, served)
+            segment_duration.add_metric([sid], target_s)
+            viewers.add_metric([sid], self._viewers.count(sid))
+        yield from (state, restarts, fps, speed, segments, age, served, segment_duration, viewers)
 
 
 class Metrics:
@@ -153,7 +240,8 @@ class Metrics:
     def __init__(self, service: StreamService) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.sampler = ProcessSampler()
-        self.registry.register(StreamCollector(service, self.sampler))
+        self.viewers = ViewerTracker()
+        self.registry.register(StreamCollector(service, self.sampler, self.viewers))
         self.http_requests = Counter(
             "hlsdash_http_requests",
             "HTTP requests by listener, route and status",

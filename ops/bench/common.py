@@ -214,6 +214,20 @@ def running_service(workdir: Path | None = None, **overrides: str) -> Iterator[S
             stop_process(process, timeout_s=15)
 
 
+def wait_answering(url: str, process: subprocess.Popen[bytes], timeout_s: float = 10) -> bool:
+    """Poll ``url`` until it answers (any status): True, or False if ``process`` exited or
+    ``timeout_s`` passed first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            http("GET", url, timeout=1)
+            return True
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                return False
+            time.sleep(0.05)
+
+
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 5) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):

@@ -32,6 +32,7 @@ from ops.bench.common import (
     newest_segment,
     running_service,
     stop_process,
+    wait_answering,
 )
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -103,17 +104,11 @@ class Nginx:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                http("GET", f"http://127.0.0.1:{self.port}/", timeout=1)
-                return self
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(
-                        "nginx did not start: " + (self.workdir / "nginx-error.log").read_text()
-                    ) from None
-                time.sleep(0.05)
+        if not wait_answering(f"http://127.0.0.1:{self.port}/", self.process):
+            raise RuntimeError(
+                "nginx did not start: " + (self.workdir / "nginx-error.log").read_text()
+            )
+        return self
 
     def __exit__(self, *exc: object) -> None:
         stop_process(self.process, timeout_s=5)  # SIGTERM = fast shutdown; workers follow

@@ -27,6 +27,7 @@ from actors.files import read_or_none
 from actors.packager.layout import resolve_inside
 from supervisor import __version__
 from supervisor.http.openapi import openapi_document
+from supervisor.http.origin import SESSION_PARAMETER, is_viewer_poll
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.playback import Playback, StreamedResponse, time_response
 from supervisor.http.readiness import (
@@ -37,7 +38,7 @@ from supervisor.http.readiness import (
     disk_check,
 )
 from supervisor.http.views import iso, stream_view
-from supervisor.metrics import Metrics
+from supervisor.metrics import Metrics, viewer_key
 from supervisor.requests import RequestInvalid, parse_stream_request
 from supervisor.service import (
     AtCapacity,
@@ -113,7 +114,11 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
     def view(actor: Any) -> dict[str, Any]:
         api_base, cdn_base = bases()
         return stream_view(
-            actor.status, api_base=api_base, cdn_base=cdn_base, now_unix_s=time.time()
+            actor.status,
+            api_base=api_base,
+            cdn_base=cdn_base,
+            now_unix_s=time.time(),
+            viewers=metrics.viewers.count(actor.status.stream_id),
         )
 
     @app.before_request
@@ -266,6 +271,16 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             headers=request.headers,
             query_string=request.query_string.decode("latin-1"),
         )
+        if is_viewer_poll(relative, result.status):
+            metrics.viewers.seen(
+                stream_id,
+                viewer_key(
+                    session=request.args.get(SESSION_PARAMETER),
+                    forwarded_for=request.headers.get("x-forwarded-for"),
+                    address=request.remote_addr,
+                    user_agent=request.headers.get("user-agent"),
+                ),
+            )
         return to_quart(result)
 
     # -------------------------------------------------------------- health, metrics, docs

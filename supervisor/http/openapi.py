@@ -87,6 +87,11 @@ def openapi_document(version: str) -> dict[str, Any]:
             "source": {"type": ["object", "null"]},
             "encoder": {"type": "object"},
             "segments_produced": {"type": "integer"},
+            "viewers": {
+                "type": "integer",
+                "description": "clients that polled a playlist or the MPD in the last 30 s "
+                "(a session query parameter, else address + user agent; behind a CDN, edges)",
+            },
             "last_segment_at": {"type": ["string", "null"], "format": "date-time"},
             "urls": {
                 "type": "object",

@@ -13,15 +13,20 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 import structlog
 
 from supervisor.http import origin_core
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.playback import Playback, StreamedResponse, time_response
-from supervisor.metrics import Metrics
+from supervisor.metrics import Metrics, viewer_key
 
 log = structlog.get_logger(__name__)
+
+# A player (or the dashboard) may tag its requests ``?session=<id>`` to be counted as one viewer
+# whatever its address; caches leave it out of their keys (ops/cdn, ops/nginx).
+SESSION_PARAMETER = "session"
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -66,11 +71,13 @@ class OriginApp:
         if kind != "http":
             return
         started = time.perf_counter()
+        client = scope.get("client")
         route, result = await self.respond(
             scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode("latin-1"),
             _Headers(scope.get("headers", [])),
+            address=client[0] if client else None,
         )
         await send(
             {
@@ -92,9 +99,19 @@ class OriginApp:
         self._metrics.observe("origin", route, status, time.perf_counter() - started)
 
     async def respond(
-        self, method: str, path: str, query: str, headers: origin_core.RequestHeaders
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: origin_core.RequestHeaders,
+        *,
+        address: str | None = None,
     ) -> tuple[str, OriginResponse | StreamedResponse]:
-        """The answer to one request and its metrics route label (shared by both HTTP paths)."""
+        """The answer to one request and its metrics route label (shared by both HTTP paths).
+
+        ``address`` is the peer, when the HTTP layer knows it (Hypercorn's ASGI scope); the
+        HTTP/1.1 fast path does not pass it, so there a viewer is its session or user agent.
+        """
         if path == "/time":
             return "/time", time_response()
         if path == "/health":
@@ -117,7 +134,33 @@ class OriginApp:
         except Exception:
             log.exception("origin_unexpected_error", path=path)
             result = origin_core.error_json(500, "internal_error", "internal error")
+        if is_viewer_poll(relative, result.status):
+            self._metrics.viewers.seen(
+                stream_id,
+                viewer_key(
+                    session=session_tag(query),
+                    forwarded_for=headers.get("x-forwarded-for"),
+                    address=address,
+                    user_agent=headers.get("user-agent"),
+                ),
+            )
         return _route_label(relative), result
+
+
+def is_viewer_poll(relative: str, status: int) -> bool:
+    """A request that shows a player is watching: a playlist or the MPD, answered."""
+    if status >= 400:
+        return False
+    kind = origin_core.classify_path(relative)
+    return kind is not None and origin_core.is_document(kind)
+
+
+def session_tag(query: str) -> str | None:
+    """The ``session`` query parameter, if the request has one."""
+    if SESSION_PARAMETER + "=" not in query:
+        return None
+    values = parse_qs(query).get(SESSION_PARAMETER)
+    return values[0] if values else None
 
 
 def _route_label(relative: str) -> str:

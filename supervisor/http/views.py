@@ -32,8 +32,10 @@ def playback_urls(stream_id: str, *, api_base: str, cdn_base: str) -> dict[str, 
 
 
 def stream_view(
-    status: StreamStatus, *, api_base: str, cdn_base: str, now_unix_s: float
+    status: StreamStatus, *, api_base: str, cdn_base: str, now_unix_s: float, viewers: int
 ) -> dict[str, Any]:
+    """``viewers``: clients that polled a playlist or the MPD in the last
+    ``metrics.VIEWER_WINDOW_S`` seconds (behind a CDN, each edge counts as one)."""
     spec = status.spec
     uptime = now_unix_s - status.created_unix_s if not status.state.is_terminal else None
     return {
@@ -72,6 +74,7 @@ def stream_view(
             "epoch": status.epoch,
         },
         "segments_produced": status.segments_produced,
+        "viewers": viewers,
         "last_segment_at": iso(status.last_segment_unix_s),
         "state_changed_at": iso(status.state_changed_unix_s),
         "history": [{"state": s, "at": iso(t)} for s, t in status.history],
