@@ -16,6 +16,7 @@ serves that backlog, so the source itself would run seconds behind.)
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import os
 import queue
@@ -37,6 +38,11 @@ AUDIO_RATE_HZ = 48_000
 AUDIO_TONE_HZ = 440
 # A writer more than this late re-anchors its schedule instead of bursting frames to catch up.
 _MAX_LATENESS_S = 0.5
+# Audio is written this many frames ahead of the video: FFmpeg's scheduler holds the video input
+# back while the audio input is behind it, and a video write blocked on that, with the audio for
+# that frame not written yet, would deadlock the two pipes.
+_AUDIO_LEAD_FRAMES = 15
+_AUDIO_PIPE_BYTES = 1 << 20
 # A client this many chunks behind is too slow for a live source: it is dropped.
 _MAX_CLIENT_BACKLOG = 512
 
@@ -77,9 +83,13 @@ def encoder_argv(width: int, height: int, fps: int, audio_fd: int) -> list[str]:
     return [
         FFMPEG,
         *("-hide_banner", "-loglevel", "error", "-nostats"),
-        *("-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-r", str(fps)),
-        *("-i", "pipe:0"),
-        *("-f", "s16le", "-ar", str(AUDIO_RATE_HZ), "-ac", "1", "-i", f"pipe:{audio_fd}"),
+        # Raw inputs need no probing, and must not get any: FFmpeg opens inputs one after the
+        # other, and probing the audio for seconds while our loop waits to write a video frame
+        # would deadlock the two pipes.
+        *("-probesize", "32", "-analyzeduration", "0", "-f", "rawvideo", "-pix_fmt", "yuv420p"),
+        *("-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:0"),
+        *("-probesize", "32", "-analyzeduration", "0", "-f", "s16le"),
+        *("-ar", str(AUDIO_RATE_HZ), "-ac", "1", "-i", f"pipe:{audio_fd}"),
         *("-map", "0:v", "-map", "1:a"),
         # what a live encoder tuned for latency does: no B-frames, no lookahead, a 1 s GOP
         *("-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"),
@@ -103,6 +113,8 @@ class ClockedSource:
         if AUDIO_RATE_HZ % fps:
             raise ValueError(f"{fps} fps does not divide {AUDIO_RATE_HZ} Hz audio into frames")
         audio_read, audio_write = os.pipe()
+        with contextlib.suppress(OSError):  # room for seconds of audio: its writes never block
+            fcntl.fcntl(audio_write, fcntl.F_SETPIPE_SZ, _AUDIO_PIPE_BYTES)
         try:
             self.process = subprocess.Popen(
                 encoder_argv(width, height, fps, audio_read),
@@ -154,12 +166,17 @@ class ClockedSource:
                 anchor_s, first = time.perf_counter(), counter
             frame = render_strip_luma(counter % COUNTER_LIMIT, self.width) + body + cb + cr
             written_at = time.time()
-            at = (counter % self.fps) * audio_bytes_per_frame
+            # the audio of frame counter + lead (the first time: of every frame up to it)
+            first_audio = counter + _AUDIO_LEAD_FRAMES if counter else 0
+            audio = b"".join(
+                tone[(n % self.fps) * audio_bytes_per_frame :][:audio_bytes_per_frame]
+                for n in range(first_audio, counter + _AUDIO_LEAD_FRAMES + 1)
+            )
             try:
+                self._audio.write(audio)
+                self._audio.flush()
                 stdin.write(frame)
                 stdin.flush()
-                self._audio.write(tone[at : at + audio_bytes_per_frame])
-                self._audio.flush()
             except (BrokenPipeError, ValueError, OSError):
                 return
             with self._lock:

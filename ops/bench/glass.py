@@ -20,7 +20,7 @@ availability-time figure (what the dashboard shows). "frozen" is the longest run
 screenshots showing the same frame (1 = the picture always moved). Unreadable screenshots are
 counted, never dropped silently; their PNGs are kept in ``--keep`` if given.
 
-Baseline, same run, same kind of clocked source: FFmpeg pulls it, encodes 720p (same preset) and
+Baseline, same run, same clocked source: FFmpeg pulls it, encodes 720p (same preset) and
 writes plain HLS with its own muxer (``-hls_time 1``), served by a static HTTP server, played by
 hls.js. The service's stream is stopped first, so each pipeline is measured alone.
 
@@ -44,7 +44,13 @@ from ops.bench.clockcode import read_png_counter
 from ops.bench.clocked_source import ClockedSource, clocked_source
 from ops.bench.common import FFMPEG, header, median, percentile, running_service, stop_process
 from supervisor.config import Settings
-from tests.e2e.harness import PlayerHarness, PlayerSession, StaticServer, launch_harness
+from tests.e2e.harness import (
+    Picture,
+    PlayerHarness,
+    PlayerSession,
+    StaticServer,
+    launch_harness,
+)
 
 STREAM_ID = "glass"
 QUALITIES = ("720p", "360p")
@@ -131,15 +137,15 @@ def summarize(shots: Sequence[Shot]) -> Summary:
     )
 
 
-def take_shot(session: PlayerSession, source: ClockedSource) -> Shot | None:
-    """Screenshot the picture, read its frame counter; None before the picture has a size."""
+def take_shot(session: PlayerSession, source: ClockedSource) -> tuple[Shot, Picture | None]:
+    """Screenshot the picture and read its frame counter (unreadable before it has a size)."""
     state = session.state()
     picture = session.picture()
     if picture is None:
-        return None
+        return Shot(time.time(), 0.0, None, None, state.latency_s, state.pdt_latency_s, 0), None
     counter = read_png_counter(picture.png)
     captured_s = None if counter is None else source.captured_at(counter)
-    return Shot(
+    shot = Shot(
         taken_at_s=picture.taken_at_s,
         duration_s=picture.duration_s,
         counter=counter,
@@ -148,6 +154,7 @@ def take_shot(session: PlayerSession, source: ClockedSource) -> Shot | None:
         pdt_s=state.pdt_latency_s,
         video_height=picture.video_height,
     )
+    return shot, picture
 
 
 def shoot(
@@ -159,22 +166,20 @@ def shoot(
     keep: Path | None,
     label: str,
 ) -> list[Shot]:
-    """``count`` shots at least ``interval_s`` apart; unreadable PNGs go to ``keep``."""
+    """``count`` shots at least ``interval_s`` apart; unreadable PNGs go to ``keep``.
+
+    The next capture starts ``interval_s`` after the previous one *ended*, so the shots' times
+    (mid-capture) are never closer than ``interval_s``, whatever a capture takes.
+    """
     shots: list[Shot] = []
-    next_at = time.monotonic()
     while len(shots) < count:
-        time.sleep(max(0.0, next_at - time.monotonic()))
-        next_at = time.monotonic() + interval_s
-        shot = take_shot(session, source)
-        if shot is None:
-            shots.append(Shot(time.time(), 0.0, None, None, None, None, 0))
-            continue
+        if shots:
+            time.sleep(interval_s)
+        shot, picture = take_shot(session, source)
         shots.append(shot)
-        if shot.counter is None and keep is not None:
-            picture = session.picture()
-            if picture is not None:
-                name = f"{label.replace(' ', '_')}_{len(shots):03d}.png"
-                (keep / name).write_bytes(picture.png)
+        if shot.counter is None and picture is not None and keep is not None:
+            name = f"{label.replace(' ', '_').replace(':', '')}_{len(shots):03d}.png"
+            (keep / name).write_bytes(picture.png)
     return shots
 
 
@@ -328,11 +333,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print_table(rows[-1:])
             service.delete(STREAM_ID)
             if not args.no_baseline:
-                with (
-                    clocked_source() as baseline_source,
-                    ffmpeg_hls_baseline(baseline_source.url, workdir, preset) as src,
-                ):
-                    result = measure(harness, service.api, BASELINE, src, baseline_source, args)
+                with ffmpeg_hls_baseline(source.url, workdir, preset) as src:
+                    result = measure(harness, service.api, BASELINE, src, source, args)
                     rows.append((BASELINE.label, result))
         header("glass-to-glass, per player (seconds)")
         print_table(rows)
