@@ -11,6 +11,8 @@
 // The players are loaded lazily from ./vendor/ (served by the origin itself,
 // never a CDN), so a page that only uses hls.js never downloads Shaka.
 
+import { ServerClock } from "./clock.js";
+
 export const ENGINES = Object.freeze({
   hlsjs: { label: "hls.js", protocol: "hls" },
   dashjs: { label: "dash.js", protocol: "dash" },
@@ -131,6 +133,8 @@ class BaseAdapter {
     this.src = src;
     this.lowLatency = lowLatency;
     this.log = new ErrorLog();
+    // the server that serves src knows the clock its PDT / availability times are in
+    this.serverClock = new ServerClock(new URL("/time", src).href).start();
     this.onVideoError = () => {
       const err = video.error;
       // MediaError on the element itself means decoding/format failure.
@@ -164,6 +168,8 @@ class BaseAdapter {
   state() {
     const v = this.video;
     const frames = frameCounts(v);
+    const pdtLatencyS = this.isLive() ? finiteOrNull(this.wallClockLatencyS()) : null;
+    const clockOffsetS = this.serverClock.offsetS;
     return {
       engine: this.engine,
       src: this.src,
@@ -180,7 +186,10 @@ class BaseAdapter {
       decodedFrames: frames.decoded,
       bufferAheadS: bufferAheadS(v),
       latencyS: finiteOrNull(this.latencyS()),
-      pdtLatencyS: this.isLive() ? finiteOrNull(this.wallClockLatencyS()) : null,
+      pdtLatencyS,
+      // the same on the server's clock: what the viewer's picture is behind the server's "now"
+      measuredLatencyS: pdtLatencyS !== null && clockOffsetS !== null ? pdtLatencyS + clockOffsetS : null,
+      clockOffsetS,
       levels: this.levels(),
       currentLevel: this.currentLevel(),
       autoLevel: this.autoLevel(),
@@ -191,6 +200,7 @@ class BaseAdapter {
 
   destroy() {
     this.video.removeEventListener("error", this.onVideoError);
+    this.serverClock.stop();
   }
 }
 
@@ -575,6 +585,8 @@ export function exposeTestHooks(getPlayer, pageErrors) {
         bufferAheadS: 0,
         latencyS: null,
         pdtLatencyS: null,
+        measuredLatencyS: null,
+        clockOffsetS: null,
         levels: [],
         currentLevel: -1,
         errors: [...pageErrors],

@@ -12,6 +12,7 @@ Latency figures are the benchmark's business (``ops.bench.glass``), never assert
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 from ops.bench.clocked_source import ClockedSource, clocked_source
 from ops.bench.glass import shoot
 from supervisor.config import Settings
-from tests.e2e.harness import ENGINES, PlayerHarness
+from tests.e2e.harness import ENGINES, PlayerHarness, PlayerSession
 from tests.e2e.live_service import LiveService, run_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -81,3 +82,20 @@ def test_low_latency_picture_advances_between_screenshots(
             f"{engine}: the picture did not advance between screenshots at {stuck}; {seen}\n"
             + session.diagnostics()
         )
+        _check_measured_latency_shown(session)
+
+
+def _check_measured_latency_shown(session: PlayerSession) -> None:
+    """The page shows its latency on the server's clock (from GET /time) beside the player's.
+
+    Page and service share this machine's clock, so the offset it measured is ~0: that proves
+    the /time round trip and its arithmetic, not any latency figure.
+    """
+    state = session.state()
+    offset_s, measured_s = state.raw.get("clockOffsetS"), state.raw.get("measuredLatencyS")
+    assert offset_s is not None, session.diagnostics(state)
+    assert abs(offset_s) < 0.25, session.diagnostics(state)
+    assert state.pdt_latency_s is not None, session.diagnostics(state)
+    assert measured_s == pytest.approx(state.pdt_latency_s + offset_s), session.diagnostics(state)
+    stats = session.page.locator("#stats").inner_text()
+    assert re.search(r"latency (-?\d+\.\d\d s|–) \(player\) · -?\d+\.\d\d s \(measured\)", stats), stats
