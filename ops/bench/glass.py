@@ -36,9 +36,10 @@ import contextlib
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ops.bench.clockcode import read_png_counter
 from ops.bench.clocked_source import ClockedSource, clocked_source
@@ -137,12 +138,19 @@ def summarize(shots: Sequence[Shot]) -> Summary:
     )
 
 
+def _player_latency_s(raw: Mapping[str, Any]) -> float | None:
+    """The engine's own figure (the page's ``latencyS`` falls back to PDT for Shaka)."""
+    value = raw.get("playerLatencyS")
+    return None if value is None else float(value)
+
+
 def take_shot(session: PlayerSession, source: ClockedSource) -> tuple[Shot, Picture | None]:
     """Screenshot the picture and read its frame counter (unreadable before it has a size)."""
     state = session.state()
     picture = session.picture()
     if picture is None:
-        return Shot(time.time(), 0.0, None, None, state.latency_s, state.pdt_latency_s, 0), None
+        player_s = _player_latency_s(state.raw)
+        return Shot(time.time(), 0.0, None, None, player_s, state.pdt_latency_s, 0), None
     counter = read_png_counter(picture.png)
     captured_s = None if counter is None else source.captured_at(counter)
     shot = Shot(
@@ -150,7 +158,7 @@ def take_shot(session: PlayerSession, source: ClockedSource) -> tuple[Shot, Pict
         duration_s=picture.duration_s,
         counter=counter,
         glass_s=None if captured_s is None else picture.taken_at_s - captured_s,
-        player_s=state.latency_s,
+        player_s=_player_latency_s(state.raw),
         pdt_s=state.pdt_latency_s,
         video_height=picture.video_height,
     )
@@ -214,6 +222,16 @@ def measure(
         return summarize(shots)
 
 
+def stream_health(status: Mapping[str, Any]) -> str:
+    """State, restarts and encoder speed: a player that did not play may have had no stream."""
+    encoder = status.get("encoder") or {}
+    assert isinstance(encoder, dict)
+    return (
+        f"state {status.get('state')}, restarts {status.get('restarts')}, encoder speed "
+        f"{encoder.get('speed')}×, last error {status.get('last_error')}"
+    )
+
+
 @contextlib.contextmanager
 def ffmpeg_hls_baseline(source_url: str, workdir: Path, preset: str) -> Iterator[str]:
     """FFmpeg pulling the source into plain HLS (its own muxer, 1 s segments); the folder served.
@@ -244,7 +262,7 @@ def ffmpeg_hls_baseline(source_url: str, workdir: Path, preset: str) -> Iterator
         stop_process(process)
 
 
-def print_table(rows: Sequence[tuple[str, Summary | str]]) -> None:
+def print_table(rows: Sequence[tuple[str, Summary | str]], *, legend: bool = True) -> None:
     def sec(value: float) -> str:
         return "  n/a" if value != value else f"{value:5.2f}"  # NaN: nothing measured
 
@@ -265,6 +283,8 @@ def print_table(rows: Sequence[tuple[str, Summary | str]]) -> None:
             f"{s.heights}",
             flush=True,
         )
+    if not legend:
+        return
     durations = [r.shot_duration_s for _, r in rows if isinstance(r, Summary)]
     print(
         f"screenshot capture took {median(durations) * 1000:.0f} ms (median): each time is "
@@ -330,7 +350,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if src.startswith("/"):
                     src = service.api + src
                 rows.append((case.label, measure(harness, service.api, case, src, source, args)))
-                print_table(rows[-1:])
+                print_table(rows[-1:], legend=False)
+                print(f"  stream after it: {stream_health(service.stream(STREAM_ID))}", flush=True)
             service.delete(STREAM_ID)
             if not args.no_baseline:
                 with ffmpeg_hls_baseline(source.url, workdir, preset) as src:

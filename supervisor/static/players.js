@@ -155,6 +155,10 @@ class BaseAdapter {
   latencyS() {
     return null;
   }
+  // The engine's own latency figure only (latencyS() may fall back to the page's own measure).
+  playerLatencyS() {
+    return this.latencyS();
+  }
   // Wall clock now minus the wall-clock time of the frame on screen, from the manifest's own
   // clock mapping (HLS PROGRAM-DATE-TIME, DASH availabilityStartTime): independent of how the
   // engine defines its "latency".
@@ -186,6 +190,7 @@ class BaseAdapter {
       decodedFrames: frames.decoded,
       bufferAheadS: bufferAheadS(v),
       latencyS: finiteOrNull(this.latencyS()),
+      playerLatencyS: finiteOrNull(this.playerLatencyS()),
       pdtLatencyS,
       // the same on the server's clock: what the viewer's picture is behind the server's "now"
       measuredLatencyS: pdtLatencyS !== null && clockOffsetS !== null ? pdtLatencyS + clockOffsetS : null,
@@ -480,13 +485,15 @@ class ShakaAdapter extends BaseAdapter {
   isLive() {
     return Boolean(this.player?.isLive());
   }
-  latencyS() {
+  playerLatencyS() {
     if (!this.isLive()) return null;
     const stats = this.player.getStats();
-    if (Number.isFinite(stats.liveLatency) && stats.liveLatency > 0) return stats.liveLatency;
+    return Number.isFinite(stats.liveLatency) && stats.liveLatency > 0 ? stats.liveLatency : null;
+  }
+  latencyS() {
     // Fallback: wall clock minus the wall-clock time of the playhead
     // (needs program-date-time / availabilityStartTime in the manifest).
-    return this.wallClockLatencyS();
+    return this.playerLatencyS() ?? (this.isLive() ? this.wallClockLatencyS() : null);
   }
   wallClockLatencyS() {
     const when = this.player?.getPlayheadTimeAsDate();
@@ -584,6 +591,7 @@ export function exposeTestHooks(getPlayer, pageErrors) {
         decodedFrames: 0,
         bufferAheadS: 0,
         latencyS: null,
+        playerLatencyS: null,
         pdtLatencyS: null,
         measuredLatencyS: null,
         clockOffsetS: null,
