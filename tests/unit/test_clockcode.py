@@ -178,27 +178,28 @@ def test_only_the_strip_rows_are_decoded() -> None:
 # ---------------------------------------------------------------- corrupt or foreign images
 
 
+def paint_block(rows: list[bytes], column: int, value: int, width: int) -> None:
+    """Paint block (row 0, ``column``) of an RGB picture one grey ``value``."""
+    block = width // 16
+    for y in range(block):
+        row = bytearray(rows[y])
+        row[column * block * 3 : (column + 1) * block * 3] = bytes([value]) * (block * 3)
+        rows[y] = bytes(row)
+
+
 def test_one_block_painted_over_is_unreadable_not_a_wrong_value() -> None:
     width, height = 320, 180
     rows = frame_rgb_rows(4242, width, height)
     block = width // 16
     # paint block (row 0, column 3) the opposite colour: a misread the CRC must catch
-    for y in range(block):
-        row = bytearray(rows[y])
-        value = 255 - row[3 * block * 3 + block // 2 * 3]
-        row[3 * block * 3 : 4 * block * 3] = bytes([value]) * (block * 3)
-        rows[y] = bytes(row)
+    paint_block(rows, 3, 255 - rows[0][3 * block * 3 + block // 2 * 3], width)
     assert read_png_counter(png_bytes(rows, width, 3)) is None
 
 
 def test_grey_block_is_ambiguous_and_unreadable() -> None:
     width, height = 320, 180
     rows = frame_rgb_rows(4242, width, height)
-    block = width // 16
-    for y in range(block):
-        row = bytearray(rows[y])
-        row[0 : block * 3] = b"\x80" * (block * 3)
-        rows[y] = bytes(row)
+    paint_block(rows, 0, 0x80, width)
     assert read_png_counter(png_bytes(rows, width, 3)) is None
 
 
