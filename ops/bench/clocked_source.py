@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import math
 import os
 import queue
@@ -247,7 +248,9 @@ def _handler_for(source: ClockedSource) -> type[BaseHTTPRequestHandler]:
                 source.detach(client)
 
         @staticmethod
-        def _stream(client: queue.SimpleQueue[bytes | None], skip: int, out: IO[bytes]) -> None:
+        def _stream(
+            client: queue.SimpleQueue[bytes | None], skip: int, out: io.BufferedIOBase
+        ) -> None:
             while True:
                 chunk = client.get()
                 if chunk is None or client.qsize() > _MAX_CLIENT_BACKLOG:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -43,7 +44,7 @@ def _filter(kind: int, row: bytes, prior: bytes, bpp: int) -> bytes:
     def upper_left(i: int) -> int:
         return prior[i - bpp] if i >= bpp else 0
 
-    predictors = {
+    predictors: dict[int, Callable[[int], int]] = {
         0: lambda i: 0,
         1: left,
         2: lambda i: prior[i],
