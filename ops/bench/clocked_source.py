@@ -111,6 +111,7 @@ class ClockedSource:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._packet_phase = 0  # relayed bytes modulo the TS packet size
+        self.stalls = 0  # times the frame writer fell more than _MAX_LATENESS_S behind
         if AUDIO_RATE_HZ % fps:
             raise ValueError(f"{fps} fps does not divide {AUDIO_RATE_HZ} Hz audio into frames")
         audio_read, audio_write = os.pipe()
@@ -165,6 +166,7 @@ class ClockedSource:
                 time.sleep(wait_s)
             elif wait_s < -_MAX_LATENESS_S:  # starved of CPU: go on from now
                 anchor_s, first = time.perf_counter(), counter
+                self.stalls += 1
             frame = render_strip_luma(counter % COUNTER_LIMIT, self.width) + body + cb + cr
             written_at = time.time()
             # the audio of frame counter + lead (the first time: of every frame up to it)

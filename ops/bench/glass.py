@@ -351,7 +351,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                     src = service.api + src
                 rows.append((case.label, measure(harness, service.api, case, src, source, args)))
                 print_table(rows[-1:], legend=False)
-                print(f"  stream after it: {stream_health(service.stream(STREAM_ID))}", flush=True)
+                print(
+                    f"  stream after it: {stream_health(service.stream(STREAM_ID))}; source "
+                    f"writer stalls {source.stalls} (a stall or an encoder speed below 1× means "
+                    "this machine was too busy for the figures to mean much)",
+                    flush=True,
+                )
             service.delete(STREAM_ID)
             if not args.no_baseline:
                 with ffmpeg_hls_baseline(source.url, workdir, preset) as src:
