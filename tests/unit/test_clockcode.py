@@ -24,6 +24,7 @@ from ops.bench.clockcode import (
     render_strip_luma,
     strip_height_px,
 )
+from ops.bench.glass import Shot, longest_same_run, summarize
 
 counters = st.integers(min_value=0, max_value=COUNTER_LIMIT - 1)
 
@@ -243,3 +244,36 @@ def test_unsupported_png_kinds_are_refused() -> None:
 def test_too_few_rows_is_unreadable() -> None:
     image = DecodedRows(width=320, height=180, channels=3, rows=(bytes(960),) * 10)
     assert read_counter(image) is None
+
+
+# ---------------------------------------------------------------- the benchmark's summary
+
+
+@pytest.mark.parametrize(
+    ("counters", "run"),
+    [
+        ([], 0),
+        ([None, None], 0),
+        ([1, 2, 3], 1),
+        ([1, 1, 2, 2, 2, 3], 3),
+        ([5, 5, None, 5, 5], 2),  # an unreadable shot breaks a run: it proves nothing
+        ([7, 7, 7, 7], 4),
+    ],
+)
+def test_longest_run_of_screenshots_on_one_frame(counters: list[int | None], run: int) -> None:
+    assert longest_same_run(counters) == run
+
+
+def test_summary_counts_unreadable_shots_and_keeps_them_out_of_the_figures() -> None:
+    def shot(counter: int | None, glass_s: float | None, height: int = 720) -> Shot:
+        return Shot(0.0, 0.1, counter, glass_s, 1.5, 1.6, height)
+
+    summary = summarize(
+        [shot(10, 2.0), shot(None, None), shot(40, 3.0), shot(40, 4.0, 360), shot(70, 2.5)]
+    )
+    assert summary.shots == 5
+    assert summary.unreadable == 1
+    assert summary.glass_median_s == 2.75
+    assert summary.player_median_s == 1.5
+    assert summary.frozen_run == 2
+    assert summary.heights == "720p×4 360p×1"
