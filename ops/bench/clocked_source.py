@@ -172,8 +172,11 @@ class ClockedSource:
             # the audio of frame counter + lead (the first time: of every frame up to it)
             first_audio = counter + _AUDIO_LEAD_FRAMES if counter else 0
             audio = b"".join(
-                tone[(n % self.fps) * audio_bytes_per_frame :][:audio_bytes_per_frame]
-                for n in range(first_audio, counter + _AUDIO_LEAD_FRAMES + 1)
+                tone[at : at + audio_bytes_per_frame]
+                for at in (
+                    (n % self.fps) * audio_bytes_per_frame
+                    for n in range(first_audio, counter + _AUDIO_LEAD_FRAMES + 1)
+                )
             )
             try:
                 self._audio.write(audio)

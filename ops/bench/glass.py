@@ -2,10 +2,12 @@
 
     .venv/bin/python -m ops.bench.glass              # every player, 30 screenshots each
     .venv/bin/python -m ops.bench.glass --tiny       # hls.js + the baseline, 4 screenshots each
+    .venv/bin/python -m ops.bench.glass --players hlsjs,shaka-dash --no-baseline --verbose
 
-A clocked live source (``clocked_source``: 1280x720 at 30 fps, each frame's counter drawn as
-black/white blocks, its capture time recorded when the frame is written to the encoder; live
-MPEG-TS over HTTP from FFmpeg ``-listen 1``) feeds the real service (``hlsdash serve`` as a
+A clocked live source (``clocked_source``: 1280x720 at 30 fps + a tone, each frame's counter
+drawn as black/white blocks, its capture time recorded when the frame is written to the encoder
+(x264 ``zerolatency``); live MPEG-TS over HTTP that a client joins at the live point, like a
+hardware encoder or a media server) feeds the real service (``hlsdash serve`` as a
 process; ``SEGMENT_DURATION=2``, ``PART_TARGET`` as configured, the default preset) through one
 ``low_latency`` stream with qualities 720p + 360p. Each player plays it in headless Chromium
 (``supervisor/static/player.html`` through the e2e harness); after a warm-up the benchmark takes
