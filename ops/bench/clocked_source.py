@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import math
 import os
 import queue
@@ -44,8 +43,9 @@ _MAX_LATENESS_S = 0.5
 # that frame not written yet, would deadlock the two pipes.
 _AUDIO_LEAD_FRAMES = 15
 _AUDIO_PIPE_BYTES = 1 << 20
-# A client this many chunks behind is too slow for a live source: it is dropped.
-_MAX_CLIENT_BACKLOG = 512
+# A client this far behind (~16 s at 4 Mb/s) is too slow for a live source and is dropped, as a
+# media server would; a busy machine's encoder that pauses for a second must not be.
+_MAX_CLIENT_BACKLOG_BYTES = 8 << 20
 
 
 def _test_picture(width: int, height: int) -> tuple[bytes, bytes, bytes]:
@@ -101,13 +101,21 @@ def encoder_argv(width: int, height: int, fps: int, audio_fd: int) -> list[str]:
     ]
 
 
+class _Client:
+    """One HTTP client's queue of live TS chunks (``queued_bytes`` is guarded by the source)."""
+
+    def __init__(self) -> None:
+        self.chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.queued_bytes = 0
+
+
 class ClockedSource:
     """The running source: its URL and the wall-clock time each frame counter was written."""
 
     def __init__(self, width: int, height: int, fps: int) -> None:
         self.width, self.height, self.fps = width, height, fps
         self._capture_time_s: dict[int, float] = {}
-        self._clients: set[queue.SimpleQueue[bytes | None]] = set()
+        self._clients: set[_Client] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._packet_phase = 0  # relayed bytes modulo the TS packet size
@@ -199,25 +207,38 @@ class ClockedSource:
                 break
             offset += len(chunk)
             with self._lock:  # a client attaching now gets the next chunk and its phase
-                for client in self._clients:
-                    client.put(chunk)
+                for client in list(self._clients):
+                    if client.queued_bytes > _MAX_CLIENT_BACKLOG_BYTES:
+                        self._clients.discard(client)
+                        client.chunks.put(None)
+                        continue
+                    client.chunks.put(chunk)
+                    client.queued_bytes += len(chunk)
                 self._packet_phase = offset % TS_PACKET_BYTES
         with self._lock:
             for client in self._clients:
-                client.put(None)
+                client.chunks.put(None)
 
-    def attach(self) -> tuple[queue.SimpleQueue[bytes | None], int]:
-        """A new client's chunk queue, and how many bytes of its first chunk to skip."""
-        client: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    def attach(self) -> tuple[_Client, int]:
+        """A new client, and how many bytes of its first chunk to skip."""
+        client = _Client()
         with self._lock:
             self._clients.add(client)
             skip = (-self._packet_phase) % TS_PACKET_BYTES
         return client, skip
 
-    def detach(self, client: queue.SimpleQueue[bytes | None]) -> None:
+    def next_chunk(self, client: _Client) -> bytes | None:
+        """The client's next chunk of the live stream; None when it ends for this client."""
+        chunk = client.chunks.get()
+        if chunk is not None:
+            with self._lock:
+                client.queued_bytes -= len(chunk)
+        return chunk
+
+    def detach(self, client: _Client) -> None:
         with self._lock:
             self._clients.discard(client)
-        client.put(None)
+        client.chunks.put(None)
 
     def stop(self) -> None:
         self._stop.set()
@@ -225,7 +246,7 @@ class ClockedSource:
         self._server.server_close()
         with self._lock:
             for client in self._clients:
-                client.put(None)
+                client.chunks.put(None)
         _stop_encoder(self.process, self._audio)
         for thread in self._threads:
             thread.join(timeout=5)
@@ -248,24 +269,14 @@ def _handler_for(source: ClockedSource) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             client, skip = source.attach()
             try:
-                self._stream(client, skip, self.wfile)
+                while (chunk := source.next_chunk(client)) is not None:
+                    self.wfile.write(chunk[skip:])
+                    self.wfile.flush()
+                    skip = 0
+            except OSError:
+                pass  # the client left
             finally:
                 source.detach(client)
-
-        @staticmethod
-        def _stream(
-            client: queue.SimpleQueue[bytes | None], skip: int, out: io.BufferedIOBase
-        ) -> None:
-            while True:
-                chunk = client.get()
-                if chunk is None or client.qsize() > _MAX_CLIENT_BACKLOG:
-                    return
-                try:
-                    out.write(chunk[skip:])
-                    out.flush()
-                except OSError:
-                    return  # the client left
-                skip = 0
 
     return LiveTsHandler
 
