@@ -11,6 +11,8 @@
 // The players are loaded lazily from ./vendor/ (served by the origin itself,
 // never a CDN), so a page that only uses hls.js never downloads Shaka.
 
+import { ServerClock } from "./clock.js";
+
 export const ENGINES = Object.freeze({
   hlsjs: { label: "hls.js", protocol: "hls" },
   dashjs: { label: "dash.js", protocol: "dash" },
@@ -131,6 +133,8 @@ class BaseAdapter {
     this.src = src;
     this.lowLatency = lowLatency;
     this.log = new ErrorLog();
+    // the server that serves src knows the clock its PDT / availability times are in
+    this.serverClock = new ServerClock(new URL("/time", src).href).start();
     this.onVideoError = () => {
       const err = video.error;
       // MediaError on the element itself means decoding/format failure.
@@ -151,6 +155,10 @@ class BaseAdapter {
   latencyS() {
     return null;
   }
+  // The engine's own latency figure only (latencyS() may fall back to the page's own measure).
+  playerLatencyS() {
+    return this.latencyS();
+  }
   // Wall clock now minus the wall-clock time of the frame on screen, from the manifest's own
   // clock mapping (HLS PROGRAM-DATE-TIME, DASH availabilityStartTime): independent of how the
   // engine defines its "latency".
@@ -164,6 +172,8 @@ class BaseAdapter {
   state() {
     const v = this.video;
     const frames = frameCounts(v);
+    const pdtLatencyS = this.isLive() ? finiteOrNull(this.wallClockLatencyS()) : null;
+    const clockOffsetS = this.serverClock.offsetS;
     return {
       engine: this.engine,
       src: this.src,
@@ -180,7 +190,11 @@ class BaseAdapter {
       decodedFrames: frames.decoded,
       bufferAheadS: bufferAheadS(v),
       latencyS: finiteOrNull(this.latencyS()),
-      pdtLatencyS: this.isLive() ? finiteOrNull(this.wallClockLatencyS()) : null,
+      playerLatencyS: finiteOrNull(this.playerLatencyS()),
+      pdtLatencyS,
+      // the same on the server's clock: what the viewer's picture is behind the server's "now"
+      measuredLatencyS: pdtLatencyS !== null && clockOffsetS !== null ? pdtLatencyS + clockOffsetS : null,
+      clockOffsetS,
       levels: this.levels(),
       currentLevel: this.currentLevel(),
       autoLevel: this.autoLevel(),
@@ -191,6 +205,7 @@ class BaseAdapter {
 
   destroy() {
     this.video.removeEventListener("error", this.onVideoError);
+    this.serverClock.stop();
   }
 }
 
@@ -470,13 +485,15 @@ class ShakaAdapter extends BaseAdapter {
   isLive() {
     return Boolean(this.player?.isLive());
   }
-  latencyS() {
+  playerLatencyS() {
     if (!this.isLive()) return null;
     const stats = this.player.getStats();
-    if (Number.isFinite(stats.liveLatency) && stats.liveLatency > 0) return stats.liveLatency;
+    return Number.isFinite(stats.liveLatency) && stats.liveLatency > 0 ? stats.liveLatency : null;
+  }
+  latencyS() {
     // Fallback: wall clock minus the wall-clock time of the playhead
     // (needs program-date-time / availabilityStartTime in the manifest).
-    return this.wallClockLatencyS();
+    return this.playerLatencyS() ?? (this.isLive() ? this.wallClockLatencyS() : null);
   }
   wallClockLatencyS() {
     const when = this.player?.getPlayheadTimeAsDate();
@@ -574,7 +591,10 @@ export function exposeTestHooks(getPlayer, pageErrors) {
         decodedFrames: 0,
         bufferAheadS: 0,
         latencyS: null,
+        playerLatencyS: null,
         pdtLatencyS: null,
+        measuredLatencyS: null,
+        clockOffsetS: null,
         levels: [],
         currentLevel: -1,
         errors: [...pageErrors],

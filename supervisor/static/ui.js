@@ -1,6 +1,10 @@
 // Small DOM helpers shared by the dashboard and the standalone player page.
 import { formatBitrate } from "./players.js";
 
+function seconds(x) {
+  return x === null || x === undefined ? "–" : `${x.toFixed(2)} s`;
+}
+
 /** One line of human-readable player stats from a __player_state() dict. */
 export function renderStats(s) {
   const level = s.currentLevel >= 0 ? s.levels[s.currentLevel] : null;
@@ -13,7 +17,8 @@ export function renderStats(s) {
     `${s.engine ?? "no engine"}`,
     `rendition ${rendition}${s.autoLevel === false ? " (manual)" : " (auto)"}`,
     `buffer ${s.bufferAheadS.toFixed(1)} s`,
-    `latency ${s.latencyS === null ? "–" : `${s.latencyS.toFixed(2)} s`}`,
+    // what the player says next to what it shows: now (server clock) − the playhead's PDT / AST
+    `latency ${seconds(s.latencyS)} (player) · ${seconds(s.measuredLatencyS)} (measured)`,
     `t ${s.currentTime.toFixed(1)} s`,
     `frames ${s.decodedFrames} (${s.droppedFrames} dropped)`,
   ];

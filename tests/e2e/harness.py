@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
+    FloatRect,
     Page,
     Response,
     sync_playwright,
@@ -126,6 +127,28 @@ class PlayerState:
         """Wall clock minus the on-screen frame's wall-clock time (PDT / DASH AST mapping)."""
         value = self.raw.get("pdtLatencyS")
         return None if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A screenshot of the playing picture; ``taken_at_s`` (wall clock) is mid-capture."""
+
+    png: bytes
+    taken_at_s: float
+    duration_s: float  # how long the capture took: the uncertainty of taken_at_s is half of it
+    video_height: int  # the rendition on screen
+
+
+# The picture's box inside the <video> element (object-fit: contain centres it), page pixels.
+_PICTURE_BOX_JS = """() => {
+  const v = document.getElementById("video");
+  if (!v || !v.videoWidth || !v.videoHeight) return null;
+  const r = v.getBoundingClientRect();
+  const scale = Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
+  const width = v.videoWidth * scale, height = v.videoHeight * scale;
+  return {x: r.left + (r.width - width) / 2, y: r.top + (r.height - height) / 2,
+          width, height, videoHeight: v.videoHeight};
+}"""
 
 
 def player_url(
@@ -250,6 +273,26 @@ class PlayerSession:
 
     def screenshot(self, path: Path) -> None:
         self.page.screenshot(path=str(path))
+
+    def picture(self) -> Picture | None:
+        """A PNG of the video picture as the viewer sees it, and when it was taken.
+
+        The screenshot is clipped to the picture inside the ``<video>`` box (letterbox bars
+        left out), so the image's top-left corner is the picture's. None before the first frame.
+        """
+        box = self.page.evaluate(_PICTURE_BOX_JS)
+        if box is None:
+            return None
+        started_s = time.time()
+        clip = FloatRect(x=box["x"], y=box["y"], width=box["width"], height=box["height"])
+        png = self.page.screenshot(clip=clip)
+        ended_s = time.time()
+        return Picture(
+            png=png,
+            taken_at_s=(started_s + ended_s) / 2,
+            duration_s=ended_s - started_s,
+            video_height=int(box["videoHeight"]),
+        )
 
     def close(self) -> None:
         if not self.page.is_closed():
