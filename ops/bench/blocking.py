@@ -307,6 +307,11 @@ def report_round(number: int, result: Round, cpu_s: float, wall_s: float) -> lis
         where = f"last request sent {lead_ms:.0f} ms before publish" + (
             "" if lead_ms > 0 else " (NOT parked: these waiters did not wait)"
         )
+        if min(delays, default=math.inf) < -0.001:  # the stamp is truncated to the millisecond
+            where += (
+                "; WARNING: an answer came before the publish stamp, so the part was visible "
+                "before the commit of the segment ahead of it and these delays read short"
+            )
     seen = [a.seen_unix_s - published for a in answers if a.ok and a.seen_unix_s and published]
     print(
         f"round {number}: {len(answers)} waiters {counts}; {where}; publish→answer "
