@@ -207,6 +207,12 @@ class PublishTime:
         return self.unix_s
 
     def _fetch(self) -> None:
+        try:
+            self._poll()
+        except (OSError, RuntimeError, ValueError) as error:  # reported with the round
+            self.error = f"status read failed: {error}"
+
+    def _poll(self) -> None:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             info = self._service.stream(STREAM)

@@ -257,7 +257,7 @@ def steady_bare(args: argparse.Namespace, rungs: Sequence[Rung]) -> tuple[Run, l
     """(a): CPU over the window, and the argv (to compare with the service's)."""
     with output_fds(["/dev/null"] * (len(rungs) + 1)) as fds:
         spec = encode_spec(
-            args.width, args.height, rungs, seconds=0, realtime=True,
+            args.width, args.height, rungs, seconds=0, realtime=True,  # endless, killed after
             preset=args.preset, segment_s=args.segment, fds=fds,
         )  # fmt: skip
         argv = build_ffmpeg_argv(spec)
@@ -270,7 +270,7 @@ def steady_per_rendition(args: argparse.Namespace, rungs: Sequence[Rung]) -> Run
         jobs = []
         for rung, fd in zip(rungs, fds, strict=False):
             spec = encode_spec(
-                args.width, args.height, [rung], seconds=0, realtime=True,
+                args.width, args.height, [rung], seconds=0, realtime=True,  # endless
                 preset=args.preset, segment_s=args.segment, fds=[fd], audio=False,
             )  # fmt: skip
             jobs.append((build_ffmpeg_argv(spec), [fd]))
