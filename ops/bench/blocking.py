@@ -260,8 +260,9 @@ def one_round(service: Service, socks: list[socket.socket], timeout_s: float) ->
     deadline = time.monotonic() + timeout_s
     while len(answers) < len(socks) and time.monotonic() < deadline:
         for key, _ in selector.select(timeout=0.5):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
+            sock = ready
             try:
                 chunk, stamp = receive_stamped(sock)
             except BlockingIOError:

@@ -33,8 +33,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -61,27 +60,21 @@ from ops.bench.common import (
     parse_size,
     running_service,
 )
+from ops.bench.steady import (
+    Run,
+    argv_difference,
+    cpu_rates,
+    measure_encoders,
+    per_round_ratios,
+    service_frames,
+    steady_window,
+)
 from supervisor.service import ffmpeg_has_filter
 
 HAS_ZSCALE = ffmpeg_has_filter(FFMPEG, "zscale")
 ALL_RUNGS = ("1080p", "720p", "480p", "360p", "240p")
 PRESETS = ("ultrafast", "superfast", "veryfast")
 PSNR_TOLERANCE_DB = 0.3
-
-
-@dataclass
-class Run:
-    cpu_s: float
-    wall_s: float
-    media_s: float
-
-    @property
-    def cpu_per_media_s(self) -> float:
-        return self.cpu_s / self.media_s
-
-    @property
-    def speed(self) -> float:
-        return self.media_s / self.wall_s
 
 
 def encode_spec(
@@ -172,85 +165,11 @@ def bare(args: argparse.Namespace, rungs: Sequence[Rung], *, preset: str) -> Run
         return run_processes([(build_ffmpeg_argv(spec), fds)], args.seconds)
 
 
-# --- (a) (b) (c): the same steady-state window for every contender ------------------------------
-
-
-def steady_window(
-    frame_reports: Iterable[int],
-    cpu_now: Callable[[], Sequence[float]],
-    clock: Callable[[], float],
-    *,
-    warmup_frames: int,
-    window_frames: int,
-) -> list[Run]:
-    """CPU over the same stretch of media, whoever the encoder is.
-
-    ``frame_reports`` yields FFmpeg's ``-progress`` frame count as each report arrives. The window
-    opens at the first report at or past ``warmup_frames`` and closes at the first report at least
-    ``window_frames`` later; media seconds are the frames in between (not the wall time, so a late
-    report costs nothing). One ``Run`` per CPU counter that ``cpu_now`` returns.
-    """
-    opened: tuple[int, Sequence[float], float] | None = None
-    for frames in frame_reports:
-        if opened is None:
-            if frames >= warmup_frames:
-                opened = (frames, cpu_now(), clock())
-            continue
-        first_frames, cpu_before, opened_at = opened
-        if frames - first_frames >= window_frames:
-            cpu_after, closed_at = cpu_now(), clock()
-            media_s = (frames - first_frames) / FPS
-            return [
-                Run(after - before, closed_at - opened_at, media_s)
-                for before, after in zip(cpu_before, cpu_after, strict=True)
-            ]
-    raise RuntimeError("the encoder stopped before the measured window was complete")
-
-
-def progress_frames(lines: Iterable[bytes]) -> Iterator[int]:
-    """Frame counts from an FFmpeg ``-progress`` feed, one per report (``progress=`` line)."""
-    frames = 0
-    for raw in lines:
-        key, _, value = raw.decode(errors="replace").strip().partition("=")
-        if key == "frame" and value.isdigit():
-            frames = int(value)
-        elif key == "progress":
-            yield frames
-
-
-def measure_encoders(args: argparse.Namespace, jobs: Sequence[tuple[list[str], list[int]]]) -> Run:
-    """Run FFmpeg processes side by side on an endless source; the first one's progress times
-    the window, the CPU is all of theirs. They are killed once the window is measured."""
-    with tempfile.TemporaryFile() as stderr_log:
-        procs = [
-            subprocess.Popen(
-                argv,
-                pass_fds=fds,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if index == 0 else subprocess.DEVNULL,
-                stderr=stderr_log,
-            )
-            for index, (argv, fds) in enumerate(jobs)
-        ]
-        try:
-            handles = [psutil.Process(p.pid) for p in procs]
-            assert procs[0].stdout is not None
-            (run,) = steady_window(
-                progress_frames(procs[0].stdout),
-                lambda: (sum(cpu_seconds(h) for h in handles),),
-                time.monotonic,
-                warmup_frames=round(args.warmup * FPS),
-                window_frames=round(args.seconds * FPS),
-            )
-        except (RuntimeError, psutil.Error) as error:
-            stderr_log.seek(0)
-            tail = stderr_log.read().decode(errors="replace")[-1500:]
-            raise RuntimeError(f"{error}; ffmpeg said:\n{tail}") from error
-        finally:
-            for proc in procs:
-                proc.kill()
-                proc.wait()
-    return run
+def window_frames(args: argparse.Namespace) -> dict[str, int]:
+    return {
+        "warmup_frames": round(args.warmup * FPS),
+        "window_frames": round(args.seconds * FPS),
+    }
 
 
 def steady_bare(args: argparse.Namespace, rungs: Sequence[Rung]) -> tuple[Run, list[str]]:
@@ -261,7 +180,7 @@ def steady_bare(args: argparse.Namespace, rungs: Sequence[Rung]) -> tuple[Run, l
             preset=args.preset, segment_s=args.segment, fds=fds,
         )  # fmt: skip
         argv = build_ffmpeg_argv(spec)
-        return measure_encoders(args, [(argv, fds)]), argv
+        return measure_encoders([(argv, fds)], **window_frames(args)), argv
 
 
 def steady_per_rendition(args: argparse.Namespace, rungs: Sequence[Rung]) -> Run:
@@ -282,23 +201,7 @@ def steady_per_rendition(args: argparse.Namespace, rungs: Sequence[Rung]) -> Run
             *cmaf_output_args(audio_fragment_duration_s(0.5), video=False, fd=audio_fd),
         ]  # fmt: skip
         jobs.append((audio_argv, [audio_fd]))
-        return measure_encoders(args, jobs)
-
-
-def service_frames(service: Service, stream_id: str, pid: int) -> Iterator[int]:
-    """The service's view of the same ``-progress`` feed: ``encoder.frames`` as it changes."""
-    last = -1
-    while True:
-        encoder = service.stream(stream_id)["encoder"]
-        assert isinstance(encoder, dict)
-        if encoder["pid"] != pid:
-            info = service.stream(stream_id)
-            raise RuntimeError(f"encoder restarted during the window: {info.get('last_error')}")
-        frames = int(encoder["frames"])
-        if frames != last:
-            last = frames
-            yield frames
-        time.sleep(0.05)
+        return measure_encoders(jobs, **window_frames(args))
 
 
 def steady_pipeline(
@@ -324,25 +227,11 @@ def steady_pipeline(
             service_frames(service, stream_id, pid),
             lambda: (cpu_seconds(ffmpeg), cpu_seconds(svc)),
             time.monotonic,
-            warmup_frames=round(args.warmup * FPS),
-            window_frames=round(args.seconds * FPS),
+            **window_frames(args),
         )
     finally:
         service.delete(stream_id)
     return ff_run, svc_run, cmdline
-
-
-def argv_difference(ours: Sequence[str], theirs: Sequence[str]) -> list[tuple[str, str]]:
-    """Where two FFmpeg command lines differ, ignoring the binary and the pipe fd numbers."""
-
-    def normal(argv: Sequence[str]) -> list[str]:
-        return [re.sub(r"^pipe:\d+$", "pipe:N", a) for a in argv[1:]]
-
-    a, b = normal(ours), normal(theirs)
-    differences = [(x, y) for x, y in zip(a, b, strict=False) if x != y]
-    if len(a) != len(b):
-        differences.append((f"{len(a)} args", f"{len(b)} args"))
-    return differences
 
 
 _PSNR_RE = re.compile(r"average:([0-9.]+|inf)")
@@ -404,15 +293,6 @@ def variant(
     return run, scores
 
 
-def per_round_ratios(numerators: Sequence[Run], denominators: Sequence[Run]) -> list[float]:
-    pairs = zip(numerators, denominators, strict=True)
-    return [n.cpu_per_media_s / d.cpu_per_media_s for n, d in pairs]
-
-
-def cpu_rates(runs: Sequence[Run]) -> list[float]:
-    return [r.cpu_per_media_s for r in runs]
-
-
 def compare_abc(args: argparse.Namespace, rungs: Sequence[Rung]) -> None:
     header(
         f"(a) bare FFmpeg  (b) hlsdash pipeline  (c) FFmpeg per rendition  [all -re; "
@@ -472,8 +352,13 @@ def compare_abc(args: argparse.Namespace, rungs: Sequence[Rung]) -> None:
 def ladder_variants() -> list[tuple[str, dict[str, object]]]:
     # scaling variants keep x264's own veryfast (hexagon search) so they compare with the
     # naive ladder on scaling alone; the product's default adds diamond search on top
-    naive = {"scaler": "bicubic", "cascade": False, "halving": False, "hub": False}
-    plain = {"diamond": False}
+    naive: dict[str, object] = {
+        "scaler": "bicubic",
+        "cascade": False,
+        "halving": False,
+        "hub": False,
+    }
+    plain: dict[str, object] = {"diamond": False}
     return [
         ("naive/bicubic", {**naive, **plain}),
         ("halving/bicubic", {"scaler": "bicubic", "cascade": False, "hub": False, **plain}),

@@ -21,13 +21,13 @@ from ops.bench.blocking import (
     response_complete,
 )
 from ops.bench.common import FFMPEG, fmt_ms, fmt_spread, percentile
-from ops.bench.ladder import Run, argv_difference, progress_frames, steady_window
 from ops.bench.origin import (
     SHIPPED_CONF,
     parse_wrk_output,
     plain_server,
     shipped_file_cache_directives,
 )
+from ops.bench.steady import Run, argv_difference, progress_frames, steady_window
 
 # --- percentiles count failures ------------------------------------------------------------------
 
