@@ -34,6 +34,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -293,45 +294,74 @@ def variant(
     return run, scores
 
 
+@dataclass(frozen=True, slots=True)
+class AbcRound:
+    a: Run
+    b_ffmpeg: Run
+    b_service: Run  # the service process itself
+    c: Run
+    argv_differences: list[tuple[str, str]]  # (a)'s argv vs the service's FFmpeg command line
+
+    @property
+    def b(self) -> Run:
+        ffmpeg, service = self.b_ffmpeg, self.b_service
+        return Run(ffmpeg.cpu_s + service.cpu_s, ffmpeg.wall_s, ffmpeg.media_s)
+
+
+def abc_round(
+    args: argparse.Namespace, service: Service, rungs: Sequence[Rung], stream_id: str
+) -> AbcRound:
+    a, bare_argv = steady_bare(args, rungs)
+    ffmpeg, service_run, service_argv = steady_pipeline(args, service, rungs, stream_id)
+    c = steady_per_rendition(args, rungs)
+    return AbcRound(a, ffmpeg, service_run, c, argv_difference(bare_argv, service_argv))
+
+
 def compare_abc(args: argparse.Namespace, rungs: Sequence[Rung]) -> None:
     header(
         f"(a) bare FFmpeg  (b) hlsdash pipeline  (c) FFmpeg per rendition  [all -re; "
         f"{args.warmup:g} media-s warm-up skipped, then {args.seconds:g} media-s measured; "
         f"{args.repeat} round(s), interleaved]"
     )
-    a_runs: list[Run] = []
-    b_runs: list[Run] = []  # FFmpeg + service, summed per round
-    b_service: list[float] = []
-    c_runs: list[Run] = []
+    rounds: list[AbcRound] = []
+    attempts = 0
     with running_service(
         ENCODER_PRESET=args.preset,
         SEGMENT_DURATION=f"{args.segment:g}",
         PART_TARGET="0.5" if args.segment >= 1 else f"{args.segment:g}",
         LOW_LATENCY_HLS="true",
     ) as service:
-        for round_number in range(1, args.repeat + 1):
-            a, bare_argv = steady_bare(args, rungs)
-            a_runs.append(a)
-            ff, svc, service_argv = steady_pipeline(args, service, rungs, f"ladder{round_number}")
-            b = Run(ff.cpu_s + svc.cpu_s, ff.wall_s, ff.media_s)
-            b_runs.append(b)
-            b_service.append(svc.cpu_per_media_s)
-            c = steady_per_rendition(args, rungs)
-            c_runs.append(c)
+        while len(rounds) < args.repeat:
+            attempts += 1
+            try:
+                one = abc_round(args, service, rungs, f"ladder{attempts}")
+            except RuntimeError as error:
+                # e.g. the service's watchdog replaced an encoder starved by a loaded machine:
+                # that window measured a restart, not the steady state
+                if attempts >= 2 * args.repeat:
+                    raise
+                print(f"round {len(rounds) + 1}: discarded, measured again ({error})", flush=True)
+                continue
+            rounds.append(one)
+            b, ffmpeg, svc = one.b, one.b_ffmpeg, one.b_service
             print(
-                f"round {round_number}: (a) {a.cpu_per_media_s:.3f}  (b) {b.cpu_per_media_s:.3f} "
-                f"(ffmpeg {ff.cpu_per_media_s:.3f} + service {svc.cpu_per_media_s:.3f}, "
-                f"{ff.media_s:.1f} media-s in {ff.wall_s:.1f} s)  (c) {c.cpu_per_media_s:.3f} "
-                f"CPU-s/media-s; load {os.getloadavg()[0]:.2f}",
+                f"round {len(rounds)}: (a) {one.a.cpu_per_media_s:.3f}  "
+                f"(b) {b.cpu_per_media_s:.3f} (ffmpeg {ffmpeg.cpu_per_media_s:.3f} + service "
+                f"{svc.cpu_per_media_s:.3f}, {ffmpeg.media_s:.1f} media-s in {ffmpeg.wall_s:.1f} s)"
+                f"  (c) {one.c.cpu_per_media_s:.3f} CPU-s/media-s; load {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
-            if round_number == 1:
-                differences = argv_difference(bare_argv, service_argv)
+            if len(rounds) == 1:
                 print(
                     "(a)'s argv equals the service's FFmpeg command line"
-                    if not differences
-                    else f"WARNING: (a)'s argv differs from the service's: {differences[:6]}"
+                    if not one.argv_differences
+                    else f"WARNING: (a)'s argv differs from the service's: "
+                    f"{one.argv_differences[:6]}"
                 )
+    a_runs = [r.a for r in rounds]
+    b_runs = [r.b for r in rounds]
+    b_service = [r.b_service.cpu_per_media_s for r in rounds]
+    c_runs = [r.c for r in rounds]
     print(f"(a) bare ffmpeg      : {fmt_spread(cpu_rates(a_runs))} CPU-s/media-s")
     print(
         f"(b) hlsdash pipeline : {fmt_spread(cpu_rates(b_runs))} CPU-s/media-s "
@@ -457,7 +487,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--warmup", type=float, default=4, help="media seconds skipped before (a)(b)(c)'s window"
     )
-    parser.add_argument("--repeat", type=int, default=3, help="rounds per variant (median)")
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="rounds per variant, median (3; --tiny: 1)"
+    )
     parser.add_argument("--rungs", default=",".join(ALL_RUNGS))
     parser.add_argument("--preset", default="veryfast", help="x264 preset for (a)(b)(c)")
     parser.add_argument("--segment", type=float, default=2.0, help="segment duration, s")
@@ -471,7 +503,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.tiny:
         args.size, args.seconds, args.rungs, args.segment = "640x360", 2.0, "360p,240p", 1.0
-        args.warmup, args.repeat, args.presets = 1.0, 1, "ultrafast"
+        args.warmup, args.presets = 1.0, "ultrafast"
+    if args.repeat is None:
+        args.repeat = 1 if args.tiny else 3
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     args.width, args.height = parse_size(args.size)
