@@ -12,9 +12,11 @@
 lavfi) and are measured over the same steady-state window: FFmpeg's own ``-progress`` frame count
 (read from its pipe for (a)/(c), from the API's ``encoder.frames`` for (b)) skips the first
 ``--warmup`` media seconds, then CPU-seconds are taken over the next ``--seconds`` of media
-(CPU-s per media-s). Each is repeated ``--repeat`` times (default 3), interleaved a, b, c, a, b,
-c, … so a change in the machine's load hits all three alike; the median is printed with the
-spread (min–max) and the ratios of medians with the spread of the per-round ratios.
+(CPU-s per media-s). (c)'s processes are each measured over their own window of that media and
+their rates added (on a loaded machine they drift apart). Each is repeated ``--repeat`` times
+(default 3), interleaved a, b, c, a, b, c, … so a change in the machine's load hits all three
+alike; the median is printed with the spread (min–max) and the ratios of medians with the spread
+of the per-round ratios.
 
 Then the ladder variants (naive/halving/hub/cascaded scaling × bicubic/fast_bilinear scaler; hub =
 zscale, low rungs from the 2nd rung) run flat out (their speed is the realtime factor), also
@@ -185,7 +187,7 @@ def steady_bare(args: argparse.Namespace, rungs: Sequence[Rung]) -> tuple[Run, l
 
 
 def steady_per_rendition(args: argparse.Namespace, rungs: Sequence[Rung]) -> Run:
-    """(c): one process per rung plus one for audio; the top rung's progress times the window."""
+    """(c): one process per rung plus one for audio, each over its own window, rates added."""
     with output_fds(["/dev/null"] * (len(rungs) + 1)) as fds:
         jobs = []
         for rung, fd in zip(rungs, fds, strict=False):
@@ -197,6 +199,7 @@ def steady_per_rendition(args: argparse.Namespace, rungs: Sequence[Rung]) -> Run
         audio_fd = fds[-1]
         audio_argv = [
             FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error",
+            "-progress", "pipe:1", "-nostats",
             "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
             "-map", "0:a:0", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
             *cmaf_output_args(audio_fragment_duration_s(0.5), video=False, fd=audio_fd),

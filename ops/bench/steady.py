@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -69,51 +70,91 @@ def steady_window(
 
 
 def progress_frames(lines: Iterable[bytes]) -> Iterator[int]:
-    """Frame counts from an FFmpeg ``-progress`` feed, one per report (``progress=`` line)."""
-    frames = 0
+    """Media progress in frames from an FFmpeg ``-progress`` feed, one per report.
+
+    Video feeds say ``frame=``; an audio-only feed has no frame count, so its ``out_time_us``
+    is turned into frames at the bench's frame rate (the same media time).
+    """
+    frames: int | None = None
+    out_time_us = 0
     for raw in lines:
         key, _, value = raw.decode(errors="replace").strip().partition("=")
         if key == "frame" and value.isdigit():
             frames = int(value)
+        elif key == "out_time_us" and value.isdigit():
+            out_time_us = int(value)
         elif key == "progress":
-            yield frames
+            yield frames if frames is not None else round(out_time_us * FPS / 1_000_000)
 
 
 def measure_encoders(
     jobs: Sequence[tuple[list[str], list[int]]], *, warmup_frames: int, window_frames: int
 ) -> Run:
-    """Run FFmpeg processes side by side on an endless source; the first one's progress times
-    the window, the CPU is all of theirs. They are killed once the window is measured."""
+    """Run FFmpeg processes side by side on an endless source (each with ``-progress pipe:1``).
+
+    Each process is measured over its own window of the same media, and their CPU-s per media-s
+    add up: on a loaded machine processes that read at real time drift apart (the cheap ones
+    keep up, the expensive ones lag), so one wall-clock window would not be the same media for
+    all. The result is that sum, over the first process's window. All are killed at the end.
+    """
     with tempfile.TemporaryFile() as stderr_log:
         procs = [
             subprocess.Popen(
                 argv,
                 pass_fds=fds,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if index == 0 else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=stderr_log,
             )
-            for index, (argv, fds) in enumerate(jobs)
+            for argv, fds in jobs
+        ]
+        results: list[Run | Exception | None] = [None] * len(procs)
+        measured = [threading.Event() for _ in procs]
+
+        def measure(index: int) -> None:
+            stdout = procs[index].stdout
+            assert stdout is not None
+            reports = progress_frames(stdout)
+            try:
+                handle = psutil.Process(procs[index].pid)
+                (results[index],) = steady_window(
+                    reports,
+                    lambda: (cpu_seconds(handle),),
+                    time.monotonic,
+                    warmup_frames=warmup_frames,
+                    window_frames=window_frames,
+                )
+            except (RuntimeError, psutil.Error) as error:
+                results[index] = error
+            finally:
+                measured[index].set()
+            for _ in reports:  # keep the pipe drained: a full pipe would stall this encoder
+                pass
+
+        readers = [
+            threading.Thread(target=measure, args=(i,), daemon=True) for i in range(len(procs))
         ]
         try:
-            handles = [psutil.Process(p.pid) for p in procs]
-            assert procs[0].stdout is not None
-            (run,) = steady_window(
-                progress_frames(procs[0].stdout),
-                lambda: (sum(cpu_seconds(h) for h in handles),),
-                time.monotonic,
-                warmup_frames=warmup_frames,
-                window_frames=window_frames,
-            )
-        except (RuntimeError, psutil.Error) as error:
-            stderr_log.seek(0)
-            tail = stderr_log.read().decode(errors="replace")[-1500:]
-            raise RuntimeError(f"{error}; ffmpeg said:\n{tail}") from error
+            for reader in readers:
+                reader.start()
+            for done in measured:
+                done.wait()
         finally:
             for proc in procs:
                 proc.kill()
                 proc.wait()
-    return run
+            for reader in readers:
+                reader.join(timeout=10)
+        runs = [r for r in results if isinstance(r, Run)]
+        if len(runs) != len(procs):
+            stderr_log.seek(0)
+            tail = stderr_log.read().decode(errors="replace")[-1500:]
+            raise RuntimeError(
+                f"{[r for r in results if not isinstance(r, Run)]}; ffmpeg said:\n{tail}"
+            )
+    first = runs[0]
+    total_per_media_s = sum(r.cpu_per_media_s for r in runs)
+    return Run(total_per_media_s * first.media_s, first.wall_s, first.media_s)
 
 
 def service_frames(service: Service, stream_id: str, pid: int) -> Iterator[int]:

@@ -235,6 +235,20 @@ def test_progress_frames_from_a_real_ffmpeg_progress_feed() -> None:
     assert frames[-1] == 30
 
 
+def test_progress_of_an_audio_only_feed_is_its_media_time_in_frames() -> None:
+    audio_only = [
+        FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error",
+        "-progress", "pipe:1", "-stats_period", "0.1",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1",
+        "-c:a", "aac", "-f", "null", "-",
+    ]  # fmt: skip
+    result = subprocess.run(audio_only, capture_output=True, check=True, timeout=60)
+    assert b"frame=" not in result.stdout  # nothing but out_time to go by
+    frames = list(progress_frames(result.stdout.splitlines(keepends=True)))
+    assert frames == sorted(frames)
+    assert frames[-1] == pytest.approx(30, abs=1)  # 1 s of audio = 30 frames at the bench's rate
+
+
 def test_argv_difference_ignores_fd_numbers_and_the_binary() -> None:
     ours = ["/a/ffmpeg", "-i", "x", "-f", "mp4", "pipe:5", "pipe:6"]
     theirs = ["/b/ffmpeg", "-i", "x", "-f", "mp4", "pipe:9", "pipe:10"]
