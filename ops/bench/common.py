@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import resource
@@ -62,17 +63,38 @@ def raise_fd_limit(wanted: int = 65536) -> int:
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
+    """Linear-interpolated percentile; ``+inf`` values (timeouts, failures) count, never dropped."""
     if not values:
         return float("nan")
     ordered = sorted(values)
     k = (len(ordered) - 1) * pct / 100
     lo = int(k)
     hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+    fraction = k - lo
+    if fraction == 0 or ordered[lo] == ordered[hi]:
+        return ordered[lo]
+    if math.isinf(ordered[hi]):
+        return math.inf  # any share of an infinite neighbour is infinite (inf - x is not a number)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * fraction
 
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def fmt_spread(values: Sequence[float], digits: int = 3) -> str:
+    """``median (min–max, n=N)`` of repeated measurements."""
+    if not values:
+        return "n/a"
+    return (
+        f"{median(values):.{digits}f} "
+        f"({min(values):.{digits}f}–{max(values):.{digits}f}, n={len(values)})"
+    )
+
+
+def fmt_ms(seconds: float) -> str:
+    """Milliseconds with one decimal; ``inf`` stays ``inf`` (a timeout or a failed answer)."""
+    return "inf" if math.isinf(seconds) else f"{seconds * 1000:.1f}"
 
 
 def cpu_seconds(proc: psutil.Process) -> float:

@@ -25,6 +25,19 @@ BENCHES = [
 # headless Chromium, two live pipelines and two players: more than the others' 2 minutes
 TIMEOUT_S = {"glass": 300}
 
+# What a run must have printed besides its sections: its baseline ratio, and the checks that keep
+# the comparison honest (same argv as the service; every waiter answered; LL through the front).
+EXPECTED = {
+    "ladder": (
+        "ratios of medians: b/a = ",
+        "(a)'s argv equals the service's FFmpeg command line",
+        "PSNR dB",
+        "largest realtime ladder",
+    ),
+    "origin": ("ratios (2xx req/s): origin/nginx segment ", "-> OK"),
+    "blocking": ("round 1: 100 waiters {'ok': 100}", "0 failed or timed out (inf)"),
+}
+
 
 @pytest.mark.parametrize(("name", "extra"), BENCHES, ids=[" ".join((n, *e)) for n, e in BENCHES])
 def test_bench_runs_at_tiny_size(name: str, extra: tuple[str, ...]) -> None:
@@ -44,3 +57,5 @@ def test_bench_runs_at_tiny_size(name: str, extra: tuple[str, ...]) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "==" in result.stdout  # printed at least one section
+    for expected in EXPECTED.get(name, ()):
+        assert expected in result.stdout, f"{expected!r} missing:\n{result.stdout[-3000:]}"
