@@ -29,6 +29,13 @@ import imageio_ffmpeg
 import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
+# The service under test runs from this tree (default: this checkout). ops.bench.compare points it
+# at a worktree of another commit, so one bench's code measures two versions of the service.
+SERVICE_TREE_VARIABLE = "HLSDASH_BENCH_SERVICE_TREE"
+
+
+def service_tree() -> Path:
+    return Path(os.environ.get(SERVICE_TREE_VARIABLE) or ROOT)
 FFMPEG = os.environ.get("FFMPEG_PATH") or imageio_ffmpeg.get_ffmpeg_exe()
 FPS = 30
 
@@ -186,6 +193,7 @@ def service_environment(output_dir: Path, **overrides: str) -> dict[str, str]:
         "ALLOWED_PROTOCOLS": "http,https,rtmp,rtmps,rtsp,rtsps,srt,udp,rtp,lavfi,file",
         "LOG_LEVEL": "warning",
         "STALE_THRESHOLD": "600",
+        "PYTHONPATH": str(service_tree()),
     }
     env.update(overrides)
     return env
@@ -208,7 +216,7 @@ def running_service(workdir: Path | None = None, **overrides: str) -> Iterator[S
         process = subprocess.Popen(
             [sys.executable, "-m", "supervisor.cli", "serve"],
             env=env,
-            cwd=ROOT,
+            cwd=service_tree(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

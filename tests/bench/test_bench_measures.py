@@ -255,3 +255,14 @@ def test_argv_difference_ignores_fd_numbers_and_the_binary() -> None:
     assert argv_difference(ours, theirs) == []
     assert argv_difference(ours, [*theirs[:2], "y", *theirs[3:]]) == [("x", "y")]
     assert argv_difference(ours, theirs[:-1]) == [("6 args", "5 args")]
+
+
+def test_compare_keeps_only_each_benchmarks_summary_lines() -> None:
+    from ops.bench.compare import summary_lines
+
+    output = "== rounds ==\nround 1: 100 waiters\nnoise\nall rounds: p99 13 ms\n"
+    assert summary_lines("blocking", output) == ["round 1: 100 waiters", "all rounds: p99 13 ms"]
+    assert summary_lines("origin", "hlsdash origin  segment 10\nother\nratios (2xx): 1.0") == [
+        "hlsdash origin  segment 10",
+        "ratios (2xx): 1.0",
+    ]
