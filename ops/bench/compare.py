@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args(argv)
     benches = args.bench or ["blocking", "origin"]
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    rev_parse = ["git", "rev-parse", "--short", "HEAD"]
+    head = subprocess.run(rev_parse, cwd=ROOT, capture_output=True, text=True, check=True)
+    head_rev = head.stdout.strip()
     with tempfile.TemporaryDirectory(prefix="hlsdash-base-") as temp:
         base_tree = Path(temp) / "base"
         subprocess.run(
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for round_index in range(1, args.rounds + 1):
                 for bench in benches:
-                    for label, tree in ((args.base, base_tree), (f"HEAD {head}", None)):
+                    for label, tree in ((args.base, base_tree), (f"HEAD {head_rev}", None)):
                         print(f"== {bench} / {label} / round {round_index}", flush=True)
                         lines = summary_lines(bench, run_bench(bench, tree, args.tiny))
                         print("\n".join(lines) or "(no summary lines)", flush=True)

@@ -21,6 +21,7 @@ from ops.bench.blocking import (
     response_complete,
 )
 from ops.bench.common import FFMPEG, fmt_ms, fmt_spread, percentile
+from ops.bench.compare import summary_lines
 from ops.bench.origin import (
     SHIPPED_CONF,
     parse_wrk_output,
@@ -258,8 +259,6 @@ def test_argv_difference_ignores_fd_numbers_and_the_binary() -> None:
 
 
 def test_compare_keeps_only_each_benchmarks_summary_lines() -> None:
-    from ops.bench.compare import summary_lines
-
     output = "== rounds ==\nround 1: 100 waiters\nnoise\nall rounds: p99 13 ms\n"
     assert summary_lines("blocking", output) == ["round 1: 100 waiters", "all rounds: p99 13 ms"]
     assert summary_lines("origin", "hlsdash origin  segment 10\nother\nratios (2xx): 1.0") == [
