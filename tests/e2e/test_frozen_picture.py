@@ -30,7 +30,7 @@ STREAM = "clock"
 QUALITIES = ("360p", "240p")
 PLAY_TIMEOUT_S = 25.0
 WARMUP_S = 3.0  # "past the first seconds": start-up seeks and catch-up are not freezes
-SHOTS = 6
+SHOTS = 8  # 7 pairs: a picture that only moves once per 2 s segment shows up in several
 SHOT_INTERVAL_S = 0.7
 LL_EXTRA = {"target": "mpd"}  # dash.js aims at the MPD's own target latency
 
