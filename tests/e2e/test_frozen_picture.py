@@ -98,4 +98,6 @@ def _check_measured_latency_shown(session: PlayerSession) -> None:
     assert state.pdt_latency_s is not None, session.diagnostics(state)
     assert measured_s == pytest.approx(state.pdt_latency_s + offset_s), session.diagnostics(state)
     stats = session.page.locator("#stats").inner_text()
-    assert re.search(r"latency (-?\d+\.\d\d s|–) \(player\) · -?\d+\.\d\d s \(measured\)", stats), stats
+    assert re.search(r"latency (-?\d+\.\d\d s|–) \(player\) · -?\d+\.\d\d s \(measured\)", stats), (
+        stats
+    )
