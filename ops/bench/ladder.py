@@ -69,8 +69,8 @@ from ops.bench.steady import (
     cpu_rates,
     measure_encoders,
     per_round_ratios,
-    service_frames,
     steady_window,
+    waiting_on_service,
 )
 from supervisor.service import ffmpeg_has_filter
 
@@ -228,7 +228,7 @@ def steady_pipeline(
         ffmpeg, svc = psutil.Process(pid), service.ps
         cmdline = ffmpeg.cmdline()
         ff_run, svc_run = steady_window(
-            service_frames(service, stream_id, pid),
+            waiting_on_service(service, stream_id, pid),
             lambda: (cpu_seconds(ffmpeg), cpu_seconds(svc)),
             time.monotonic,
             **window_frames(args),

@@ -38,7 +38,7 @@ class Run:
 
 
 def steady_window(
-    frame_reports: Iterable[int],
+    wait_for_frames: Callable[[int], int],
     cpu_now: Callable[[], Sequence[float]],
     clock: Callable[[], float],
     *,
@@ -47,26 +47,33 @@ def steady_window(
 ) -> list[Run]:
     """CPU over the same stretch of media, whoever the encoder is.
 
-    ``frame_reports`` yields FFmpeg's ``-progress`` frame count as each report arrives. The window
-    opens at the first report at or past ``warmup_frames`` and closes at the first report at least
-    ``window_frames`` later; media seconds are the frames in between (not the wall time, so a late
-    report costs nothing). One ``Run`` per CPU counter that ``cpu_now`` returns.
+    ``wait_for_frames(n)`` blocks until FFmpeg's ``-progress`` reports at least ``n`` frames and
+    returns the count reported. The window opens at the first report at or past
+    ``warmup_frames`` and closes at the first report at least ``window_frames`` later; media
+    seconds are the frames in between (not the wall time, so a late report costs nothing). One
+    ``Run`` per CPU counter that ``cpu_now`` returns.
     """
-    opened: tuple[int, Sequence[float], float] | None = None
-    for frames in frame_reports:
-        if opened is None:
-            if frames >= warmup_frames:
-                opened = (frames, cpu_now(), clock())
-            continue
-        first_frames, cpu_before, opened_at = opened
-        if frames - first_frames >= window_frames:
-            cpu_after, closed_at = cpu_now(), clock()
-            media_s = (frames - first_frames) / FPS
-            return [
-                Run(after - before, closed_at - opened_at, media_s)
-                for before, after in zip(cpu_before, cpu_after, strict=True)
-            ]
-    raise RuntimeError("the encoder stopped before the measured window was complete")
+    first = wait_for_frames(warmup_frames)
+    cpu_before, opened_at = cpu_now(), clock()
+    last = wait_for_frames(first + window_frames)
+    cpu_after, closed_at = cpu_now(), clock()
+    media_s = (last - first) / FPS
+    return [
+        Run(after - before, closed_at - opened_at, media_s)
+        for before, after in zip(cpu_before, cpu_after, strict=True)
+    ]
+
+
+def waiting_on(reports: Iterator[int]) -> Callable[[int], int]:
+    """``wait_for_frames`` over a stream of progress reports (an FFmpeg's own pipe)."""
+
+    def wait_for_frames(target: int) -> int:
+        for frames in reports:
+            if frames >= target:
+                return frames
+        raise RuntimeError("the encoder stopped before the measured window was complete")
+
+    return wait_for_frames
 
 
 def progress_frames(lines: Iterable[bytes]) -> Iterator[int]:
@@ -118,7 +125,7 @@ def measure_encoders(
             try:
                 handle = psutil.Process(procs[index].pid)
                 (results[index],) = steady_window(
-                    reports,
+                    waiting_on(reports),
                     lambda: (cpu_seconds(handle),),
                     time.monotonic,
                     warmup_frames=warmup_frames,
@@ -157,20 +164,27 @@ def measure_encoders(
     return Run(total_per_media_s * first.media_s, first.wall_s, first.media_s)
 
 
-def service_frames(service: Service, stream_id: str, pid: int) -> Iterator[int]:
-    """The service's view of the same ``-progress`` feed: ``encoder.frames`` as it changes."""
-    last = -1
-    while True:
-        encoder = service.stream(stream_id)["encoder"]
-        assert isinstance(encoder, dict)
-        if encoder["pid"] != pid:
+def waiting_on_service(service: Service, stream_id: str, pid: int) -> Callable[[int], int]:
+    """``wait_for_frames`` over the service's view of the same feed (``encoder.frames``).
+
+    The bench's own status requests cost the service CPU, which (b) measures: so it sleeps until
+    shortly before the frame count is due at real time (FFmpeg reports every 0.5 s) and only
+    then polls, a dozen requests or so per window instead of a steady stream.
+    """
+
+    def wait_for_frames(target: int) -> int:
+        while True:
             info = service.stream(stream_id)
-            raise RuntimeError(f"encoder restarted during the window: {info.get('last_error')}")
-        frames = int(encoder["frames"])
-        if frames != last:
-            last = frames
-            yield frames
-        time.sleep(0.05)
+            encoder = info["encoder"]
+            assert isinstance(encoder, dict)
+            if encoder["pid"] != pid:
+                raise RuntimeError(f"encoder restarted during the window: {info.get('last_error')}")
+            frames = int(encoder["frames"])
+            if frames >= target:
+                return frames
+            time.sleep(max(0.05, (target - frames) / FPS - 0.75))
+
+    return wait_for_frames
 
 
 def argv_difference(ours: Sequence[str], theirs: Sequence[str]) -> list[tuple[str, str]]:

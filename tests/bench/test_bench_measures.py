@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ops.bench import steady
 from ops.bench.blocking import (
     Answer,
     outcome_counts,
@@ -28,7 +29,14 @@ from ops.bench.origin import (
     plain_server,
     shipped_file_cache_directives,
 )
-from ops.bench.steady import Run, argv_difference, progress_frames, steady_window
+from ops.bench.steady import (
+    Run,
+    argv_difference,
+    progress_frames,
+    steady_window,
+    waiting_on,
+    waiting_on_service,
+)
 
 # --- percentiles count failures ------------------------------------------------------------------
 
@@ -195,7 +203,7 @@ def test_window_skips_the_warm_up_and_spans_the_media_asked_for() -> None:
     counters = _Counters()
     reports = counters.reports([0, 10, 25, 40, 55, 70, 85, 100, 115])
     ffmpeg, service = steady_window(
-        reports,
+        waiting_on(reports),
         lambda: tuple(counters.cpu),
         lambda: counters.now,
         warmup_frames=30,  # opens at 40, the first report at or past it
@@ -212,12 +220,43 @@ def test_window_that_never_closes_is_an_error() -> None:
     counters = _Counters()
     with pytest.raises(RuntimeError, match="stopped before"):
         steady_window(
-            counters.reports([0, 30, 60]),
+            waiting_on(counters.reports([0, 30, 60])),
             lambda: tuple(counters.cpu),
             lambda: counters.now,
             warmup_frames=30,
             window_frames=60,
         )
+
+
+class _Service:
+    """Answers GET /streams/{id} like the service: the encoder's frames advance 15 per report."""
+
+    def __init__(self, pid: int = 42) -> None:
+        self.frames = 0
+        self.pid = pid
+        self.requests = 0
+
+    def stream(self, stream_id: str) -> dict[str, object]:
+        self.requests += 1
+        return {"encoder": {"pid": self.pid, "frames": self.frames}, "last_error": "stalled"}
+
+
+def test_the_service_is_polled_sparsely_near_the_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _Service()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # media advances at real time while the bench sleeps
+        sleeps.append(seconds)
+        service.frames += int(seconds * 30 // 15 * 15) or 15
+
+    monkeypatch.setattr(steady.time, "sleep", sleep)
+    wait_for_frames = waiting_on_service(service, "s", 42)  # type: ignore[arg-type]
+    assert wait_for_frames(600) >= 600  # 20 s of media
+    assert service.requests <= 12  # not 400 requests at 50 ms
+    assert sleeps[0] == pytest.approx(20 - 0.75)
+    service.pid = 43
+    with pytest.raises(RuntimeError, match="encoder restarted during the window: stalled"):
+        wait_for_frames(1200)
 
 
 PROGRESS_ARGV = [
