@@ -20,7 +20,7 @@ let player = null;
 let playerKey = null; // "streamId|engine|url|ll" of the running player
 let selectedId = null;
 let latestStreams = [];
-let history = new Map(); // stream id → samples, oldest first (see history.js)
+let samplesById = new Map(); // stream id → samples, oldest first (see history.js)
 let serverClock = null; // started with the first stream that has segments (needs GET /time)
 exposeTestHooks(() => player, pageErrors);
 
@@ -166,13 +166,13 @@ function record(streams) {
   const next = new Map();
   for (const s of streams) {
     const playing = player && s.stream_id === selectedId ? window.__player_state() : null;
-    next.set(s.stream_id, appendSample(history.get(s.stream_id) ?? [], sampleOf(s, nowS, playing)));
+    next.set(s.stream_id, appendSample(samplesById.get(s.stream_id) ?? [], sampleOf(s, nowS, playing)));
   }
-  history = next; // streams that are gone take their history with them
+  samplesById = next; // streams that are gone take their history with them
 }
 
 function drawCharts() {
-  const samples = history.get(selectedId);
+  const samples = samplesById.get(selectedId);
   $("charts-stream").textContent = samples ? `– ${selectedId}` : "– select a stream";
   if (samples) charts.update(samples);
   else charts.clear();
@@ -213,6 +213,12 @@ async function syncPlayer() {
   if (!src) {
     stopPlayer();
     showPlayerMessage(`Stream ${stream.stream_id} has no ${key.toUpperCase()} URL yet.`);
+    return;
+  }
+  if (stream.state === "starting") {
+    // no playlist before the first segment: a player started now would only see 404s
+    stopPlayer();
+    showPlayerMessage(`Stream ${stream.stream_id} is starting…`);
     return;
   }
   const wanted = `${stream.stream_id}|${engine}|${src}|${lowLatency}`;
