@@ -1,6 +1,7 @@
 """The dashboard operates the real service (``hlsdash serve``, real FFmpeg) in headless Chromium.
 
-create from the form → live → the selected stream's charts have points → Stop → gone; API errors
+create from the form → live → the selected stream's charts have points → heartbeats from the
+toggle renew the lease → Stop → gone; API errors
 (a refused source → 422, a taken id → 409, no token → 401) are shown in the page itself; with
 ``API_TOKEN`` set the page asks for the token and then works. Figures are never asserted as
 timings: only that the charts carry points and that ``bitrate_out_bps`` is a plausible bit rate.
@@ -73,6 +74,14 @@ def test_create_live_charts_stop_gone(player_harness: PlayerHarness, service: Li
         status = service.status("ops1")
         for quality in QUALITIES:
             assert 10_000 < status["bitrate_out_bps"][quality] < 20_000_000, status
+
+        # heartbeats while the page is open: the toggle renews the lease of the running stream
+        before = status["last_heartbeat_at"]
+        page.check("#heartbeats")
+        page.locator("#heartbeat-status", has_text="1/1 kept alive").wait_for(timeout=10_000)
+        assert service.status("ops1")["last_heartbeat_at"] > before
+        page.uncheck("#heartbeats")
+        assert page.locator("#heartbeat-status").inner_text() == "off"
 
         row.locator("button.stop").click()
         row.wait_for(state="detached", timeout=30_000)
