@@ -20,6 +20,10 @@ export class StreamCharts {
       container.append(node);
       this.panels.set(name, { node, plot: null, labels: null, data: null });
     }
+    // the grid reflows with the window: each plot follows its cell's width
+    window.addEventListener("resize", () => {
+      for (const panel of this.panels.values()) panel.plot?.setSize({ width: widthOf(panel.node), height: HEIGHT_PX });
+    });
   }
 
   /** Redraw every chart from one stream's samples (oldest first). */
@@ -36,9 +40,9 @@ export class StreamCharts {
       panel.labels = labels;
       panel.plot = new window.uPlot(
         {
-          width: Math.max(240, panel.node.clientWidth || 320),
+          width: widthOf(panel.node),
           height: HEIGHT_PX,
-          legend: { show: labels.length > 1 },
+          legend: { show: labels.length > 1, live: false },
           scales: { x: { time: true } },
           axes: [
             { stroke: "#8a96a3", grid: { stroke: "#2a323c" } },
@@ -76,4 +80,8 @@ export class StreamCharts {
       Object.assign(panel, { plot: null, labels: null, data: null });
     }
   }
+}
+
+function widthOf(node) {
+  return Math.max(240, node.clientWidth || 320);
 }
