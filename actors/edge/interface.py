@@ -117,6 +117,15 @@ class LiveEdge:
         timeline = self._actor.timeline
         return timeline is not None and rendition_id in timeline.rendition_ids
 
+    def newest_segment_sizes(self) -> dict[str, tuple[int, float]]:
+        """Rendition id → (bytes, seconds) of its newest committed segment (the dashboard's
+        bitrate out); renditions without one yet are left out."""
+        timeline = self._actor.timeline
+        if timeline is None:
+            return {}
+        newest = {rid: timeline.edge(rid).committed for rid in timeline.rendition_ids}
+        return {rid: (c[-1].byte_length, c[-1].duration_s) for rid, c in newest.items() if c}
+
     # ------------------------------------------------------------------ documents
 
     def multivariant_playlist(self) -> Document | None:

@@ -119,6 +119,7 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             cdn_base=cdn_base,
             now_unix_s=time.time(),
             viewers=metrics.viewers.count(actor.status.stream_id),
+            newest_segments=actor.edge.newest_segment_sizes(),
         )
 
     @app.before_request

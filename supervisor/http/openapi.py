@@ -87,6 +87,12 @@ def openapi_document(version: str) -> dict[str, Any]:
             "source": {"type": ["object", "null"]},
             "encoder": {"type": "object"},
             "segments_produced": {"type": "integer"},
+            "bitrate_out_bps": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "rendition id → bits per second of its newest committed segment "
+                "(bytes × 8 / duration); empty until the first segment",
+            },
             "viewers": {
                 "type": "integer",
                 "description": "clients that polled a playlist or the MPD in the last 30 s "

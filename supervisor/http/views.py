@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,11 +32,29 @@ def playback_urls(stream_id: str, *, api_base: str, cdn_base: str) -> dict[str, 
     }
 
 
+def bitrate_out_bps(newest_segments: Mapping[str, tuple[int, float]]) -> dict[str, int]:
+    """Rendition id → bits per second of its newest committed segment (bytes × 8 / seconds):
+    what each rendition really puts out, next to the ladder's nominal figure. A segment of no
+    duration (it cannot happen for committed media) gives no figure rather than a division."""
+    return {
+        rendition_id: round(byte_count * 8 / duration_s)
+        for rendition_id, (byte_count, duration_s) in sorted(newest_segments.items())
+        if duration_s > 0
+    }
+
+
 def stream_view(
-    status: StreamStatus, *, api_base: str, cdn_base: str, now_unix_s: float, viewers: int
+    status: StreamStatus,
+    *,
+    api_base: str,
+    cdn_base: str,
+    now_unix_s: float,
+    viewers: int,
+    newest_segments: Mapping[str, tuple[int, float]] | None = None,
 ) -> dict[str, Any]:
     """``viewers``: clients that polled a playlist or the MPD in the last
-    ``metrics.VIEWER_WINDOW_S`` seconds (behind a CDN, each edge counts as one)."""
+    ``metrics.VIEWER_WINDOW_S`` seconds (behind a CDN, each edge counts as one).
+    ``newest_segments``: rendition id → (bytes, seconds) of its newest committed segment."""
     spec = status.spec
     uptime = now_unix_s - status.created_unix_s if not status.state.is_terminal else None
     return {
@@ -74,6 +93,7 @@ def stream_view(
             "epoch": status.epoch,
         },
         "segments_produced": status.segments_produced,
+        "bitrate_out_bps": bitrate_out_bps(newest_segments or {}),
         "viewers": viewers,
         "last_segment_at": iso(status.last_segment_unix_s),
         "state_changed_at": iso(status.state_changed_unix_s),

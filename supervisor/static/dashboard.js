@@ -1,5 +1,10 @@
-// Dashboard: polls GET /streams every 2 s and plays the selected stream with
-// the chosen engine. Plain ES module, no build step.
+// Dashboard: polls GET /streams every 2 s, plays the selected stream with the chosen engine,
+// charts it, and operates streams (create, stop, heartbeats). Plain ES modules, no build step.
+import { ApiClient } from "./api.js";
+import { StreamCharts } from "./charts.js";
+import { ServerClock } from "./clock.js";
+import { appendSample, sampleOf } from "./history.js";
+import { ErrorList, stopButton, wireCreateForm, wireHeartbeats } from "./operate.js";
 import { ENGINES, collectPageErrors, createPlayer, exposeTestHooks } from "./players.js";
 import { renderStats, syncQualityOptions } from "./ui.js";
 
@@ -15,6 +20,8 @@ let player = null;
 let playerKey = null; // "streamId|engine|url|ll" of the running player
 let selectedId = null;
 let latestStreams = [];
+let samplesById = new Map(); // stream id → samples, oldest first (see history.js)
+let serverClock = null; // started with the first stream that has segments (needs GET /time)
 exposeTestHooks(() => player, pageErrors);
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +29,10 @@ const engineSelect = $("engine");
 const qualitySelect = $("quality");
 const viaCdn = $("via-cdn");
 const video = $("video");
+const api = new ApiClient(apiBase);
+const errors = new ErrorList($("api-error-box"), $("api-errors"));
+const charts = new StreamCharts($("charts"));
+window.__dashboard_charts = () => charts.summary();
 
 // Restore the selection from the fragment so a reload keeps watching.
 const hash = new URLSearchParams(location.hash.slice(1));
@@ -93,6 +104,7 @@ function renderStreams(streams) {
         el("td", { className: s.restarts > 0 ? "warn" : "" }, String(s.restarts ?? 0)),
         el("td", { className: "uptime" }, formatUptime(s.created_at)),
         links,
+        el("td", {}, isEnded(s) ? "" : stopButton(s.stream_id, api, errors, () => poll())),
       );
       const select = () => {
         selectedId = s.stream_id;
@@ -117,21 +129,53 @@ function setApiStatus(ok, text) {
   pill.className = `pill ${ok ? "pill-ok" : "pill-bad"}`;
 }
 
+function isEnded(stream) {
+  return ["stopped", "failed", "stale"].includes(String(stream.state));
+}
+
+let lastPollError = null; // the same failure every 2 s is listed once
+
 async function poll() {
   try {
-    const resp = await fetch(new URL("streams", apiBase), { cache: "no-store" });
-    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-    const data = await resp.json();
+    const data = await api.listStreams();
     // Accept a bare list or {"streams": [...]} so a small API change does not
     // blank the page.
-    latestStreams = Array.isArray(data) ? data : (data.streams ?? []);
+    latestStreams = Array.isArray(data) ? data : (data?.streams ?? []);
     setApiStatus(true, `${latestStreams.length} stream(s)`);
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    lastPollError = null;
+    $("token-form").hidden = true;
+    record(latestStreams);
   } catch (err) {
-    setApiStatus(false, `API unreachable: ${err.message}`);
+    setApiStatus(false, err.status ? `API error ${err.status}` : "API unreachable");
+    const text = err.describe?.() ?? String(err);
+    if (text !== lastPollError) errors.show("list streams", err);
+    lastPollError = text;
   }
   renderStreams(latestStreams);
   syncPlayer();
+  drawCharts();
+}
+
+// One sample per stream per poll, on the server's clock once GET /time answered.
+function record(streams) {
+  if (!serverClock && streams.some((s) => s.last_segment_at)) {
+    serverClock = new ServerClock(new URL("time", apiBase).href).start();
+  }
+  const nowS = Date.now() / 1000 + (serverClock?.offsetS ?? 0);
+  const next = new Map();
+  for (const s of streams) {
+    const playing = player && s.stream_id === selectedId ? window.__player_state() : null;
+    next.set(s.stream_id, appendSample(samplesById.get(s.stream_id) ?? [], sampleOf(s, nowS, playing)));
+  }
+  samplesById = next; // streams that are gone take their history with them
+}
+
+function drawCharts() {
+  const samples = samplesById.get(selectedId);
+  $("charts-stream").textContent = samples ? `– ${selectedId}` : "– select a stream";
+  if (samples) charts.update(samples);
+  else charts.clear();
 }
 
 function stopPlayer() {
@@ -171,6 +215,12 @@ async function syncPlayer() {
     showPlayerMessage(`Stream ${stream.stream_id} has no ${key.toUpperCase()} URL yet.`);
     return;
   }
+  if (stream.state === "starting") {
+    // no playlist before the first segment: a player started now would only see 404s
+    stopPlayer();
+    showPlayerMessage(`Stream ${stream.stream_id} is starting…`);
+    return;
+  }
   const wanted = `${stream.stream_id}|${engine}|${src}|${lowLatency}`;
   if (wanted === playerKey) return;
   stopPlayer();
@@ -199,6 +249,26 @@ engineSelect.addEventListener("change", () => {
 });
 viaCdn.addEventListener("change", () => syncPlayer());
 qualitySelect.addEventListener("change", () => player?.setLevel(Number(qualitySelect.value)));
+
+api.onUnauthorized = () => {
+  $("token-form").hidden = false;
+};
+$("token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  api.token = $("token").value.trim();
+  $("token").value = "";
+  lastPollError = null;
+  poll();
+});
+$("clear-errors").addEventListener("click", () => errors.clear());
+wireCreateForm($("create-form"), api, errors, (view) => {
+  selectedId = view.stream_id;
+  saveHash();
+  poll();
+});
+wireHeartbeats($("heartbeats"), $("heartbeat-status"), api, errors, () =>
+  latestStreams.filter((s) => !isEnded(s)).map((s) => s.stream_id),
+);
 
 poll();
 setInterval(poll, POLL_INTERVAL_MS);

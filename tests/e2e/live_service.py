@@ -176,8 +176,10 @@ def run_service(
     api_port, origin_port = free_port(), free_port()
     while origin_port == api_port:
         origin_port = free_port()
+    # the caller's shell must not switch auth on by accident; extra_env may (API_TOKEN tests)
+    inherited = {k: v for k, v in os.environ.items() if k != "API_TOKEN"}
     env = {
-        **os.environ,
+        **inherited,
         "OUTPUT_DIR": str(root / "out"),
         "API_HOST": "127.0.0.1",
         "API_PORT": str(api_port),
@@ -189,7 +191,6 @@ def run_service(
         "LOG_LEVEL": "info",
         **(extra_env or {}),
     }
-    env.pop("API_TOKEN", None)
     log_path = root / "serve.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
