@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -462,6 +463,11 @@ class StaticServer:
 
             def do_GET(self) -> None:
                 path = unquote(urlsplit(self.path).path)
+                if path == "/time":
+                    # like the service (DASH UTCTiming, the pages' server clock): ISO 8601, ms, UTC
+                    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                    self._send(HTTPStatus.OK, now.encode(), "text/plain; charset=utf-8")
+                    return
                 provider = server.json_routes.get(path)
                 if provider is not None:
                     body = json.dumps(provider()).encode()
