@@ -69,6 +69,7 @@ from ops.bench.steady import (
     cpu_rates,
     measure_encoders,
     per_round_ratios,
+    start_encoders,
     steady_window,
     waiting_on_service,
 )
@@ -127,16 +128,7 @@ def run_processes(argvs: Sequence[tuple[list[str], list[int]]], media_s: float) 
     """Run FFmpeg processes concurrently to completion; CPU from the kernel's child rusage."""
     before = children_cpu_seconds()
     started = time.monotonic()
-    procs = [
-        subprocess.Popen(
-            argv,
-            pass_fds=fds,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for argv, fds in argvs
-    ]
+    procs = start_encoders(argvs, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     errors = []
     for proc in procs:
         _, err = proc.communicate()

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 import psutil
 
@@ -94,6 +95,16 @@ def progress_frames(lines: Iterable[bytes]) -> Iterator[int]:
             yield frames if frames is not None else round(out_time_us * FPS / 1_000_000)
 
 
+def start_encoders(
+    jobs: Sequence[tuple[list[str], list[int]]], *, stdout: int, stderr: int | IO[bytes]
+) -> list[subprocess.Popen[bytes]]:
+    """Start FFmpeg processes side by side, each with its pipe fds and no stdin."""
+    return [
+        subprocess.Popen(argv, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+        for argv, fds in jobs
+    ]
+
+
 def measure_encoders(
     jobs: Sequence[tuple[list[str], list[int]]], *, warmup_frames: int, window_frames: int
 ) -> Run:
@@ -105,16 +116,7 @@ def measure_encoders(
     all. The result is that sum, over the first process's window. All are killed at the end.
     """
     with tempfile.TemporaryFile() as stderr_log:
-        procs = [
-            subprocess.Popen(
-                argv,
-                pass_fds=fds,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr_log,
-            )
-            for argv, fds in jobs
-        ]
+        procs = start_encoders(jobs, stdout=subprocess.PIPE, stderr=stderr_log)
         results: list[Run | Exception | None] = [None] * len(procs)
         measured = [threading.Event() for _ in procs]
 
