@@ -44,7 +44,7 @@ from multiprocessing.synchronize import Event as EventType
 import httpx
 import psutil
 
-from tests.e2e.harness import launch_harness
+from tests.e2e.harness import PlayerHarness, launch_harness
 from tests.e2e.live_service import LiveService, run_service
 
 KINDS = ("silent", "slowloris", "idle", "slow_reader")
@@ -327,8 +327,13 @@ def run(
     head_timeout_s: float = 10.0,
     idle_timeout_s: float = 15.0,
     send_timeout_s: float = 10.0,
+    harness: PlayerHarness | None = None,
 ) -> SlowClientsResult:
-    """The whole scenario; returns what was measured (asserts nothing)."""
+    """The whole scenario; returns what was measured (asserts nothing).
+
+    ``harness``: a Chromium already running in this thread (the e2e suite's shared one; a second
+    Playwright sync session in the same thread is refused), else one is launched for the run.
+    """
     _raise_own_fd_limit(count + 1024)
     timeouts = {"head": head_timeout_s, "idle": idle_timeout_s, "send": send_timeout_s}
     env = {
@@ -337,7 +342,10 @@ def run(
         "ORIGIN_SEND_TIMEOUT": f"{send_timeout_s:g}",
         "LOG_LEVEL": "warning",
     }
-    with run_service(extra_env=env) as service, launch_harness() as harness:
+    with contextlib.ExitStack() as stack:
+        service = stack.enter_context(run_service(extra_env=env))
+        if harness is None:
+            harness = stack.enter_context(launch_harness())
         service.create_stream(STREAM_ID, low_latency=True, qualities=("240p",))
         service.wait_segments(STREAM_ID, at_least=2)
         session = harness.open_player(

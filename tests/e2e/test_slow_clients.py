@@ -11,17 +11,25 @@ from __future__ import annotations
 import pytest
 
 from ops.reliability.slow_clients import KINDS, run
-from tests.e2e.harness import CHROMIUM_PATH, chromium_available
+from tests.e2e.harness import PlayerHarness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 COUNT = 200
 
 
-def test_slow_clients_are_closed_by_the_timeouts_while_a_player_plays() -> None:
-    if not chromium_available():  # an error, never a skip (as for every player test)
-        pytest.fail(f"{CHROMIUM_PATH} not found: run scripts/install-browser", pytrace=False)
-    result = run(count=COUNT, seconds=12, head_timeout_s=2, idle_timeout_s=3, send_timeout_s=2)
+def test_slow_clients_are_closed_by_the_timeouts_while_a_player_plays(
+    player_harness: PlayerHarness,
+) -> None:
+    # the suite's shared Chromium: a second Playwright sync session in this thread is refused
+    result = run(
+        count=COUNT,
+        seconds=12,
+        head_timeout_s=2,
+        idle_timeout_s=3,
+        send_timeout_s=2,
+        harness=player_harness,
+    )
     for kind in KINDS:
         report = result.kinds[kind]
         # the default cap (from the fd budget) is far above 200: nobody is refused, and every
