@@ -85,11 +85,16 @@ def _network_input_args(scheme: str) -> tuple[str, ...]:
 
     ``-rw_timeout`` is the generic URLContext I/O timeout and is the right one for http and rtmp
     (rtmp's own ``-timeout`` means *listen* and would turn the client into a server). rtsp, srt,
-    udp and rtp have their own socket ``-timeout`` in µs. ``-fflags nobuffer`` is deliberately not
-    used: it only trims probing latency at start-up and discards the probed packets.
+    udp and rtp have their own socket ``-timeout`` in µs.
+
+    ``-fflags nobuffer`` drops the packets read while FFmpeg probes the input instead of queueing
+    them for decoding. Queued, they are a backlog of live media (~4 s for MPEG-TS over HTTP) that
+    comes out late, and the packager anchors the timeline on the first fragment's arrival, so the
+    backlog stayed in every PDT / DASH availability time: players aimed at "1.5 s" and showed
+    frames ~5.5 s old. Losing a second of a live source at start-up costs nothing.
     """
     timeout = str(READ_TIMEOUT_US)
-    whitelist = ("-protocol_whitelist", _WHITELIST[scheme])
+    whitelist = ("-protocol_whitelist", _WHITELIST[scheme], "-fflags", "nobuffer")
     if scheme in {"http", "https", "rtmp", "rtmps"}:
         return (*whitelist, "-rw_timeout", timeout)
     if scheme in {"rtsp", "rtsps"}:

@@ -20,10 +20,20 @@ def test_rtmp_gets_rw_timeout_and_whitelist() -> None:
     assert src.url == "rtmp://live.example.com/app/key"
     assert src.scheme == "rtmp"
     assert src.input_args == (
-        "-protocol_whitelist", "rtmp,rtmps,tcp,tls", "-rw_timeout", "10000000",
+        "-protocol_whitelist", "rtmp,rtmps,tcp,tls", "-fflags", "nobuffer",
+        "-rw_timeout", "10000000",
     )  # fmt: skip
     # rtmp's own -timeout would make FFmpeg *listen*: it must never appear.
     assert "-timeout" not in src.input_args
+
+
+@pytest.mark.parametrize(
+    "url", ["rtmp://h/a", "http://h/x.ts", "srt://1.2.3.4:9000", "udp://239.0.0.1:1234", "rtsp://h/s"]
+)
+def test_network_sources_drop_the_probed_packets(url: str) -> None:
+    # Queued probe packets are a start-up backlog the timeline anchor would keep for ever.
+    args = validate_source_url(url, DEFAULT).input_args
+    assert args[args.index("-fflags") + 1] == "nobuffer"
 
 
 def test_rtsp_uses_tcp_and_socket_timeout() -> None:
