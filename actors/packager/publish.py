@@ -40,11 +40,15 @@ def target_duration_s(settings: PublishSettings) -> int:
 
 
 def part_target_s(settings: PublishSettings, observed_part_s: float = 0.0) -> float:
-    """PART-TARGET: the configured value, or the media's real part length if that is longer.
+    """PART-TARGET: the configured value, or the part length we list if that is longer.
 
-    Rounded up to the millisecond so every part is ≤ PART-TARGET (rfc8216bis MUST).
+    Rounded up to the millisecond so every listed part DURATION (a few µs above the media's, see
+    ``hls.listed_part_duration_s``) is ≤ PART-TARGET (rfc8216bis MUST).
     """
-    return max(settings.part_target_s, math.ceil(observed_part_s * 1000 - 1e-6) / 1000)
+    if observed_part_s <= 0:
+        return settings.part_target_s
+    listed_s = hls.listed_part_duration_s(observed_part_s)
+    return max(settings.part_target_s, math.ceil(listed_s * 1000 - 1e-6) / 1000)
 
 
 def low_latency_hls(settings: PublishSettings, observed_part_s: float = 0.0) -> hls.LowLatencyHls:
