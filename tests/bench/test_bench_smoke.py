@@ -19,6 +19,7 @@ BENCHES = [
     ("control_plane", ()),
     ("control_plane", ("--passthrough",)),
     ("first_part", ()),
+    ("parts", ()),
 ]
 
 
