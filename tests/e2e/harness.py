@@ -147,6 +147,21 @@ def player_url(
     return f"{base_url.rstrip('/')}/static/player.html?{query}"
 
 
+# FNV-1a over a 160x90 copy of the current video frame (testsrc2 changes every frame).
+_PICTURE_JS = """() => {
+  const v = document.querySelector('video');
+  const c = document.createElement('canvas');
+  c.width = 160; c.height = 90;
+  const ctx = c.getContext('2d', {willReadFrequently: true});
+  if (!v || !v.videoWidth) return ['', v ? v.currentTime : 0];
+  ctx.drawImage(v, 0, 0, c.width, c.height);
+  const px = ctx.getImageData(0, 0, c.width, c.height).data;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < px.length; i++) { h ^= px[i]; h = Math.imul(h, 0x01000193) >>> 0; }
+  return [h.toString(16), v.currentTime];
+}"""
+
+
 class PlayerSession:
     """One browser tab playing one stream. Collects console output for diagnostics."""
 
@@ -188,6 +203,15 @@ class PlayerSession:
             # The module has not run yet (or failed to load): report an empty player.
             raw = {"engine": None, "errors": ["__player_state not defined yet"]}
         return PlayerState.from_json(raw)
+
+    def picture(self) -> tuple[str, float]:
+        """(a digest of the frame on screen, currentTime): the picture drawn into a small canvas.
+
+        Two equal digests 0.7 s apart while currentTime moved on mean the picture stood still
+        while the clock ran (Shaka dropping non-keyframe parts did exactly that).
+        """
+        digest, current_time_s = self.page.evaluate(_PICTURE_JS)
+        return str(digest), float(current_time_s)
 
     def set_level(self, index: int) -> None:
         """Force rendition ``index`` of ``state().levels``; -1 returns to ABR."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from itertools import pairwise
 
 import pytest
 
@@ -190,6 +191,52 @@ def test_low_latency_player_stays_near_live_edge(
         _assert_live_playing(session, state, LL_MAX_LATENCY_S)
         assert [lv.height for lv in state.levels] == HEIGHTS, session.diagnostics(state)
         _report(f"{engine} LL", state)
+
+
+# Picture samples this far apart must differ while currentTime runs (the frame rate is 30).
+PICTURE_INTERVAL_S = 0.25
+PICTURE_SAMPLES = 32
+
+
+@pytest.fixture(scope="module")
+def default_segments_service() -> Iterator[LiveService]:
+    """The default 2 s segments (4 parts each): a part dropped shows as a frozen picture."""
+    with run_service(segment_duration_s=2.0, part_target_s=0.5) as svc:
+        svc.create_stream(LL, low_latency=True)
+        svc.wait_segments(LL, at_least=4)
+        yield svc
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_low_latency_picture_moves_while_playing(
+    player_harness: PlayerHarness, default_segments_service: LiveService, engine: str
+) -> None:
+    """The decoded picture advances with currentTime: no frozen frame under a running clock.
+
+    Shaka on LL-HLS once kept currentTime (driven by audio) moving while it dropped every video
+    part after an aborted append up to the next keyframe, so the picture stood still for most of
+    a segment, then jumped (issue 10).
+    """
+    service = default_segments_service
+    src = _src(service, LL, engine)
+    with player_harness.player(
+        service.api_url, engine, src, low_latency=True, extra=LL_EXTRA
+    ) as session:
+        session.wait_playing(min_advance_s=3.0, timeout_s=PLAY_TIMEOUT_S)
+        samples = []
+        for _ in range(PICTURE_SAMPLES):
+            samples.append(session.picture())
+            session.page.wait_for_timeout(PICTURE_INTERVAL_S * 1000)
+        frozen = [
+            (before, after)
+            for before, after in pairwise(samples)
+            # the clock ran on (not a stall, where both stop) but the picture did not change
+            if after[1] - before[1] > PICTURE_INTERVAL_S / 2 and after[0] == before[0]
+        ]
+        assert all(digest for digest, _ in samples), session.diagnostics()
+        assert not frozen, f"{engine}: same picture while currentTime ran: {frozen}\n" + (
+            session.diagnostics()
+        )
 
 
 def test_low_latency_players_survive_encoder_sigkill(
