@@ -77,44 +77,16 @@ def last_part_position(edge: RenditionEdge) -> tuple[int, int] | None:
     return None
 
 
-def _grid_start_ticks(timeline: StreamTimeline, partial: SegmentRecord) -> float:
-    """Where segment ``partial.number`` sits on the segment grid, in ``partial``'s ticks.
-
-    Video segments start exactly on the grid (keyframes are forced there); an audio segment starts
-    at its first fragment past the grid, so its own start is only an estimate: prefer a video
-    rendition's start of the same segment number when one is visible.
-    """
-    for sibling in timeline.rendition_ids:
-        edge = timeline.edge(sibling)
-        if edge.kind != "video":
-            continue
-        same = edge.partial
-        if same is None or same.number != partial.number:
-            same = next((s for s in reversed(edge.committed) if s.number == partial.number), None)
-        if same is not None:
-            return same.start_ticks / same.timescale * partial.timescale
-    return float(partial.start_ticks)
-
-
 def partial_is_complete(
-    timeline: StreamTimeline, rendition_id: str, partial: SegmentRecord, segment_duration_s: float
+    timeline: StreamTimeline, rendition_id: str, partial: SegmentRecord
 ) -> bool:
     """Will the next part of ``rendition_id`` open the next segment (not extend ``partial``)?
 
-    Exact when the rendition already finished the segment and waits at the commit barrier;
-    otherwise predicted with the timeline's own cut rule: the next fragment (assumed as long as the
-    last part) opens a new segment once its start, plus the timeline's tolerance, reaches the next
-    grid line. Video cuts need a keyframe too, and the encoder forces one on every grid line.
+    The timeline answers with its own cut rule (``StreamTimeline.next_part_opens_segment``).
     """
     if not partial.parts:
         return False
-    if timeline.awaits_commit(rendition_id, partial.number):
-        return True
-    last_part_s = partial.parts[-1].duration_s
-    tolerance_s = min(last_part_s / 2, segment_duration_s / 4)
-    grid_s = _grid_start_ticks(timeline, partial) / partial.timescale
-    next_start_s = (partial.start_ticks + partial.duration_ticks) / partial.timescale
-    return next_start_s + tolerance_s >= grid_s + segment_duration_s - 1e-6
+    return timeline.next_part_opens_segment(rendition_id)
 
 
 def render_media_playlist(
@@ -152,7 +124,7 @@ def render_media_playlist(
             rendition_reports=tuple(reports),
             skip_requested=skip_requested and ll,
             partial_complete=partial is not None
-            and partial_is_complete(timeline, rendition_id, partial, settings.segment_duration_s),
+            and partial_is_complete(timeline, rendition_id, partial),
         )
     )
 

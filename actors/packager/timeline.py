@@ -312,6 +312,32 @@ class StreamTimeline:
         rendition = self._renditions.get(rendition_id)
         return rendition is not None and any(r.number == number for r, _ in rendition.completed)
 
+    def next_part_opens_segment(self, rendition_id: str) -> bool:
+        """Will the rendition's next fragment open a new segment rather than extend the growing one?
+
+        Exact once the rendition has finished the visible segment (it waits at the commit
+        barrier); otherwise the cut rule of :meth:`on_fragment` applied to the next fragment,
+        assumed as long as the last part, in the rendition's *own* encoder time. (Predicting from
+        another rendition's grid was wrong whenever audio and video start apart: the preload hint
+        then named a part that never came, and Shaka waited on it for 3 × TD.) Video cuts need a
+        keyframe too, and the encoder forces one on every grid line.
+        """
+        rendition = self._renditions[rendition_id]
+        if any(record.number == self.next_number for record, _ in rendition.completed):
+            return True
+        growing = rendition.growing
+        track = rendition.track
+        if growing is None or not growing.parts or track is None or rendition.offset_ticks is None:
+            return False
+        next_local_s = (growing.start_ticks + growing.duration_ticks - rendition.offset_ticks) / (
+            track.timescale
+        )
+        last_part_s = growing.parts[-1].duration_s
+        tolerance_s = min(last_part_s / 2, self.segment_duration_s / 4)
+        return (
+            math.floor((next_local_s + tolerance_s) / self.segment_duration_s) > growing.grid_index
+        )
+
     def part_bytes(self, rendition_id: str, number: int, part_index: int) -> bytes | None:
         rendition = self._renditions.get(rendition_id)
         if rendition is None:

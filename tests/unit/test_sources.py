@@ -28,7 +28,8 @@ def test_rtmp_gets_rw_timeout_and_whitelist() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["rtmp://h/a", "http://h/x.ts", "srt://1.2.3.4:9000", "udp://239.0.0.1:1234", "rtsp://h/s"]
+    "url",
+    ["rtmp://h/a", "http://h/x.ts", "srt://1.2.3.4:9000", "udp://239.0.0.1:1234", "rtsp://h/s"],
 )
 def test_network_sources_drop_the_probed_packets(url: str) -> None:
     # Queued probe packets are a start-up backlog the timeline anchor would keep for ever.
