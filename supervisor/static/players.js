@@ -20,10 +20,13 @@ export const ENGINES = Object.freeze({
   shaka: { label: "Shaka", protocol: "auto" },
 });
 
-// Default live delay for dash.js in low-latency mode. An explicit app setting
-// beats the MPD's ServiceDescription Latency@target in dash.js, so callers that
-// want the MPD's value pass targetLatencyS = null.
-export const DEFAULT_LL_TARGET_LATENCY_S = 3.0;
+// Default live delay for dash.js in low-latency mode: null, so the MPD's
+// ServiceDescription Latency@target decides (the same target as LL-HLS's PART-HOLD-BACK).
+// An explicit app setting beats it in dash.js; pages pass a number (?target=3) to override.
+export const DEFAULT_LL_TARGET_LATENCY_S = null;
+
+// Fastest playback rate hls.js may use to get back to its target latency (LL only).
+export const HLSJS_MAX_CATCH_UP_RATE = 1.5;
 
 // Keep the error list bounded: a live stream that keeps failing must not grow
 // the page's memory (or the harness's JSON) forever.
@@ -202,8 +205,15 @@ class HlsJsAdapter extends BaseAdapter {
     const Hls = window.Hls;
     if (!Hls || !Hls.isSupported()) throw new Error("hls.js: MediaSource not supported");
     // lowLatencyMode defaults to true in hls.js; turn it off explicitly for
-    // classic streams so it never tries blocking reloads there.
-    this.hls = new Hls({ lowLatencyMode: this.lowLatency, enableWorker: true });
+    // classic streams so it never tries blocking reloads there. hls.js only aims at
+    // PART-HOLD-BACK when it starts: without a catch-up rate (its default is 1, off) every stall
+    // or slow start stays in the latency for good. Up to 1.5x while more than 1 s is buffered
+    // (hls.js's own rule), like dash.js's catch-up from the MPD's PlaybackRate.
+    this.hls = new Hls({
+      lowLatencyMode: this.lowLatency,
+      enableWorker: true,
+      ...(this.lowLatency ? { maxLiveSyncPlaybackRate: HLSJS_MAX_CATCH_UP_RATE } : {}),
+    });
     this.mediaRecoveries = 0;
     this.hls.on(Hls.Events.ERROR, (_event, data) => {
       const what = `hls.js ${data.type}/${data.details}${data.fatal ? " (fatal)" : ""}`;

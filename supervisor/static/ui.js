@@ -14,6 +14,9 @@ export function renderStats(s) {
     `rendition ${rendition}${s.autoLevel === false ? " (manual)" : " (auto)"}`,
     `buffer ${s.bufferAheadS.toFixed(1)} s`,
     `latency ${s.latencyS === null ? "–" : `${s.latencyS.toFixed(2)} s`}`,
+    // now minus the on-screen frame's program-date-time / DASH wall-clock time: the same for
+    // every player, and (the timeline is anchored at capture) what a viewer sees
+    `behind live ${s.pdtLatencyS == null ? "–" : `${s.pdtLatencyS.toFixed(2)} s`}`,
     `t ${s.currentTime.toFixed(1)} s`,
     `frames ${s.decodedFrames} (${s.droppedFrames} dropped)`,
   ];
