@@ -11,6 +11,11 @@ from actors.packager.model import SegmentRecord, TrackKind
 from actors.packager.timeline import RenditionEdge, StreamTimeline
 
 AUDIO_RENDITION_ID = "audio"
+# LL-DASH catch-up (ServiceDescription PlaybackRate, used by dash.js and Shaka): slow down a
+# little when too close to the edge, speed up by up to 10 % when behind (a 1 s lag is gone in
+# 10 s; browsers keep the audio pitch).
+DASH_MIN_PLAYBACK_RATE = 0.96
+DASH_MAX_PLAYBACK_RATE = 1.1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,14 +267,17 @@ def render_manifest(
     sd = settings.segment_duration_s
     low_latency = None
     if ll:
+        # the same target as LL-HLS's PART-HOLD-BACK (3 parts), so every player aims alike
+        target_ms = round(3 * settings.part_target_s * 1000)
         low_latency = dash.LowLatencyDash(
             availability_time_offset_s=max(sd - settings.part_target_s, 0.0),
-            # the same target as LL-HLS's PART-HOLD-BACK (3 parts), so every player aims alike
-            target_latency_ms=round(3 * settings.part_target_s * 1000),
+            target_latency_ms=target_ms,
             min_latency_ms=round(2 * settings.part_target_s * 1000),
-            max_latency_ms=round(sd * 3 * 1000),
-            min_playback_rate=0.96,
-            max_playback_rate=1.04,
+            # dash.js jumps back to the live edge past max + 0.5 s: one segment over the target
+            # (was 3 segments: after a stall on a busy machine it crawled back for a minute)
+            max_latency_ms=target_ms + round(sd * 1000),
+            min_playback_rate=DASH_MIN_PLAYBACK_RATE,
+            max_playback_rate=DASH_MAX_PLAYBACK_RATE,
         )
     return dash.render_mpd(
         dash.DashManifestInput(
@@ -279,7 +287,11 @@ def render_manifest(
             time_shift_buffer_depth_s=sd * settings.playlist_size,
             max_segment_duration_s=float(target_duration_s(settings)),
             minimum_update_period_s=sd,
-            suggested_presentation_delay_s=(2 * settings.part_target_s + 0.5) if ll else 3 * sd,
+            # LL: 0. dash.js takes its delay from Latency@target and ignores this; Shaka keeps
+            # this much behind its live edge (the start of the growing chunk) and then aims
+            # Latency@target behind *that*, so anything here was counted twice (Shaka DASH sat at
+            # ~2.7 s with 0.5 s parts and 1.5 s here).
+            suggested_presentation_delay_s=0.0 if ll else 3 * sd,
             utc_timing_url=settings.utc_timing_url,
             periods=tuple(periods_out),
             low_latency=low_latency,

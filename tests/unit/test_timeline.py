@@ -329,3 +329,32 @@ def test_preload_hint_follows_the_cut_rule_on_exact_grid_boundaries() -> None:
     never_came = [h for h in hinted[:-1] if h not in listed]
     assert not never_came, never_came
     assert len(hinted) >= 60
+
+
+def test_low_latency_mpd_targets_three_parts_with_no_extra_presentation_delay() -> None:
+    """The MPD aims every DASH player at PART-HOLD-BACK (3 parts) and adds nothing on top.
+
+    Shaka keeps suggestedPresentationDelay behind its live edge and then aims Latency@target
+    behind that, so a non-zero value was counted twice; dash.js ignores it when Latency@target
+    is there. Past one segment over the target dash.js jumps back to the live edge.
+    """
+    timeline = make_timeline()
+    run_epoch(timeline, AST + 5.0, end=False)
+    metas = (
+        publish.RenditionMeta(rendition_id="180p", kind="video", nominal_bandwidth_bps=400_000),
+        publish.RenditionMeta(rendition_id="audio", kind="audio", nominal_bandwidth_bps=128_000),
+    )
+    ll = publish.render_manifest(
+        timeline, metas, publish_settings(1 / 3, low_latency=True), now_unix_s=AST + 7.0
+    )
+    assert ll is not None
+    assert 'suggestedPresentationDelay="PT0S"' in ll
+    assert '<Latency target="1000" min="667" max="2000" referenceId="0" />' in ll
+    assert '<PlaybackRate min="0.96" max="1.1" />' in ll
+    assert 'availabilityTimeOffset="0.66667"' in ll
+    plain = publish.render_manifest(
+        timeline, metas, publish_settings(1 / 3, low_latency=False), now_unix_s=AST + 7.0
+    )
+    assert plain is not None
+    assert 'suggestedPresentationDelay="PT3S"' in plain
+    assert "Latency" not in plain
