@@ -68,3 +68,8 @@ def test_overrides_win_over_env() -> None:
     settings = load_settings({"PLAYLIST_SIZE": "6"}, {"playlist_size": 8})
     assert settings.playlist_size == 8
     assert isinstance(settings, Settings)
+
+
+def test_part_target_default_is_a_third_of_a_second() -> None:
+    # chosen from ops/bench/parts.py: a 1 s PART-HOLD-BACK for no ladder CPU (README, issue 10)
+    assert load_settings({}).part_target_s == 0.333
