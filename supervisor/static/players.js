@@ -28,6 +28,15 @@ export const DEFAULT_LL_TARGET_LATENCY_S = null;
 // Fastest playback rate hls.js may use to get back to its target latency (LL only).
 export const HLSJS_MAX_CATCH_UP_RATE = 1.5;
 
+// Shaka's catch-up on LL-HLS (seconds behind its seek range end, which is PART-HOLD-BACK behind
+// the live edge; rates like the MPD's PlaybackRate).
+export const SHAKA_LL_HLS_LIVE_SYNC = Object.freeze({
+  targetLatency: 0.25,
+  targetLatencyTolerance: 0.25,
+  minPlaybackRate: 0.96,
+  maxPlaybackRate: 1.1,
+});
+
 // Keep the error list bounded: a live stream that keeps failing must not grow
 // the page's memory (or the harness's JSON) forever.
 const MAX_ERRORS = 50;
@@ -411,11 +420,19 @@ class ShakaAdapter extends BaseAdapter {
         this.log.add(fatal ? what : `${what}, recoverable: Shaka retries`, fatal);
       }, 0);
     });
+    const streaming = { lowLatencyMode: this.lowLatency, preferNativeHls: false };
+    if (this.lowLatency && this.protocol === "hls") {
+      // LL-HLS carries no ServiceDescription, so Shaka's catch-up is off and it kept whatever
+      // latency it started with (~2.7 s). Its latency here is measured from its seek range end,
+      // which is already PART-HOLD-BACK behind the edge: aim just behind that. (For DASH the MPD's
+      // ServiceDescription drives the same catch-up; enabling liveSync would override it.)
+      streaming.liveSync = { enabled: true, ...SHAKA_LL_HLS_LIVE_SYNC };
+    }
     this.player.configure({
       abr: { enabled: true },
       // Never hand HLS to the browser's native player (Safari/Chromium
       // would then bypass MSE and every stat we report).
-      streaming: { lowLatencyMode: this.lowLatency, preferNativeHls: false },
+      streaming,
     });
     await this.player.attach(this.video);
     const mime = { hls: "application/x-mpegurl", dash: "application/dash+xml" }[this.protocol];

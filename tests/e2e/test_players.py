@@ -194,6 +194,12 @@ def test_low_latency_player_stays_near_live_edge(
             # catch-up on: a slow start or a stall does not stay in the latency for good
             rate = session.page.evaluate("() => window.__engine().config.maxLiveSyncPlaybackRate")
             assert rate == 1.5, session.diagnostics(state)
+        if engine == "shaka-hls":
+            # LL-HLS has no ServiceDescription: the page turns Shaka's catch-up on itself
+            sync = session.page.evaluate(
+                "() => window.__engine().getConfiguration().streaming.liveSync.enabled"
+            )
+            assert sync is True, session.diagnostics(state)
         _report(f"{engine} LL", state)
 
 
