@@ -31,7 +31,7 @@ FLAG_HELP = {
     "MAX_STREAMS": "maximum concurrent streams (default 16)",
     "ENCODER_PRESET": "x264 preset (default veryfast)",
     "HW_ENCODER": "none | nvenc | vaapi | qsv (default none)",
-    "PART_TARGET": "LL-HLS part / LL-DASH chunk duration in seconds (default 0.5)",
+    "PART_TARGET": "LL-HLS part / LL-DASH chunk duration in seconds (default 0.333)",
     "ALLOWED_PROTOCOLS": "comma-separated source protocols allowed (default http,https,rtmp,"
     "rtmps,rtsp,rtsps,srt,udp,rtp; operators may add file,lavfi,tcp,rist)",
     "FFMPEG_PATH": "FFmpeg binary (default: the one bundled by imageio-ffmpeg)",

@@ -45,7 +45,10 @@ class Settings:
     max_streams: int = 16
     encoder_preset: str = "veryfast"
     hw_encoder: str = "none"
-    part_target_s: float = 0.5
+    # 1/3 s: PART-HOLD-BACK (hls.js's target) and the MPD's Latency@target become 1 s; 10 frames
+    # at 30 fps, 20 at 60. Smaller parts cost no ladder CPU and +0.1 % bytes, but one more
+    # request per second per rendition for each viewer per 1/PT (ops/bench/parts.py, README).
+    part_target_s: float = 0.333
     allowed_protocols: tuple[str, ...] = DEFAULT_ALLOWED_PROTOCOLS
     ffmpeg_path: str = ""  # empty → the imageio-ffmpeg bundled binary
     api_host: str = "0.0.0.0"  # noqa: S104 - a service binds all interfaces by default

@@ -139,11 +139,18 @@ def _network_input_args(scheme: str) -> tuple[str, ...]:
 
     ``-rw_timeout`` is the generic URLContext I/O timeout and is the right one for http and rtmp
     (rtmp's own ``-timeout`` means *listen* and would turn the client into a server). rtsp, srt,
-    udp and rtp have their own socket ``-timeout`` in µs. ``-fflags nobuffer`` is deliberately not
-    used: it only trims probing latency at start-up and discards the probed packets.
+    udp and rtp have their own socket ``-timeout`` in µs.
+
+    ``-fflags nobuffer`` drops the packets read while FFmpeg probes the input instead of queueing
+    them for decoding. Queued, they are a backlog of live media (~4 s for MPEG-TS over HTTP) that
+    comes out late, and the packager anchors the timeline on the first fragment's arrival, so the
+    backlog stayed in every PDT / DASH availability time: players aimed at "1.5 s" and showed
+    frames ~5.5 s old. Losing a second of a live source at start-up costs nothing.
     """
     timeout = str(READ_TIMEOUT_US)
-    whitelist = ("-protocol_whitelist", _WHITELIST[scheme])
+    # -fflags nobuffer: packets read while probing are not queued: queued, they were a start-up
+    # backlog the timeline's wall-clock anchor kept for the stream's life (issue 10)
+    whitelist = ("-protocol_whitelist", _WHITELIST[scheme], "-fflags", "nobuffer")
     if scheme in {"http", "https", "rtmp", "rtmps", "rist"}:
         # librist has no socket timeout of its own; -rw_timeout is the generic one
         return (*whitelist, "-rw_timeout", timeout)

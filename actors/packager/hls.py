@@ -145,11 +145,38 @@ def _segment_lead_tags(
     return lines
 
 
+# EXT-X-PART DURATION is written with this many decimals, strictly above the media duration.
+PART_DURATION_DECIMALS = 5
+_PART_DURATION_SCALE = 100_000  # 10 ** PART_DURATION_DECIMALS
+
+
+def listed_part_duration_s(media_duration_s: float) -> float:
+    """The part DURATION we list: the smallest 5-decimal value strictly above the media's.
+
+    Why not the media duration itself: Shaka (5.2, HLS, segments mode) recomputes the
+    SourceBuffer's timestampOffset before every append as ``part start in the playlist − tfdt``
+    and calls ``abort()`` when it moved by ≥ 1 ms; but when the offset is negative (always, once
+    the playlist window no longer starts at media time 0) it stores it plus a 1 ms fudge, so the
+    next part's offset differs by exactly 1 ms ± float noise and about half the appends abort.
+    An ``abort()`` makes the browser drop frames until the next keyframe: every part after it in
+    that segment was thrown away, and the picture froze until the next segment while audio kept
+    ``currentTime`` moving. Listed a few µs longer than its media, each part's playlist start
+    runs ahead of its tfdt by that much, the offset grows by it per part, the difference stays
+    under 1 ms and Shaka never aborts mid-segment (it re-syncs on PDT at each segment, whose
+    first part is independent). Players are off by < 10 µs per part, reset at every segment.
+    """
+    scale = _PART_DURATION_SCALE
+    return (math.floor(media_duration_s * scale + 1e-6) + 1) / scale
+
+
 def _part_lines(number: int, parts: Sequence[PartRecord]) -> list[str]:
     lines = []
     for part in parts:
         uri = _quoted(part_file_name(number, part.index))
-        attrs = f"DURATION={format_decimal(part.duration_s)},URI={uri}"
+        duration = format_decimal(
+            listed_part_duration_s(part.duration_s), max_decimals=PART_DURATION_DECIMALS
+        )
+        attrs = f"DURATION={duration},URI={uri}"
         if part.independent:
             attrs += ",INDEPENDENT=YES"
         lines.append(f"#EXT-X-PART:{attrs}")

@@ -11,6 +11,11 @@ from actors.packager.model import SegmentRecord, TrackKind
 from actors.packager.timeline import RenditionEdge, StreamTimeline
 
 AUDIO_RENDITION_ID = "audio"
+# LL-DASH catch-up (ServiceDescription PlaybackRate, used by dash.js and Shaka): slow down a
+# little when too close to the edge, speed up by up to 10 % when behind (a 1 s lag is gone in
+# 10 s; browsers keep the audio pitch).
+DASH_MIN_PLAYBACK_RATE = 0.96
+DASH_MAX_PLAYBACK_RATE = 1.1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,11 +59,15 @@ def max_segment_duration_s(settings: PublishSettings, longest_segment_s: float =
 
 
 def part_target_s(settings: PublishSettings, observed_part_s: float = 0.0) -> float:
-    """PART-TARGET: the configured value, or the media's real part length if that is longer.
+    """PART-TARGET: the configured value, or the part length we list if that is longer.
 
-    Rounded up to the millisecond so every part is ≤ PART-TARGET (rfc8216bis MUST).
+    Rounded up to the millisecond so every listed part DURATION (a few µs above the media's, see
+    ``hls.listed_part_duration_s``) is ≤ PART-TARGET (rfc8216bis MUST).
     """
-    return max(settings.part_target_s, math.ceil(observed_part_s * 1000 - 1e-6) / 1000)
+    if observed_part_s <= 0:
+        return settings.part_target_s
+    listed_s = hls.listed_part_duration_s(observed_part_s)
+    return max(settings.part_target_s, math.ceil(listed_s * 1000 - 1e-6) / 1000)
 
 
 def low_latency_hls(
@@ -89,44 +98,16 @@ def last_part_position(edge: RenditionEdge) -> tuple[int, int] | None:
     return None
 
 
-def _grid_start_ticks(timeline: StreamTimeline, partial: SegmentRecord) -> float:
-    """Where segment ``partial.number`` sits on the segment grid, in ``partial``'s ticks.
-
-    Video segments start exactly on the grid (keyframes are forced there); an audio segment starts
-    at its first fragment past the grid, so its own start is only an estimate: prefer a video
-    rendition's start of the same segment number when one is visible.
-    """
-    for sibling in timeline.rendition_ids:
-        edge = timeline.edge(sibling)
-        if edge.kind != "video":
-            continue
-        same = edge.partial
-        if same is None or same.number != partial.number:
-            same = next((s for s in reversed(edge.committed) if s.number == partial.number), None)
-        if same is not None:
-            return same.start_ticks / same.timescale * partial.timescale
-    return float(partial.start_ticks)
-
-
 def partial_is_complete(
-    timeline: StreamTimeline, rendition_id: str, partial: SegmentRecord, segment_duration_s: float
+    timeline: StreamTimeline, rendition_id: str, partial: SegmentRecord
 ) -> bool:
     """Will the next part of ``rendition_id`` open the next segment (not extend ``partial``)?
 
-    Exact when the rendition already finished the segment and waits at the commit barrier;
-    otherwise predicted with the timeline's own cut rule: the next fragment (assumed as long as the
-    last part) opens a new segment once its start, plus the timeline's tolerance, reaches the next
-    grid line. Video cuts need a keyframe too, and the encoder forces one on every grid line.
+    The timeline answers with its own cut rule (``StreamTimeline.next_part_opens_segment``).
     """
     if not partial.parts:
         return False
-    if timeline.awaits_commit(rendition_id, partial.number):
-        return True
-    last_part_s = partial.parts[-1].duration_s
-    tolerance_s = min(last_part_s / 2, segment_duration_s / 4)
-    grid_s = _grid_start_ticks(timeline, partial) / partial.timescale
-    next_start_s = (partial.start_ticks + partial.duration_ticks) / partial.timescale
-    return next_start_s + tolerance_s >= grid_s + segment_duration_s - 1e-6
+    return timeline.next_part_opens_segment(rendition_id)
 
 
 def render_media_playlist(
@@ -168,7 +149,7 @@ def render_media_playlist(
             rendition_reports=tuple(reports),
             skip_requested=skip_requested and ll,
             partial_complete=partial is not None
-            and partial_is_complete(timeline, rendition_id, partial, settings.segment_duration_s),
+            and partial_is_complete(timeline, rendition_id, partial),
         )
     )
 
@@ -306,14 +287,17 @@ def render_manifest(
     sd = settings.segment_duration_s
     low_latency = None
     if ll:
+        # the same target as LL-HLS's PART-HOLD-BACK (3 parts), so every player aims alike
+        target_ms = round(3 * settings.part_target_s * 1000)
         low_latency = dash.LowLatencyDash(
             availability_time_offset_s=max(sd - settings.part_target_s, 0.0),
-            # the same target as LL-HLS's PART-HOLD-BACK (3 parts), so every player aims alike
-            target_latency_ms=round(3 * settings.part_target_s * 1000),
+            target_latency_ms=target_ms,
             min_latency_ms=round(2 * settings.part_target_s * 1000),
-            max_latency_ms=round(sd * 3 * 1000),
-            min_playback_rate=0.96,
-            max_playback_rate=1.04,
+            # dash.js jumps back to the live edge past max + 0.5 s: one segment over the target
+            # (was 3 segments: after a stall on a busy machine it crawled back for a minute)
+            max_latency_ms=target_ms + round(sd * 1000),
+            min_playback_rate=DASH_MIN_PLAYBACK_RATE,
+            max_playback_rate=DASH_MAX_PLAYBACK_RATE,
         )
     return dash.render_mpd(
         dash.DashManifestInput(
@@ -323,7 +307,11 @@ def render_manifest(
             time_shift_buffer_depth_s=sd * settings.playlist_size,
             max_segment_duration_s=max_segment_duration_s(settings, timeline.longest_segment_s),
             minimum_update_period_s=sd,
-            suggested_presentation_delay_s=(2 * settings.part_target_s + 0.5) if ll else 3 * sd,
+            # LL: 0. dash.js takes its delay from Latency@target and ignores this; Shaka keeps
+            # this much behind its live edge (the start of the growing chunk) and then aims
+            # Latency@target behind *that*, so anything here was counted twice (Shaka DASH sat at
+            # ~2.7 s with 0.5 s parts and 1.5 s here).
+            suggested_presentation_delay_s=0.0 if ll else 3 * sd,
             utc_timing_url=settings.utc_timing_url,
             periods=tuple(periods_out),
             low_latency=low_latency,

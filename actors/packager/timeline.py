@@ -346,6 +346,42 @@ class StreamTimeline:
         index = self._index_of(number)
         return any(finished.index == index for finished in rendition.completed)
 
+    def next_part_opens_segment(self, rendition_id: str) -> bool:
+        """Will the rendition's next fragment open a new segment rather than extend the growing one?
+
+        Exact once the rendition has finished the visible segment (it waits at the commit
+        barrier); otherwise the cut rules of :meth:`on_fragment` applied to the next fragment,
+        assumed as long as the last part, in the rendition's *own* encoder time: the leader cuts
+        where the start plus the tolerance reaches the next grid line (video needs a keyframe too,
+        and the encoder forces one on every grid line); a follower's fragment joins the leader
+        segment its midpoint falls in. (Predicting from another rendition's rebased times was
+        wrong whenever audio and video start apart: the preload hint then named a part that
+        never came, and Shaka waited on it for 3 × TD.)
+        """
+        rendition = self._renditions[rendition_id]
+        if any(finished.index == self._next_index for finished in rendition.completed):
+            return True
+        growing = rendition.growing
+        track = rendition.track
+        if growing is None or not growing.parts or track is None or rendition.offset_ticks is None:
+            return False
+        end_ticks = growing.start_ticks + growing.duration_ticks - rendition.offset_ticks
+        next_local_s = end_ticks / track.timescale
+        last_part_s = growing.parts[-1].duration_s
+        if rendition_id == self._leader_id:
+            tolerance_s = min(last_part_s / 2, self.segment_duration_s / 4)
+            slot = math.floor((next_local_s + tolerance_s) / self.segment_duration_s)
+            return slot > growing.grid_index
+        return next_local_s + last_part_s / 2 >= self._next_leader_cut_s(growing.index)
+
+    def _next_leader_cut_s(self, index: int) -> float:
+        """Where the leader's segment after ``index`` starts: known once it cut there, else the
+        next grid line after that segment's start (the keyframe is forced there)."""
+        if index + 1 < len(self._cuts_s):
+            return self._cuts_s[index + 1]
+        start_s = self._cuts_s[index] if index < len(self._cuts_s) else 0.0
+        return (math.floor(start_s / self.segment_duration_s + 0.5) + 1) * self.segment_duration_s
+
     def part_bytes(self, rendition_id: str, number: int, part_index: int) -> bytes | None:
         rendition = self._renditions.get(rendition_id)
         if rendition is None:

@@ -97,6 +97,7 @@ def encode_spec(
     hub: bool | None = None,  # None: the product's default, i.e. zscale if this FFmpeg has it
     diamond: bool = True,  # the product's default: diamond motion search for veryfast
     audio: bool = True,
+    fragment_s: float = 0.5,  # LL part / CMAF fragment (capped at the segment)
 ) -> EncodeSpec:
     if hub is None:
         hub = HAS_ZSCALE
@@ -116,7 +117,7 @@ def encode_spec(
         rungs=tuple(rungs),
         include_audio=audio,
         segment_duration_s=segment_s,
-        fragment_duration_s=0.5 if segment_s >= 1 else segment_s,
+        fragment_duration_s=min(fragment_s, segment_s),
         video_fds=tuple(fds[: len(rungs)]),
         audio_fd=fds[len(rungs)] if audio else None,
         preset=preset,

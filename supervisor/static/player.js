@@ -17,7 +17,8 @@ const engine = params.get("engine") ?? "hlsjs";
 const src = params.get("src");
 const lowLatency = ["1", "true", "yes"].includes((params.get("ll") ?? "").toLowerCase());
 const target = params.get("target");
-// target=mpd defers to the manifest's own target latency (dash.js only).
+// target=mpd (and the default) defers to the manifest's own target latency; target=3 sets a
+// dash.js liveDelay of 3 s.
 const targetLatencyS =
   target === "mpd" ? null : target !== null && Number.isFinite(Number(target)) ? Number(target) : DEFAULT_LL_TARGET_LATENCY_S;
 

@@ -22,10 +22,22 @@ export const ENGINES = Object.freeze({
   shaka: { label: "Shaka", protocol: "auto" },
 });
 
-// Default live delay for dash.js in low-latency mode. An explicit app setting
-// beats the MPD's ServiceDescription Latency@target in dash.js, so callers that
-// want the MPD's value pass targetLatencyS = null.
-export const DEFAULT_LL_TARGET_LATENCY_S = 3.0;
+// Default live delay for dash.js in low-latency mode: null, so the MPD's
+// ServiceDescription Latency@target decides (the same target as LL-HLS's PART-HOLD-BACK).
+// An explicit app setting beats it in dash.js; pages pass a number (?target=3) to override.
+export const DEFAULT_LL_TARGET_LATENCY_S = null;
+
+// Fastest playback rate hls.js may use to get back to its target latency (LL only).
+export const HLSJS_MAX_CATCH_UP_RATE = 1.5;
+
+// Shaka's catch-up on LL-HLS (seconds behind its seek range end, which is PART-HOLD-BACK behind
+// the live edge; rates like the MPD's PlaybackRate).
+export const SHAKA_LL_HLS_LIVE_SYNC = Object.freeze({
+  targetLatency: 0.25,
+  targetLatencyTolerance: 0.25,
+  minPlaybackRate: 0.96,
+  maxPlaybackRate: 1.1,
+});
 
 // Keep the error list bounded: a live stream that keeps failing must not grow
 // the page's memory (or the harness's JSON) forever.
@@ -217,8 +229,15 @@ class HlsJsAdapter extends BaseAdapter {
     const Hls = window.Hls;
     if (!Hls || !Hls.isSupported()) throw new Error("hls.js: MediaSource not supported");
     // lowLatencyMode defaults to true in hls.js; turn it off explicitly for
-    // classic streams so it never tries blocking reloads there.
-    this.hls = new Hls({ lowLatencyMode: this.lowLatency, enableWorker: true });
+    // classic streams so it never tries blocking reloads there. hls.js only aims at
+    // PART-HOLD-BACK when it starts: without a catch-up rate (its default is 1, off) every stall
+    // or slow start stays in the latency for good. Up to 1.5x while more than 1 s is buffered
+    // (hls.js's own rule), like dash.js's catch-up from the MPD's PlaybackRate.
+    this.hls = new Hls({
+      lowLatencyMode: this.lowLatency,
+      enableWorker: true,
+      ...(this.lowLatency ? { maxLiveSyncPlaybackRate: HLSJS_MAX_CATCH_UP_RATE } : {}),
+    });
     this.mediaRecoveries = 0;
     this.hls.on(Hls.Events.ERROR, (_event, data) => {
       const what = `hls.js ${data.type}/${data.details}${data.fatal ? " (fatal)" : ""}`;
@@ -416,11 +435,19 @@ class ShakaAdapter extends BaseAdapter {
         this.log.add(fatal ? what : `${what}, recoverable: Shaka retries`, fatal);
       }, 0);
     });
+    const streaming = { lowLatencyMode: this.lowLatency, preferNativeHls: false };
+    if (this.lowLatency && this.protocol === "hls") {
+      // LL-HLS carries no ServiceDescription, so Shaka's catch-up is off and it kept whatever
+      // latency it started with (~2.7 s). Its latency here is measured from its seek range end,
+      // which is already PART-HOLD-BACK behind the edge: aim just behind that. (For DASH the MPD's
+      // ServiceDescription drives the same catch-up; enabling liveSync would override it.)
+      streaming.liveSync = { enabled: true, ...SHAKA_LL_HLS_LIVE_SYNC };
+    }
     this.player.configure({
       abr: { enabled: true },
       // Never hand HLS to the browser's native player (Safari/Chromium
       // would then bypass MSE and every stat we report).
-      streaming: { lowLatencyMode: this.lowLatency, preferNativeHls: false },
+      streaming,
     });
     await this.player.attach(this.video);
     const mime = { hls: "application/x-mpegurl", dash: "application/dash+xml" }[this.protocol];

@@ -21,6 +21,7 @@ BENCHES = [
     ("first_part", ()),
     ("edge", ()),
     ("glass", ()),
+    ("parts", ()),
 ]
 # headless Chromium, two live pipelines and two players: more than the others' 2 minutes
 TIMEOUT_S = {"glass": 300}

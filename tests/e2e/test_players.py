@@ -189,7 +189,34 @@ def test_low_latency_player_stays_near_live_edge(
         state = _settle(session, 4.0)
         _assert_live_playing(session, state, LL_MAX_LATENCY_S)
         assert [lv.height for lv in state.levels] == HEIGHTS, session.diagnostics(state)
+        if engine == "hlsjs":
+            # catch-up on: a slow start or a stall does not stay in the latency for good
+            rate = session.page.evaluate("() => window.__engine().config.maxLiveSyncPlaybackRate")
+            assert rate == 1.5, session.diagnostics(state)
+        if engine == "shaka-hls":
+            # LL-HLS has no ServiceDescription: the page turns Shaka's catch-up on itself
+            sync = session.page.evaluate(
+                "() => window.__engine().getConfiguration().streaming.liveSync.enabled"
+            )
+            assert sync is True, session.diagnostics(state)
         _report(f"{engine} LL", state)
+
+
+def test_dashjs_low_latency_aims_at_the_mpd_target_by_default(
+    player_harness: PlayerHarness, service: LiveService
+) -> None:
+    """No ``target`` on the page: dash.js gets no liveDelay, so the MPD's Latency@target rules."""
+    with player_harness.player(
+        service.api_url, "dashjs", _src(service, LL, "dashjs"), low_latency=True
+    ) as session:
+        session.wait_playing(min_advance_s=2.0, timeout_s=PLAY_TIMEOUT_S)
+        delay = session.page.evaluate(
+            "() => window.__engine().getSettings().streaming.delay.liveDelay"
+        )
+        target = session.page.evaluate("() => window.__engine().getTargetLiveDelay()")
+        assert delay is None or delay != delay, delay  # unset (null/NaN): not the app's
+        assert target == pytest.approx(1.5, abs=0.01), session.diagnostics()
+
 
 
 def test_low_latency_players_survive_encoder_sigkill(

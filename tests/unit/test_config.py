@@ -112,3 +112,8 @@ def test_origin_limit_and_readiness_settings() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"ORIGIN_MAX_CONNECTIONS": "-1"})
     assert caught.value.variable == "ORIGIN_MAX_CONNECTIONS"
+
+
+def test_part_target_default_is_a_third_of_a_second() -> None:
+    # chosen from ops/bench/parts.py: a 1 s PART-HOLD-BACK for no ladder CPU (README, issue 10)
+    assert load_settings({}).part_target_s == 0.333

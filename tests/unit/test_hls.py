@@ -402,16 +402,77 @@ def test_low_latency_header_parts_hint_and_reports() -> None:
     # The live edge is at 11 s; parts of segments ending at or after 11 - 3 x 2 = 5 s stay.
     assert [len(s.parts) for s in parsed.segments] == [0, 0, 4, 4, 4]
     assert parsed.segments[2].parts[0] == {
-        "DURATION": "0.500",
+        "DURATION": "0.50001",
         "URI": "part_2_0.m4s",
         "INDEPENDENT": "YES",
     }
-    assert parsed.segments[2].parts[1] == {"DURATION": "0.500", "URI": "part_2_1.m4s"}
+    assert parsed.segments[2].parts[1] == {"DURATION": "0.50001", "URI": "part_2_1.m4s"}
     assert parsed.trailing is not None
     assert parsed.trailing.pdt == format_iso8601_ms(partial.program_date_time_unix_s)
     assert [p["URI"] for p in parsed.trailing.parts] == ["part_5_0.m4s", "part_5_1.m4s"]
     assert parsed.preload_hints == [{"TYPE": "PART", "URI": part_file_name(5, 2)}]
     assert parsed.reports == [{"URI": "../audio/playlist.m3u8", "LAST-MSN": "5", "LAST-PART": "1"}]
+
+
+SHAKA_FUDGE_S = 0.001  # shaka.media.MediaSourceEngine: setTimestampOffset_ adds it when < 0
+
+
+def shaka_aborts_inside_segment(
+    listed_durations: list[str], media_ticks: list[int], timescale: int, start_s: float, tfdt: int
+) -> bool:
+    """Replay Shaka 5.2's per-append timestampOffset check over one segment's parts.
+
+    Before each append Shaka computes ``y = part start in its playlist time − tfdt / timescale``
+    and, when ``|stored − y| >= 0.001``, calls ``abort()`` and stores ``y`` (+ 1 ms when y < 0).
+    The first part is independent (an abort there costs nothing): True when a later one aborts.
+    """
+    stored: float | None = None
+    for index, (listed, ticks) in enumerate(zip(listed_durations, media_ticks, strict=True)):
+        y = start_s - tfdt / timescale
+        if stored is None or abs(stored - y) >= SHAKA_FUDGE_S:
+            if index > 0:
+                return True
+            stored = y + SHAKA_FUDGE_S if y < 0 else y
+        start_s += float(listed)
+        tfdt += ticks
+    return False
+
+
+@settings(max_examples=300)
+@given(
+    segment_index=st.integers(min_value=1, max_value=20_000),
+    epoch_offset_ticks=st.integers(min_value=0, max_value=3600 * 15360),
+    frame_rate=st.sampled_from([25, 30, 50, 60]),
+)
+def test_listed_part_durations_keep_shaka_from_aborting_mid_segment(
+    segment_index: int, epoch_offset_ticks: int, frame_rate: int
+) -> None:
+    # 0.5 s parts (or the nearest whole number of frames), 4 to a 2 s segment, timescale 15360
+    frames = round(0.5 * frame_rate)
+    ticks = frames * 15360 // frame_rate
+    parts = tuple(
+        PartRecord(index=k, duration_s=ticks / 15360, independent=k == 0, byte_offset=0,
+                   byte_length=1)
+        for k in range(4)
+    )  # fmt: skip
+    segs = make_window(0, [180_000] * 3)
+    listed = [
+        pt["DURATION"] for pt in parse_ll(segs, growing(segs[-1], 0, parts=parts)).trailing.parts
+    ]  # type: ignore[union-attr]
+    assert all(float(d) > p.duration_s for d, p in zip(listed, parts, strict=True))
+    assert all(float(d) - p.duration_s <= 1e-5 for d, p in zip(listed, parts, strict=True))
+    # Shaka's playlist time of the segment: its PDT minus the first listed one's (whole seconds
+    # apart here), always below the media time, so the offset is negative.
+    start_s = float(2 * segment_index)
+    tfdt = epoch_offset_ticks + 4 * ticks * (segment_index + 3)
+    assert not shaka_aborts_inside_segment(listed, [ticks] * 4, 15360, start_s, tfdt)
+
+
+def test_media_exact_part_durations_made_shaka_abort() -> None:
+    # The regression: DURATION=0.500 for 0.5 s parts; e.g. a segment at playlist time 10 s whose
+    # tfdt is 15.3016 s (a run seen in Chromium: the offset check flipped on float noise).
+    listed = ["0.500"] * 4
+    assert shaka_aborts_inside_segment(listed, [7680] * 4, 15360, 10.0, 235033)
 
 
 def test_complete_partial_hints_part_zero_of_the_next_segment() -> None:

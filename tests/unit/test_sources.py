@@ -24,10 +24,21 @@ def test_rtmp_gets_rw_timeout_and_whitelist() -> None:
     assert src.url == "rtmp://live.example.com/app/key"
     assert src.scheme == "rtmp"
     assert src.input_args == (
-        "-protocol_whitelist", "rtmp,rtmps,tcp,tls", "-rw_timeout", "10000000",
+        "-protocol_whitelist", "rtmp,rtmps,tcp,tls", "-fflags", "nobuffer",
+        "-rw_timeout", "10000000",
     )  # fmt: skip
     # rtmp's own -timeout would make FFmpeg *listen*: it must never appear.
     assert "-timeout" not in src.input_args
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["rtmp://h/a", "http://h/x.ts", "srt://1.2.3.4:9000", "udp://239.0.0.1:1234", "rtsp://h/s"],
+)
+def test_network_sources_drop_the_probed_packets(url: str) -> None:
+    # Queued probe packets are a start-up backlog the timeline anchor would keep for ever.
+    args = validate_source_url(url, DEFAULT).input_args
+    assert args[args.index("-fflags") + 1] == "nobuffer"
 
 
 def test_rtsp_uses_tcp_and_socket_timeout() -> None:
@@ -263,13 +274,17 @@ def test_tcp_and_rist_are_refused_unless_the_operator_adds_them() -> None:
 
 def test_tcp_gets_its_own_whitelist_and_socket_timeout() -> None:
     src = validate_source_url("tcp://media.example:9000", DEFAULT | {"tcp"})
-    assert src.input_args == ("-protocol_whitelist", "tcp", "-timeout", "10000000")
+    assert src.input_args == (
+        "-protocol_whitelist", "tcp", "-fflags", "nobuffer", "-timeout", "10000000"
+    )
     assert (src.host, src.port) == ("media.example", 9000)
 
 
 def test_rist_gets_its_own_whitelist_and_rw_timeout() -> None:
     src = validate_source_url("rist://media.example:5000?cname=x", DEFAULT | {"rist"})
-    assert src.input_args == ("-protocol_whitelist", "rist", "-rw_timeout", "10000000")
+    assert src.input_args == (
+        "-protocol_whitelist", "rist", "-fflags", "nobuffer", "-rw_timeout", "10000000"
+    )
 
 
 # ---------------------------------------------------------------- the host FFmpeg will use

@@ -7,6 +7,7 @@ Uses real FFmpeg fragments (tests/fixtures/bmff): video 320x180, 1 s GOP, 0.33 s
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -273,7 +274,87 @@ def test_partial_is_complete_when_waiting_at_the_barrier() -> None:
     partial = timeline.edge("180p").partial
     assert partial is not None
     assert partial.number == 0
-    assert publish.partial_is_complete(timeline, "180p", partial, 1.0)
+    assert publish.partial_is_complete(timeline, "180p", partial)
     text = publish.render_media_playlist(timeline, "180p", publish_settings(0.34, low_latency=True))
     assert text is not None
     assert _hint_and_parts(text)[0] == "part_1_0.m4s"
+
+
+def _synthetic(template: Fragment, start_ticks: int, duration_ticks: int, sync: bool) -> Fragment:
+    # real fragment bytes (the timeline only rebases their tfdt), times of our choosing
+    return replace(
+        template,
+        decode_time_ticks=start_ticks,
+        duration_ticks=duration_ticks,
+        starts_with_sync=sync,
+    )
+
+
+def test_preload_hint_follows_the_cut_rule_on_exact_grid_boundaries() -> None:
+    """2 s segments, 0.5 s video parts and 15-frame AAC parts (0.32 s): audio part k starts at
+    k × 0.32 s and the cut rule (start + half a part past the grid line) lands exactly on a grid
+    line every 25 parts. The hint must agree with the cut made there, to the last bit: the old
+    prediction compared rebased times against video's segment start (rebased with video's own
+    offset, up to 1/15360 s apart from audio's, against 1 µs of slack), named ``part_n_6`` for a
+    segment that was cut after 6 parts, and Shaka waited 3 × TD on a part that never came.
+    """
+    timeline = StreamTimeline(
+        renditions=[("180p", "video"), ("audio", "audio")],
+        segment_duration_s=2.0,
+        availability_start_unix_s=AST,
+        retained_segments=10,
+    )
+    settings = publish.PublishSettings(
+        segment_duration_s=2.0, playlist_size=10, part_target_s=0.5, low_latency=True
+    )
+    timeline.begin_epoch()
+    timeline.on_init("180p", VIDEO_INIT)
+    timeline.on_init("audio", AUDIO_INIT)
+    video = [(k * 0.5, "180p", _synthetic(VIDEO[0], k * 7680, 7680, k % 4 == 0)) for k in range(48)]
+    audio = [(k * 0.32, "audio", _synthetic(AUDIO[0], k * 15360, 15360, True)) for k in range(75)]
+    hinted: list[str] = []
+    listed: set[str] = set()
+    for at_s, rid, fragment in sorted(video + audio, key=lambda e: (e[0], e[1])):
+        # an epoch start that is no whole number of ticks at 15360 or 48000 Hz: the two
+        # renditions' rebasing offsets then differ by tens of µs (ceil at each timescale)
+        timeline.on_fragment(rid, fragment, now_unix_s=AST + 5.00001 + at_s + 0.5)
+        text = publish.render_media_playlist(timeline, "audio", settings)
+        if text is None:
+            continue
+        hint, parts = _hint_and_parts(text)
+        listed.update(parts)
+        if not hinted or hinted[-1] != hint:
+            hinted.append(hint)
+    # every hint a player may have requested did appear as a part (the last one is still ahead)
+    never_came = [h for h in hinted[:-1] if h not in listed]
+    assert not never_came, never_came
+    assert len(hinted) >= 60
+
+
+def test_low_latency_mpd_targets_three_parts_with_no_extra_presentation_delay() -> None:
+    """The MPD aims every DASH player at PART-HOLD-BACK (3 parts) and adds nothing on top.
+
+    Shaka keeps suggestedPresentationDelay behind its live edge and then aims Latency@target
+    behind that, so a non-zero value was counted twice; dash.js ignores it when Latency@target
+    is there. Past one segment over the target dash.js jumps back to the live edge.
+    """
+    timeline = make_timeline()
+    run_epoch(timeline, AST + 5.0, end=False)
+    metas = (
+        publish.RenditionMeta(rendition_id="180p", kind="video", nominal_bandwidth_bps=400_000),
+        publish.RenditionMeta(rendition_id="audio", kind="audio", nominal_bandwidth_bps=128_000),
+    )
+    ll = publish.render_manifest(
+        timeline, metas, publish_settings(1 / 3, low_latency=True), now_unix_s=AST + 7.0
+    )
+    assert ll is not None
+    assert 'suggestedPresentationDelay="PT0S"' in ll
+    assert '<Latency target="1000" min="667" max="2000" referenceId="0" />' in ll
+    assert '<PlaybackRate min="0.96" max="1.1" />' in ll
+    assert 'availabilityTimeOffset="0.66667"' in ll
+    plain = publish.render_manifest(
+        timeline, metas, publish_settings(1 / 3, low_latency=False), now_unix_s=AST + 7.0
+    )
+    assert plain is not None
+    assert 'suggestedPresentationDelay="PT3S"' in plain
+    assert "Latency" not in plain
