@@ -112,7 +112,7 @@ def stream_settings_from(settings: Settings, ffmpeg_path: str) -> StreamSettings
         segment_margin=settings.segment_margin,
         restart_max=settings.restart_max,
         restart_period_s=settings.restart_period_s,
-        backoff=Backoff(),
+        backoff=Backoff(max_s=settings.restart_backoff_max_s),
     )
 
 

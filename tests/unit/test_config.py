@@ -68,3 +68,14 @@ def test_overrides_win_over_env() -> None:
     settings = load_settings({"PLAYLIST_SIZE": "6"}, {"playlist_size": 8})
     assert settings.playlist_size == 8
     assert isinstance(settings, Settings)
+
+
+def test_restart_backoff_ceiling_reaches_every_stream() -> None:
+    from supervisor.service import stream_settings_from  # noqa: PLC0415
+
+    assert load_settings({}).restart_backoff_max_s == 30.0
+    settings = load_settings({"RESTART_BACKOFF_MAX": "2"})
+    assert stream_settings_from(settings, "ffmpeg").backoff.max_s == 2.0
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"RESTART_BACKOFF_MAX": "0.1"})  # below the first pause (0.5 s)
+    assert caught.value.variable == "RESTART_BACKOFF_MAX"
