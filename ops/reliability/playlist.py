@@ -244,7 +244,9 @@ class ReloadChecker:
             raise PlaylistError(f"{where}: EXT-X-DISCONTINUITY-SEQUENCE went back")
         old_newest, new_newest = previous.newest_number, playlist.newest_number
         if old_newest is not None and (new_newest is None or new_newest < old_newest):
-            raise PlaylistError(f"{where}: the newest segment went back {old_newest} → {new_newest}")
+            raise PlaylistError(
+                f"{where}: the newest segment went back {old_newest} → {new_newest}"
+            )
         # a segment number names one segment for good: same number, same duration
         old = dict(zip(previous.segment_numbers, previous.segment_durations_s, strict=True))
         for number, duration_s in zip(

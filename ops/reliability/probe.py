@@ -17,6 +17,7 @@ import psutil
 
 from ops.bench.common import Service, http, lavfi_source, running_service
 from ops.reliability.playlist import PlaylistError, ReloadChecker, media_playlist_uris
+from ops.reliability.report import Report
 
 # the cheapest real transcoded stream: a 240p test pattern + tone made in real time
 LAVFI_240P = "lavfi:" + lavfi_source(426, 240)
@@ -66,7 +67,7 @@ def alive(pid: int) -> bool:
 def wait_until(
     check: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.05
 ) -> float:
-    """Poll ``check`` until true; returns the seconds it took, raises TimeoutError naming ``what``."""
+    """Poll ``check`` until true; the seconds it took. TimeoutError naming ``what`` if never."""
     began = time.monotonic()
     while not check():
         if time.monotonic() - began > timeout_s:
@@ -138,6 +139,15 @@ class PlaylistWatch:
         for checker in self.checkers.values():
             seen |= checker.numbers_seen
         return seen
+
+
+def check_playlists(report: Report, when: str, watch: PlaylistWatch) -> dict[str, int] | None:
+    """``watch.check_now()`` with a broken rule recorded as a problem (then None)."""
+    try:
+        return watch.check_now()
+    except PlaylistError as error:
+        report.problem(f"{when}: {error}")
+        return None
 
 
 def spread(values: Sequence[float]) -> str:

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 from ops.reliability.player import PlayerWatch
-from ops.reliability.playlist import PlaylistError
 from ops.reliability.probe import (
     LAVFI_240P,
     PlaylistWatch,
     alive,
     as_int,
+    check_playlists,
     encoder_pid,
     service_for_case,
     spread,
@@ -65,7 +65,7 @@ def run(
                 break
             os.kill(pid, signal.SIGKILL)
             killed_at = time.monotonic()
-            _check(report, f"kill {kill}, restarting", victim)
+            check_playlists(report, f"kill {kill}, restarting", victim)
 
             def restarted(pid: int = pid, restarts: int = restarts) -> bool:
                 now = status(service, VICTIM)
@@ -89,7 +89,7 @@ def run(
                 f"kill {kill}: restarts {restarts} → {now['restarts']} (want +1)",
             )
             report.expect(not alive(pid), f"kill {kill}: the killed FFmpeg {pid} is still there")
-            discontinuities = _check(report, f"kill {kill}, live again", victim)
+            discontinuities = check_playlists(report, f"kill {kill}, live again", victim)
             report.expect(
                 discontinuities is None or min(discontinuities.values()) >= 1,
                 f"kill {kill}: no EXT-X-DISCONTINUITY after the restart: {discontinuities}",
@@ -111,9 +111,7 @@ def run(
         report.figure("kills / victim restarts", f"{count} / {final['restarts']}")
         report.figure("kill → first segment of the new FFmpeg", spread(recoveries_s))
         report.figure("playlist reloads checked", victim.reloads + bystander.reloads)
-        report.figure(
-            "victim segment numbers seen", f"{min(seen)}…{max(seen)}" if seen else "none"
-        )
+        report.figure("victim segment numbers seen", f"{min(seen)}…{max(seen)}" if seen else "none")
         report.figure(
             "bystander",
             f"restarts {other['restarts']}, "
@@ -122,16 +120,8 @@ def run(
     return report
 
 
-def _check(report: Report, when: str, watch: PlaylistWatch) -> dict[str, int] | None:
-    try:
-        return watch.check_now()
-    except PlaylistError as error:
-        report.problem(f"{when}: {error}")
-        return None
-
-
 def _check_bystander(report: Report, when: str, watch: PlaylistWatch) -> None:
-    discontinuities = _check(report, f"{when}, bystander", watch)
+    discontinuities = check_playlists(report, f"{when}, bystander", watch)
     if discontinuities is not None:
         report.expect(
             max(discontinuities.values()) == 0,

@@ -1,0 +1,110 @@
+"""Create/delete churn: the service's fds, threads and RSS stay flat, nothing is left behind.
+
+    python -m ops.reliability.churn --count 1000
+
+One stream id, created and deleted ``count`` times from a passthrough source (``"qualities":
+["source"]``: video copied from a looping H.264 file, no x264) so a cycle costs little. Each cycle
+waits until the new FFmpeg has published its first part (the playlist answers on the origin, so
+pipes, readers and the live edge all exist), then DELETEs: every DELETE must be 200, the stream's
+folder gone and its FFmpeg reaped when it returns. The service's open fds, threads and RSS are
+sampled after each cycle; after a warm-up (a tenth of the cycles, at least 5) the last sample must
+be within 5 % of the warm-up one (fds and threads: and at most +1, small counts being integers).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from ops.bench.common import Service, http
+from ops.bench.control_plane import passthrough_source
+from ops.reliability.probe import (
+    Resources,
+    alive,
+    encoder_pid,
+    ffmpeg_pids,
+    resources,
+    service_for_case,
+    spread,
+    wait_until,
+)
+from ops.reliability.report import Report, main
+
+STREAM_ID = "churn"
+FLAT_FRACTION = 0.05
+FIRST_PART_TIMEOUT_S = 30.0
+
+
+def run(count: int = 1000, *, workdir: Path | None = None) -> Report:
+    report = Report("create/delete churn", count)
+    with tempfile.TemporaryDirectory(prefix="hlsdash-churn-") as scratch:
+        source = passthrough_source(Path(scratch))
+        with service_for_case(workdir, MAX_STREAMS="4") as service:
+            process = service.ps
+            samples: list[Resources] = [resources(process)]
+            cycle_s: list[float] = []
+            for cycle in range(1, count + 1):
+                began = time.monotonic()
+                if not _one_cycle(report, service, source, cycle):
+                    break
+                cycle_s.append(time.monotonic() - began)
+                samples.append(resources(process))
+            leftover = ffmpeg_pids(process)
+            folders = sorted(p.name for p in service.output_dir.iterdir())
+            report.expect(not leftover, f"FFmpeg left after the last DELETE: {sorted(leftover)}")
+            report.expect(not folders, f"folders left in OUTPUT_DIR: {folders}")
+            _judge_flatness(report, samples, count)
+            report.figure("cycle (POST → first part → DELETE 200)", spread(cycle_s))
+            report.figure("cycles done", len(cycle_s))
+    return report
+
+
+def _one_cycle(report: Report, service: Service, source: str, cycle: int) -> bool:
+    service.create(STREAM_ID, source, qualities=["source"], low_latency=True)
+    playlist = f"{service.origin}/{STREAM_ID}/source/playlist.m3u8"
+    try:
+        wait_until(
+            lambda: http("GET", playlist, timeout=5)[0] == 200,
+            FIRST_PART_TIMEOUT_S,
+            f"cycle {cycle}: the first part",
+            poll_s=0.02,
+        )
+    except TimeoutError as error:
+        report.problem(f"{error}: {service.stream(STREAM_ID)}")
+    pid = encoder_pid(service.stream(STREAM_ID))
+    code, body, _ = http("DELETE", f"{service.api}/streams/{STREAM_ID}", timeout=30)
+    if not report.expect(code == 200, f"cycle {cycle}: DELETE → {code}: {body[:200]!r}"):
+        return False
+    state = json.loads(body).get("state")
+    report.expect(state == "stopped", f"cycle {cycle}: DELETE answered state {state}")
+    report.expect(
+        not (service.output_dir / STREAM_ID).exists(), f"cycle {cycle}: the folder is still there"
+    )
+    report.expect(pid is None or not alive(pid), f"cycle {cycle}: FFmpeg {pid} outlived DELETE")
+    return True
+
+
+def _judge_flatness(report: Report, samples: list[Resources], count: int) -> None:
+    warm = min(len(samples) - 1, max(5, count // 10))
+    series = {
+        "open fds": [float(s.open_fds) for s in samples],
+        "threads": [float(s.threads) for s in samples],
+        "RSS MiB": [s.rss_bytes / 2**20 for s in samples],
+    }
+    for name, values in series.items():
+        start, base, last = values[0], values[warm], values[-1]
+        report.figure(
+            name,
+            f"start {start:.1f}, after warm-up (cycle {warm}) {base:.1f}, end {last:.1f}, "
+            f"peak after warm-up {max(values[warm:]):.1f}",
+        )
+        allowed = base * (1 + FLAT_FRACTION)
+        if name != "RSS MiB":  # integer counts: 5 % of 20 fds is less than one
+            allowed = max(allowed, base + 1)
+        report.expect(last <= allowed, f"{name} grew from {base:.1f} after warm-up to {last:.1f}")
+
+
+if __name__ == "__main__":
+    main(run, description=__doc__ or "", default_count=1000)
