@@ -5,7 +5,9 @@ its streams' status and playlists. The service itself is ``ops.bench.common.runn
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import json
 import signal
 import statistics
 import time
@@ -148,6 +150,20 @@ def check_playlists(report: Report, when: str, watch: PlaylistWatch) -> dict[str
     except PlaylistError as error:
         report.problem(f"{when}: {error}")
         return None
+
+
+def encoder_exit_causes(log_path: Path, stream_id: str) -> dict[str, int]:
+    """Why the stream's encoders exited, counted from the JSON log (``encoder_exited`` lines)."""
+    causes: collections.Counter[str] = collections.Counter()
+    with contextlib.suppress(OSError), log_path.open(errors="replace") as log:
+        for line in log:
+            if '"encoder_exited"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("stream_id") == stream_id:
+                    causes[str(event.get("error"))] += 1
+    return dict(causes)
 
 
 def spread(values: Sequence[float]) -> str:
