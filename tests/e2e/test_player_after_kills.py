@@ -1,4 +1,8 @@
-"""hls.js keeps playing a stream whose FFmpeg is SIGKILLed again and again (e2e tier)."""
+"""hls.js keeps playing a stream whose FFmpeg is SIGKILLed again and again.
+
+The player half of the reliability suite's SIGKILL case (ops/reliability/sigkill.py; the rest runs
+in tests/reliability at CI size), here because it needs the e2e tier's headless Chromium.
+"""
 
 from __future__ import annotations
 
