@@ -88,6 +88,20 @@ def encoder_pid(info: dict[str, object]) -> int | None:
     return pid if isinstance(pid, int) and pid > 0 else None
 
 
+def signal_encoder(
+    report: Report, service: Service, stream_id: str, sig: signal.Signals, when: str
+) -> tuple[int, int, float] | None:
+    """Send ``sig`` to the stream's FFmpeg: (its pid, restarts so far, monotonic time sent), or
+    None (a problem recorded) if the stream has no encoder to signal."""
+    info = status(service, stream_id)
+    pid = encoder_pid(info)
+    if pid is None:
+        report.problem(f"{when}: {stream_id} has no encoder pid: {info}")
+        return None
+    send_signal([pid], sig)
+    return pid, as_int(info["restarts"]), time.monotonic()
+
+
 def as_int(value: object) -> int:
     assert isinstance(value, int), value
     return value

@@ -16,7 +16,6 @@ restarted by it in the middle of the count. Why each encoder exited is read from
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from ops.reliability.probe import (
     encoder_exit_causes,
     encoder_pid,
     service_for_case,
+    signal_encoder,
     spread,
     status,
     wait_live,
@@ -67,13 +67,10 @@ def run(
         restarts_began = as_int(status(service, VICTIM)["restarts"])
         recoveries_s: list[float] = []
         for kill in range(1, count + 1):
-            info = status(service, VICTIM)
-            pid, restarts = encoder_pid(info), as_int(info["restarts"])
-            if pid is None:
-                report.problem(f"kill {kill}: the victim has no encoder pid: {info}")
+            killed = signal_encoder(report, service, VICTIM, signal.SIGKILL, f"kill {kill}")
+            if killed is None:
                 break
-            os.kill(pid, signal.SIGKILL)
-            killed_at = time.monotonic()
+            pid, restarts, killed_at = killed
             check_playlists(report, f"kill {kill}, restarting", victim)
 
             def restarted(pid: int = pid, restarts: int = restarts) -> bool:

@@ -25,6 +25,7 @@ from ops.reliability.probe import (
     encoder_pid,
     send_signal,
     service_for_case,
+    signal_encoder,
     spread,
     status,
     wait_live,
@@ -58,13 +59,10 @@ def run(
         detected_s: list[float] = []
         replaced_s: list[float] = []
         for round_ in range(1, count + 1):
-            info = status(service, STREAM_ID)
-            pid, restarts = encoder_pid(info), as_int(info["restarts"])
-            if pid is None:
-                report.problem(f"round {round_}: no encoder pid: {info}")
+            frozen = signal_encoder(report, service, STREAM_ID, signal.SIGSTOP, f"round {round_}")
+            if frozen is None:
                 break
-            send_signal([pid], signal.SIGSTOP)
-            stopped_at = time.monotonic()
+            pid, restarts, stopped_at = frozen
             try:
                 detected_s.append(
                     wait_until(

