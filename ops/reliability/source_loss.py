@@ -7,7 +7,8 @@ killed and, ``outage_s`` later, started again. Promised, each time: the stream l
 ``restarting`` with a ``last_error`` that names the cause, retries with growing pauses (default
 backoff, nothing opened up), its playlists stay valid while the source is gone, and once the
 source is back it is ``live`` again without any request, with an ``EXT-X-DISCONTINUITY`` at the
-gap and a live edge that keeps advancing (with ``--player``: hls.js still playing).
+gap and a live edge that keeps advancing (with ``--player``: hls.js still playing). Between
+outages the stream runs for ``HEALTHY_BETWEEN_S``, past the backoff's reset.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from tests.integration.live import running_publisher
 
 STREAM_ID = "flaky"
 OUTAGE_S = 15.0
+# the backoff starts over once an encoder has run this long (supervisor Backoff.reset_after_s);
+# between outages the stream stays up longer, so each outage meets a healthy stream, as a
+# once-in-a-while source blip would (outages closer together get the long pauses, by design)
+HEALTHY_BETWEEN_S = 30.0 + 3.0
 # words of the errors FFmpeg gives for a vanished RTMP/HTTP source, as the service words them
 CLEAR_CAUSES = ("refused", "connection", "end of file", "timed out", "no media", "i/o error")
 
@@ -104,6 +109,8 @@ def run(
                 report.problem(f"{error}: {status(service, STREAM_ID)}")
                 break
             _check_after(report, watch, outage)
+            if outage < count:
+                _stay_live(report, service, watch, time.monotonic() + HEALTHY_BETWEEN_S, outage)
         if player is not None:
             try:
                 report.figure("player at the end", player.check_playing(4.0))
@@ -136,6 +143,16 @@ def _watch_outage(
             last_check = now
         time.sleep(0.1)
     return restarts_seen
+
+
+def _stay_live(
+    report: Report, service: Service, watch: PlaylistWatch, until: float, outage: int
+) -> None:
+    while time.monotonic() < until:
+        state = status(service, STREAM_ID)["state"]
+        report.expect(state == "live", f"after outage {outage}: state {state} with the source up")
+        check_playlists(report, f"after outage {outage}", watch)
+        time.sleep(2.0)
 
 
 def _live_past(info: dict[str, object], produced: int) -> bool:
