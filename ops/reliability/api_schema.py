@@ -36,7 +36,7 @@ def run(count: int = 100, *, workdir: Path | None = None, seed: int | None = Non
     report = Report("Schemathesis on /openapi.json", count)
     with tempfile.TemporaryDirectory(prefix="hlsdash-schema-") as scratch:
         source = passthrough_source(Path(scratch))
-        with service_for_case(workdir, ALLOWED_PROTOCOLS="file", MAX_STREAMS="3") as service:
+        with service_for_case(workdir, ALLOWED_PROTOCOLS="file", MAX_STREAMS="8") as service:
             argv = [
                 str(SCHEMATHESIS), "--config-file", str(HERE / "schemathesis.toml"),
                 "run", f"{service.api}/openapi.json",
