@@ -45,6 +45,8 @@ FLAG_HELP = {
     "RESTART_MAX": "encoder restarts allowed within RESTART_PERIOD before a stream fails "
     "(default 10)",
     "RESTART_PERIOD": "window in seconds for RESTART_MAX (default 60)",
+    "RESTART_BACKOFF_MAX": "longest pause in seconds between two encoder restarts; the pause "
+    "doubles from 0.5 s up to it (default 30)",
     "WATCHDOG_SEGMENTS": "restart an encoder silent for this many segment durations (default 2)",
     "SEGMENT_MARGIN": "segments kept after leaving the window, for late players (default 3)",
     "TLS_CERT": "TLS certificate (PEM) for HTTP/2 over TLS on both listeners",

@@ -59,6 +59,7 @@ class Settings:
     api_token: str = ""
     restart_max: int = 10
     restart_period_s: float = 60.0
+    restart_backoff_max_s: float = 30.0  # ceiling of the exponential pause between restarts
     watchdog_segments: float = 2.0  # no media for this many segment durations → restart FFmpeg
     segment_margin: int = 3  # segments kept on disk after leaving the window, for late players
     tls_cert: str = ""
@@ -167,6 +168,7 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "API_TOKEN": ("api_token", _text),
     "RESTART_MAX": ("restart_max", _integer(0, 1000)),
     "RESTART_PERIOD": ("restart_period_s", _number(1, 86400)),
+    "RESTART_BACKOFF_MAX": ("restart_backoff_max_s", _number(0.5, 3600)),
     "WATCHDOG_SEGMENTS": ("watchdog_segments", _number(1, 30)),
     "SEGMENT_MARGIN": ("segment_margin", _integer(0, 100)),
     "TLS_CERT": ("tls_cert", _text),

@@ -130,7 +130,7 @@ def stream_settings_from(
         segment_margin=settings.segment_margin,
         restart_max=settings.restart_max,
         restart_period_s=settings.restart_period_s,
-        backoff=Backoff(),
+        backoff=Backoff(max_s=settings.restart_backoff_max_s),
         source_watch=source_guard.watch if source_guard is not None else None,
     )
 

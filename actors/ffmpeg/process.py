@@ -5,10 +5,10 @@ exits, and trio forks from a worker thread that it retires after ~10 s idle, whi
 healthy FFmpeg for no reason. So we fork with ``subprocess.Popen`` from the calling (trio) thread,
 whose lifetime is the whole ``trio.run``, and await the exit through a pidfd.
 
-Stop ladder (trio's own ``_posix_deliver_cancel`` shape): SIGTERM → wait ``term_timeout_s`` →
-SIGKILL → reap, inside a shielded, deadline-bounded scope, so a cancelled actor still leaves no
-zombie and no open fd behind. Signals go to the child's process group (it leads its own), so a
-helper it forked dies with it.
+Stop ladder (trio's own ``_posix_deliver_cancel`` shape): SIGTERM (+ SIGCONT, as systemd does, so
+a stopped child acts on it) → wait ``term_timeout_s`` → SIGKILL → reap, inside a shielded,
+deadline-bounded scope, so a cancelled actor still leaves no zombie and no open fd behind. Signals
+go to the child's process group (it leads its own), so a helper it forked dies with it.
 """
 
 from __future__ import annotations
@@ -160,6 +160,9 @@ class FfmpegProcess:
         with trio.CancelScope(shield=True):
             if self._popen.poll() is None:
                 self.send_signal(signal.SIGTERM)
+                # a stopped process (SIGSTOP, a frozen encoder the watchdog caught) acts on its
+                # TERM only once continued; without this it always waits out term_timeout_s
+                self.send_signal(signal.SIGCONT)
                 with trio.move_on_after(self.term_timeout_s):
                     await self.wait()
                 if self._popen.poll() is None:

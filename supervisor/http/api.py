@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from actors.ffmpeg.host_guard import SourceRefused
 from actors.files import read_or_none
@@ -89,10 +90,19 @@ def json_response(payload: Any, status: int = 200) -> Response:
     return Response(json.dumps(payload), status=status, content_type="application/json")
 
 
+class PlaybackPathConverter(PathConverter):
+    """A playback object's path below ``/streams/{id}/``: never ``heartbeat``, the control
+    endpoint beside it, so that OPTIONS and 405 answers for ``/streams/{id}/heartbeat`` advertise
+    the heartbeat's methods only (not the playback route's GET)."""
+
+    regex = r"(?!heartbeat$)[^/].*?"
+
+
 def create_api_app(service: StreamService, metrics: Metrics, playback: Playback) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
     # "//" in a path must be a JSON 404 like any unknown path, not werkzeug's HTML 308 redirect
     app.url_map.merge_slashes = False
+    app.url_map.converters["playback"] = PlaybackPathConverter
     app.asgi_app = _shielded_send(app.asgi_app)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
@@ -257,14 +267,8 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     # -------------------------------------------------------------- playback on the API port
 
-    @app.route("/streams/<stream_id>/<path:relative>", methods=["GET", "HEAD", "OPTIONS"])
+    @app.route("/streams/<stream_id>/<playback:relative>", methods=["GET", "HEAD", "OPTIONS"])
     async def playback_route(stream_id: str, relative: str) -> Response:
-        if relative == "heartbeat":  # the control endpoint, asked with the wrong method
-            response = error_response(
-                405, "method_not_allowed", f"method {request.method} is not allowed here"
-            )
-            response.headers["Allow"] = "POST"
-            return response
         result = await playback.serve(
             stream_id,
             relative,

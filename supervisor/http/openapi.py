@@ -31,6 +31,21 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+# OpenAPI links: the stream a 201 describes is the one the per-stream operations address, so
+# clients (and stateful API testers such as Schemathesis) can follow create → read → delete.
+_STREAM_LINKS = {
+    name: {
+        "operationId": operation_id,
+        "parameters": {"stream_id": "$response.body#/stream_id"},
+    }
+    for name, operation_id in (
+        ("GetStream", "getStream"),
+        ("Heartbeat", "heartbeat"),
+        ("DeleteStream", "deleteStream"),
+    )
+}
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     stream_request = {
         "type": "object",
@@ -142,6 +157,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/streams": {
                 "post": {
                     "summary": "Start a stream",
+                    "operationId": "createStream",
                     "security": [{"bearer": []}, {}],
                     "requestBody": {
                         "required": True,
@@ -152,7 +168,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "201": _json("Created; the stream starts in the background", _STREAM),
+                        "201": {
+                            **_json("Created; the stream starts in the background", _STREAM),
+                            "links": _STREAM_LINKS,
+                        },
                         "400": _error("Malformed JSON"),
                         "401": _error("Missing or wrong bearer token (when API_TOKEN is set)"),
                         "409": _error("A stream with this id exists"),
@@ -179,10 +198,12 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "parameters": [_STREAM_ID_PARAM],
                 "get": {
                     "summary": "A stream's state",
+                    "operationId": "getStream",
                     "responses": {"200": _json("The stream", _STREAM), "404": _error("Unknown")},
                 },
                 "delete": {
                     "summary": "Stop a stream and remove its files",
+                    "operationId": "deleteStream",
                     "responses": {"200": _json("Stopped", _STREAM), "404": _error("Unknown")},
                 },
             },
@@ -190,6 +211,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "parameters": [_STREAM_ID_PARAM],
                 "post": {
                     "summary": "Renew the stream's lease (STALE_THRESHOLD)",
+                    "operationId": "heartbeat",
                     "responses": {
                         "200": _json("New expiry", {"type": "object"}),
                         "404": _error("Unknown or ended"),
@@ -204,7 +226,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "200": {"description": "The object"},
                         "206": {"description": "Range"},
                         "304": {"description": "Not modified"},
+                        "400": _error("A malformed or too far ahead LL-HLS directive"),
                         "404": _error("No such object"),
+                        "416": _error("Range outside the object"),
+                        "503": _error("A blocking reload not satisfied within 3 × TD"),
                     },
                 },
             },
@@ -253,7 +278,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 ],
                 "get": {
                     "summary": "Dashboard assets and vendored players",
-                    "responses": {"200": {"description": "File"}},
+                    "responses": {"200": {"description": "File"}, "404": _error("No such file")},
                 },
             },
         },

@@ -67,3 +67,26 @@ async def test_openapi_served(tmp_path: Path) -> None:
         docs = await front.api.get("/docs")
         assert docs.status_code == 200
         assert "openapi.json" in docs.text
+
+
+def test_links_and_statuses_the_service_really_answers() -> None:
+    document = openapi_document(__version__)
+    operations = {
+        op["operationId"]: (path, method)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if isinstance(op, dict) and "operationId" in op
+    }
+    created = document["paths"]["/streams"]["post"]["responses"]["201"]
+    # create → read, renew, delete: stateful clients follow the stream id of the 201
+    assert {link["operationId"] for link in created["links"].values()} == {
+        "getStream",
+        "heartbeat",
+        "deleteStream",
+    }
+    for link in created["links"].values():
+        assert link["operationId"] in operations
+        assert link["parameters"] == {"stream_id": "$response.body#/stream_id"}
+    playback = document["paths"]["/streams/{stream_id}/{relative}"]["get"]["responses"]
+    assert {"200", "206", "304", "400", "404", "416", "503"} <= set(playback)
+    assert "404" in document["paths"]["/static/{name}"]["get"]["responses"]

@@ -117,3 +117,14 @@ def test_origin_limit_and_readiness_settings() -> None:
 def test_part_target_default_is_a_third_of_a_second() -> None:
     # chosen from ops/bench/parts.py: a 1 s PART-HOLD-BACK for no ladder CPU (README, issue 10)
     assert load_settings({}).part_target_s == 0.333
+
+
+def test_restart_backoff_ceiling_reaches_every_stream() -> None:
+    from supervisor.service import stream_settings_from  # noqa: PLC0415
+
+    assert load_settings({}).restart_backoff_max_s == 30.0
+    settings = load_settings({"RESTART_BACKOFF_MAX": "2"})
+    assert stream_settings_from(settings, "ffmpeg").backoff.max_s == 2.0
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"RESTART_BACKOFF_MAX": "0.1"})  # below the first pause (0.5 s)
+    assert caught.value.variable == "RESTART_BACKOFF_MAX"

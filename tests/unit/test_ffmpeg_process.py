@@ -103,6 +103,17 @@ async def test_child_ignoring_term_is_killed_after_timeout() -> None:
     assert_reaped(proc.pid)
 
 
+async def test_a_frozen_child_is_stopped_by_its_sigterm_not_the_kill_escalation() -> None:
+    # A SIGSTOPped FFmpeg (what the watchdog catches) cannot act on SIGTERM until continued:
+    # without a SIGCONT after the TERM, every frozen encoder costs the whole term_timeout_s.
+    proc = spawn_process(["sleep", "30"], term_timeout_s=5)
+    proc.send_signal(signal.SIGSTOP)
+    await poll_until(lambda: proc_state(proc.pid) == "T", timeout_s=2)
+    await proc.aclose("frozen")  # before the fix: SIGKILL after 5 s
+    assert proc.returncode == -signal.SIGTERM
+    assert_reaped(proc.pid)
+
+
 async def test_whole_process_group_dies() -> None:
     read_fd, write_fd = make_pipe()
     # dash only redirects single-digit fds, so hand the pipe over as stdout of the echo.
