@@ -162,6 +162,8 @@ class StreamService:
         )
         self._actors: OrderedDict[str, StreamActor] = OrderedDict()
         self._unmarked_reported: set[str] = set()
+        # told the incarnation of every stream that ends (the origin drops its cached objects)
+        self._end_listeners: list[Callable[[int], None]] = []
         self.running = False
 
     @property
@@ -299,10 +301,17 @@ class StreamService:
         log.info("stream_deleted", stream_id=stream_id)
         return actor
 
+    def on_stream_end(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(incarnation)`` whenever a stream actor ends (any way it ends)."""
+        self._end_listeners.append(listener)
+
     def _on_child_exit(self, stream_id: str, outcome: SupervisionOutcome) -> None:
         actor = self._actors.get(stream_id)
         if actor is not None and outcome.last_error:
             actor.note_error(outcome.last_error)
+        if actor is not None:
+            for listener in self._end_listeners:
+                listener(actor.edge.incarnation)
         ended = [sid for sid, a in self._actors.items() if a.finished.is_set()]
         for sid in ended[: max(0, len(ended) - _MAX_ENDED_KEPT)]:
             del self._actors[sid]

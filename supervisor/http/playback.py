@@ -10,7 +10,7 @@ re-created under the same id (or any new one) can never be served an ended strea
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 
@@ -41,6 +41,7 @@ _OBJECT_CACHE_ENTRIES = 2048
 # Bounded by bytes too: 2,048 1080p segments would be gigabytes. 64 MiB holds the live edge of
 # many streams (a 1080p 2 s segment is ~1.5 MB); older objects are re-read from disk on a miss.
 _OBJECT_CACHE_BYTES = 64 * 1024 * 1024
+_ENDED_REMEMBERED = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +73,34 @@ class ObjectCache:
     ) -> None:
         self._size = size
         self._max_bytes = max_bytes
-        self._items: OrderedDict[Hashable, OriginObject] = OrderedDict()
+        self._items: OrderedDict[tuple[Hashable, ...], OriginObject] = OrderedDict()
         self.bytes = 0
+        # incarnations of ended streams: a request still in flight must not cache for them again
+        self._ended: deque[int] = deque(maxlen=_ENDED_REMEMBERED)
+
+    def forget(self, incarnation: int) -> None:
+        """Drop every object of an ended stream (keys start with its incarnation): LRU alone kept
+        them until pushed out, so the service grew by a cache's worth over create/delete churn."""
+        self._ended.append(incarnation)
+        for key in [k for k in self._items if k[0] == incarnation]:
+            self.bytes -= _object_size(self._items.pop(key))
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: Hashable) -> OriginObject | None:
+    def entries_of(self, incarnation: int) -> int:
+        return sum(1 for key in self._items if key[0] == incarnation)
+
+    def get(self, key: tuple[Hashable, ...]) -> OriginObject | None:
         item = self._items.get(key)
         if item is not None:
             self._items.move_to_end(key)
         return item
 
-    def put(self, key: Hashable, item: OriginObject) -> OriginObject:
+    def put(self, key: tuple[Hashable, ...], item: OriginObject) -> OriginObject:
         size = _object_size(item)
-        if size > self._max_bytes:
-            return item  # served, never cached: it would evict everything else
+        if size > self._max_bytes or key[0] in self._ended:
+            return item  # served, never cached: too big, or its stream has ended
         previous = self._items.pop(key, None)
         if previous is not None:
             self.bytes -= _object_size(previous)
@@ -105,6 +118,7 @@ class Playback:
     def __init__(self, service: StreamService) -> None:
         self.service = service
         self.cache = ObjectCache()
+        service.on_stream_end(self.cache.forget)
 
     async def serve(
         self,
@@ -187,7 +201,7 @@ class Playback:
             # a part of an unfinished segment is cached apart from the final one (same name, and
             # its bytes could still be discarded by an encoder restart)
             return self._media((edge.incarnation, relative, part.immutable), kind, part)
-        key: Hashable = (edge.incarnation, relative)
+        key: tuple[Hashable, ...] = (edge.incarnation, relative)
         cached = self.cache.get(key)  # immutable objects only are cached under this key
         if cached is not None:
             return cached
@@ -208,7 +222,9 @@ class Playback:
             )
         return None
 
-    def _media(self, key: Hashable, kind: ObjectKind, media: MediaBytes) -> OriginObject:
+    def _media(
+        self, key: tuple[Hashable, ...], kind: ObjectKind, media: MediaBytes
+    ) -> OriginObject:
         cached = self.cache.get(key)
         if cached is not None:
             return cached

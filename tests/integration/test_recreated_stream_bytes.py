@@ -55,6 +55,10 @@ async def test_a_recreated_stream_is_served_its_own_bytes(tmp_path: Path) -> Non
             assert manifest.status_code == 200
             assert 'id="240p"' in manifest.text
 
+            incarnation = front.service.edge("again").incarnation
+            assert front.playback.cache.entries_of(incarnation) > 0
             deleted = await front.api.delete("/streams/again")
             assert deleted.status_code == 200, deleted.text
             assert not (tmp_path / "again").exists()
+            # its objects left the cache with it (not only when LRU pushes them out)
+            assert front.playback.cache.entries_of(incarnation) == 0
