@@ -38,6 +38,11 @@ class RenditionMeta:
     frame_rate: float | None = None
 
 
+# LL-DASH players fetch a whole growing segment by chunked transfer and steer by playback rate;
+# at a 1 s target (LL-HLS's PART-HOLD-BACK) dash.js and Shaka stalled on 2 cores (glass bench)
+DASH_MIN_TARGET_LATENCY_S = 1.5
+
+
 def target_duration_s(settings: PublishSettings, longest_segment_s: float = 0.0) -> int:
     """EXT-X-TARGETDURATION: the configured segment duration, or the longest real segment.
 
@@ -288,7 +293,7 @@ def render_manifest(
     low_latency = None
     if ll:
         # the same target as LL-HLS's PART-HOLD-BACK (3 parts), so every player aims alike
-        target_ms = round(3 * settings.part_target_s * 1000)
+        target_ms = round(max(3 * settings.part_target_s, DASH_MIN_TARGET_LATENCY_S) * 1000)
         low_latency = dash.LowLatencyDash(
             availability_time_offset_s=max(sd - settings.part_target_s, 0.0),
             target_latency_ms=target_ms,

@@ -331,8 +331,11 @@ def test_preload_hint_follows_the_cut_rule_on_exact_grid_boundaries() -> None:
     assert len(hinted) >= 60
 
 
-def test_low_latency_mpd_targets_three_parts_with_no_extra_presentation_delay() -> None:
-    """The MPD aims every DASH player at PART-HOLD-BACK (3 parts) and adds nothing on top.
+def test_low_latency_mpd_targets_1_5_s_with_no_extra_presentation_delay() -> None:
+    """The MPD aims every DASH player at 1.5 s (at least 3 parts) and adds nothing on top.
+
+    At LL-HLS's 1 s (PART-HOLD-BACK) dash.js and Shaka stalled on 2 cores and settled at 2.1 and
+    2.7 s glass-to-glass; at 1.5 s they play at 1.65 and 1.63 s (ops/bench/glass).
 
     Shaka keeps suggestedPresentationDelay behind its live edge and then aims Latency@target
     behind that, so a non-zero value was counted twice; dash.js ignores it when Latency@target
@@ -349,7 +352,7 @@ def test_low_latency_mpd_targets_three_parts_with_no_extra_presentation_delay() 
     )
     assert ll is not None
     assert 'suggestedPresentationDelay="PT0S"' in ll
-    assert '<Latency target="1000" min="667" max="2000" referenceId="0" />' in ll
+    assert '<Latency target="1500" min="667" max="2500" referenceId="0" />' in ll
     assert '<PlaybackRate min="0.96" max="1.1" />' in ll
     assert 'availabilityTimeOffset="0.66667"' in ll
     plain = publish.render_manifest(
