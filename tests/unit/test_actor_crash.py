@@ -30,6 +30,9 @@ def make_service(tmp_path: Path, spawner: FakeSpawner) -> StreamService:
         output_dir=tmp_path,
         ffmpeg_path="/fake/ffmpeg",
         start_timeout_s=1000.0,
+        # far beyond the test: a worker-thread hop lets the autojump clock leap to the next
+        # deadline, and the heartbeat lease must not be that deadline (CI once saw 'stale' here)
+        stale_threshold_s=1e9,
         backoff=Backoff(initial_s=0.5, jitter=0.0),
     )
     return StreamService(settings, spawner=spawner, stream_settings=stream_settings)
