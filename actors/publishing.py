@@ -36,7 +36,10 @@ def rendition_metas(
     """What the multivariant playlist and the MPD say of each rendition."""
     metas = [
         publish.RenditionMeta(
-            rendition_id=r.name, kind="video", nominal_bandwidth_bps=r.video_bitrate_kbps * 1000
+            rendition_id=r.name,
+            kind="video",
+            nominal_bandwidth_bps=r.video_bitrate_kbps * 1000,
+            passthrough=r.is_passthrough,
         )
         for r in rungs
     ]

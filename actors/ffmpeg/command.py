@@ -69,6 +69,10 @@ ZSCALE_SHARP_BICUBIC = "bicubic:param_a=0:param_b=0.75"
 # Rungs at most 1/HUB_MIN_RATIO of the hub's height are scaled from it; closer ones (one rung
 # resampled twice at a small ratio) from the source.
 HUB_MIN_RATIO = 1.5
+# Transcoded rungs never carry the source's A/53 (CEA-608/708) captions, so the multivariant
+# playlist can say CLOSED-CAPTIONS=NONE: x264 and NVENC copy them by default (-a53cc 0 stops it),
+# h264_vaapi's -sei default includes a53_cc (this is the default minus it); h264_qsv copies none.
+VAAPI_SEI_WITHOUT_CAPTIONS = "identifier+timing+recovery_point"
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +412,7 @@ def _video_encoder_args(spec: EncodeSpec, rung: Rung) -> list[str]:
             "-tune", "ll",
             "-zerolatency", "1",
             "-forced-idr", "1",
+            "-a53cc", "0",
             "-bf", "0",
             "-profile:v", profile,
             *rate, *gop_args, *keyframes,
@@ -416,6 +421,7 @@ def _video_encoder_args(spec: EncodeSpec, rung: Rung) -> list[str]:
         # h264_vaapi turns forced I frames into IDRs by itself; it has no forced_idr option.
         return [
             "-c:v", "h264_vaapi",
+            "-sei", VAAPI_SEI_WITHOUT_CAPTIONS,
             "-bf", "0",
             "-profile:v", profile,
             *rate, *gop_args, *keyframes,
@@ -451,6 +457,7 @@ def _video_encoder_args(spec: EncodeSpec, rung: Rung) -> list[str]:
         *rate, *gop_args,
         "-sc_threshold", "0",
         "-forced-idr", "1",
+        "-a53cc", "0",
         *keyframes,
     ]  # fmt: skip
 

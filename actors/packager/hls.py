@@ -279,6 +279,10 @@ class VariantStream:
     width: int
     height: int
     frame_rate: float
+    # CLOSED-CAPTIONS=NONE: the video carries no CEA-608/708 captions. Players that are not told
+    # probe media segments for them (Shaka 5.2 does, and on an LL playlist with two segments it
+    # picked the growing one, which has no URI of its own, and failed to load)
+    no_closed_captions: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -298,7 +302,12 @@ class AudioRendition:
 def render_multivariant_playlist(
     variants: Sequence[VariantStream], audio: AudioRendition | None
 ) -> str:
-    """Render the multivariant playlist: the audio group, then the variants, highest first."""
+    """Render the multivariant playlist: the audio group, then the variants, highest first.
+
+    rfc8216 §4.3.4.2: if one EXT-X-STREAM-INF says CLOSED-CAPTIONS=NONE, all must.
+    """
+    if len({v.no_closed_captions for v in variants}) > 1:
+        raise ValueError("CLOSED-CAPTIONS=NONE must be on every variant or on none")
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if not variants:
         if audio is None:
@@ -331,5 +340,7 @@ def render_multivariant_playlist(
         )
         if audio is not None:
             attrs += f",AUDIO={_quoted(audio.group_id)}"
+        if v.no_closed_captions:
+            attrs += ",CLOSED-CAPTIONS=NONE"
         lines += [f"#EXT-X-STREAM-INF:{attrs}", v.uri]
     return "\n".join(lines) + "\n"

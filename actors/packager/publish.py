@@ -36,6 +36,9 @@ class RenditionMeta:
     kind: TrackKind
     nominal_bandwidth_bps: int
     frame_rate: float | None = None
+    # the source's own video, copied: it keeps whatever captions the source carries (transcoded
+    # rungs are encoded without them)
+    passthrough: bool = False
 
 
 # LL-DASH players fetch a whole growing segment by chunked transfer and steer by playback rate;
@@ -203,6 +206,8 @@ def render_multivariant_playlist(
             channels=track.channels or 2,
         )
         audio_peak, audio_average = _bandwidths(edges[audio_meta.rendition_id], audio_meta)
+    # no rung carries the source's captions: say so, and players need not probe segments for them
+    no_closed_captions = not any(m.passthrough for m in metas if m.kind == "video")
     variants = []
     for meta in metas:
         if meta.kind != "video":
@@ -219,6 +224,7 @@ def render_multivariant_playlist(
                 width=track.width or 0,
                 height=track.height or 0,
                 frame_rate=meta.frame_rate or 30.0,
+                no_closed_captions=no_closed_captions,
             )
         )
     return hls.render_multivariant_playlist(tuple(variants), audio)

@@ -439,3 +439,22 @@ def test_diamond_search_only_for_veryfast_x264(
     pairs = list(itertools.pairwise(argv))
     video_encoders = argv.count("libx264")
     assert pairs.count(("-motion-est", "dia")) == (video_encoders if expected else 0)
+
+
+@pytest.mark.parametrize(
+    ("hw", "encoder", "no_captions"),
+    [
+        ("none", "libx264", ("-a53cc", "0")),
+        ("nvenc", "h264_nvenc", ("-a53cc", "0")),
+        ("vaapi", "h264_vaapi", ("-sei", "identifier+timing+recovery_point")),
+    ],
+)
+def test_transcoded_rungs_drop_the_sources_captions(
+    hw: str, encoder: str, no_captions: tuple[str, str]
+) -> None:
+    """The multivariant playlist says CLOSED-CAPTIONS=NONE, so no rung may copy the source's
+    A/53 captions (these encoders do by default; h264_qsv has no such option and copies none)."""
+    argv = build_ffmpeg_argv(spec(hw_encoder=hw))
+    rungs = argv.count(encoder)
+    assert rungs == 2
+    assert list(itertools.pairwise(argv)).count(no_captions) == rungs

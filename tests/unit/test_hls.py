@@ -810,3 +810,17 @@ def test_multivariant_orders_by_bandwidth_and_every_variant_has_required_attrs(
         }
         assert attrs["AUDIO"] == "aud"
         assert attrs["CODECS"].endswith(",mp4a.40.2")
+
+
+def test_multivariant_says_closed_captions_none_on_every_variant_or_none() -> None:
+    """rfc8216 §4.3.4.2: CLOSED-CAPTIONS=NONE on one EXT-X-STREAM-INF means on all of them."""
+    none = [replace(v, no_closed_captions=True) for v in VIDEO]
+    infs = [
+        parse_attrs(line.split(":", 1)[1])
+        for line in render_multivariant_playlist(none, AUDIO).splitlines()
+        if line.startswith("#EXT-X-STREAM-INF")
+    ]
+    assert [a.get("CLOSED-CAPTIONS") for a in infs] == ["NONE", "NONE"]
+    assert "CLOSED-CAPTIONS" not in render_multivariant_playlist(VIDEO, AUDIO)
+    with pytest.raises(ValueError, match="CLOSED-CAPTIONS"):
+        render_multivariant_playlist([none[0], VIDEO[1]], AUDIO)

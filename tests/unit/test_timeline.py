@@ -361,3 +361,24 @@ def test_low_latency_mpd_targets_1_5_s_with_no_extra_presentation_delay() -> Non
     assert plain is not None
     assert 'suggestedPresentationDelay="PT3S"' in plain
     assert "Latency" not in plain
+
+
+def test_multivariant_says_no_closed_captions_unless_a_rung_copies_the_source() -> None:
+    """Transcoded rungs carry no captions (the encoders drop the source's A/53 data), so the
+    multivariant playlist says CLOSED-CAPTIONS=NONE and players need not probe segments for
+    them. Shaka 5.2 probes otherwise, and on an LL playlist with two segments it picked the
+    growing one (no URI of its own) and failed to load the stream. A passthrough rung keeps
+    whatever the source carries: then nothing is claimed."""
+    timeline = make_timeline()
+    run_epoch(timeline, AST + 5.0, end=False)
+    audio = publish.RenditionMeta(rendition_id="audio", kind="audio", nominal_bandwidth_bps=1)
+    transcoded = publish.RenditionMeta(rendition_id="180p", kind="video", nominal_bandwidth_bps=1)
+    text = publish.render_multivariant_playlist(timeline, (transcoded, audio))
+    assert text is not None
+    stream_infs = [line for line in text.splitlines() if line.startswith("#EXT-X-STREAM-INF")]
+    assert len(stream_infs) == 1
+    assert stream_infs[0].endswith(',AUDIO="audio",CLOSED-CAPTIONS=NONE')
+    copied = replace(transcoded, passthrough=True)
+    text = publish.render_multivariant_playlist(timeline, (copied, audio))
+    assert text is not None
+    assert "CLOSED-CAPTIONS" not in text
