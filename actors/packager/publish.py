@@ -44,6 +44,9 @@ class RenditionMeta:
 # LL-DASH players fetch a whole growing segment by chunked transfer and steer by playback rate;
 # at a 1 s target (LL-HLS's PART-HOLD-BACK) dash.js and Shaka stalled on 2 cores (glass bench)
 DASH_MIN_TARGET_LATENCY_S = 1.5
+# Latency@max − Latency@target: dash.js jumps back to its target past this + 0.5 s of drift
+# (Shaka ignores Latency@max when a target is given: it uses target ± its own tolerance)
+DASH_MAX_LATENCY_OVER_TARGET_S = 1.0
 
 
 def target_duration_s(settings: PublishSettings, longest_segment_s: float = 0.0) -> int:
@@ -304,9 +307,10 @@ def render_manifest(
             availability_time_offset_s=max(sd - settings.part_target_s, 0.0),
             target_latency_ms=target_ms,
             min_latency_ms=round(2 * settings.part_target_s * 1000),
-            # dash.js jumps back to the live edge past max + 0.5 s: one segment over the target
-            # (was 3 segments: after a stall on a busy machine it crawled back for a minute)
-            max_latency_ms=target_ms + round(sd * 1000),
+            # dash.js seeks back to its target once it is more than max − target + 0.5 s behind
+            # it (ServiceDescriptionController: maxDrift); below that it only speeds up, by ≤ 10 %
+            # (PlaybackRate), so a 2 s stall cost ~20 s at up to 2 s too late (glass bench).
+            max_latency_ms=target_ms + round(DASH_MAX_LATENCY_OVER_TARGET_S * 1000),
             min_playback_rate=DASH_MIN_PLAYBACK_RATE,
             max_playback_rate=DASH_MAX_PLAYBACK_RATE,
         )

@@ -39,6 +39,16 @@ export const SHAKA_LL_HLS_LIVE_SYNC = Object.freeze({
   maxPlaybackRate: 1.1,
 });
 
+// Shaka's own low-latency defaults (PlayerConfiguration.createDefaultForLL) turn DASH's
+// autoCorrectDrift off, but Shaka applies them only after the first MPD parse (player.js
+// "if (this.manifest_.isLowLatency) this.configure(this.lowLatencyConfig_)"), and that first
+// parse is the one that places the live edge: with the drift correction on it takes the end of the
+// last listed segment (the growing one, announced with its nominal duration, up to a segment in
+// the future) as "now" and adds availabilityTimeOffset on top. Shaka then believed it was 1.4-3.4 s
+// further behind than it was (how much depended on the moment it loaded), played at the MPD's
+// maximum rate until its buffer ran dry, stalled, and again. Set before load, as Shaka means it.
+export const SHAKA_LL_DASH_MANIFEST = Object.freeze({ autoCorrectDrift: false });
+
 // Keep the error list bounded: a live stream that keeps failing must not grow
 // the page's memory (or the harness's JSON) forever.
 const MAX_ERRORS = 50;
@@ -443,12 +453,16 @@ class ShakaAdapter extends BaseAdapter {
       // ServiceDescription drives the same catch-up; enabling liveSync would override it.)
       streaming.liveSync = { enabled: true, ...SHAKA_LL_HLS_LIVE_SYNC };
     }
-    this.player.configure({
+    const config = {
       abr: { enabled: true },
       // Never hand HLS to the browser's native player (Safari/Chromium
       // would then bypass MSE and every stat we report).
       streaming,
-    });
+    };
+    if (this.lowLatency && this.protocol === "dash") {
+      config.manifest = { dash: SHAKA_LL_DASH_MANIFEST };
+    }
+    this.player.configure(config);
     await this.player.attach(this.video);
     const mime = { hls: "application/x-mpegurl", dash: "application/dash+xml" }[this.protocol];
     try {

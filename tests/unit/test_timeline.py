@@ -355,6 +355,12 @@ def test_low_latency_mpd_targets_1_5_s_with_no_extra_presentation_delay() -> Non
     assert '<Latency target="1500" min="667" max="2500" referenceId="0" />' in ll
     assert '<PlaybackRate min="0.96" max="1.1" />' in ll
     assert 'availabilityTimeOffset="0.66667"' in ll
+    # Latency@max is 1 s over the target whatever the segment duration: past 1.5 s of drift
+    # dash.js seeks back to its target instead of crawling back at ≤ 1.1× for tens of seconds
+    two_s = replace(publish_settings(1 / 3, low_latency=True), segment_duration_s=2.0)
+    ll_two_s = publish.render_manifest(timeline, metas, two_s, now_unix_s=AST + 7.0)
+    assert ll_two_s is not None
+    assert '<Latency target="1500" min="667" max="2500" referenceId="0" />' in ll_two_s
     plain = publish.render_manifest(
         timeline, metas, publish_settings(1 / 3, low_latency=False), now_unix_s=AST + 7.0
     )
