@@ -11,9 +11,11 @@ Run with ``-s`` to see the latency lines.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import datetime
 
 import pytest
 
@@ -217,6 +219,34 @@ def test_dashjs_low_latency_aims_at_the_mpd_target_by_default(
         assert delay is None or delay != delay, delay  # unset (null/NaN): not the app's
         assert target == pytest.approx(1.5, abs=0.01), session.diagnostics()
 
+
+
+def test_shaka_low_latency_dash_places_its_live_edge_by_the_mpd_clock(
+    player_harness: PlayerHarness, service: LiveService
+) -> None:
+    """Shaka's live edge is availabilityStartTime + now, not a guess from the listed segments.
+
+    With its default ``manifest.dash.autoCorrectDrift`` Shaka's first MPD parse moves the
+    presentation start so that the end of the last listed segment is "now": on LL-DASH that is
+    the growing segment, listed with its nominal duration, so the start moved back by up to a
+    segment plus the maximum segment duration (issue 10: Shaka then thought it was 1.4-3.4 s
+    further behind than it was, played at the MPD's maximum rate, ran dry and stalled, again and
+    again). Shaka's own LL defaults turn the correction off, but only after that first parse; the
+    page turns it off before loading.
+    """
+    response = service.client.get(f"/streams/{LL}/manifest.mpd")
+    assert response.status_code == 200, response.text
+    match = re.search(r'availabilityStartTime="([^"]+)"', response.text)
+    assert match is not None, response.text
+    ast_unix_s = datetime.fromisoformat(match.group(1).replace("Z", "+00:00")).timestamp()
+    src = _src(service, LL, "shaka-dash")
+    with player_harness.player(service.api_url, "shaka-dash", src, low_latency=True) as session:
+        session.wait_playing(min_advance_s=2.0, timeout_s=PLAY_TIMEOUT_S)
+        start_s = session.page.evaluate(
+            "() => window.__engine().getManifest().presentationTimeline.getPresentationStartTime()"
+        )
+        # same machine, same clock: the MPD's AST to the millisecond
+        assert start_s == pytest.approx(ast_unix_s, abs=0.01), session.diagnostics()
 
 
 def test_low_latency_players_survive_encoder_sigkill(
