@@ -321,7 +321,13 @@ def render_manifest(
             min_buffer_time_s=sd,
             time_shift_buffer_depth_s=sd * settings.playlist_size,
             max_segment_duration_s=max_segment_duration_s(settings, timeline.longest_segment_s),
-            minimum_update_period_s=sd,
+            # LL: a player learns of the next segment only from a new MPD (the timeline lists
+            # segments once they begin), so it must look about once per part. At one segment,
+            # dash.js asked for each segment 0-2 s after it began, depending on when it loaded
+            # (its refresh timer drifts against the segment clock); past ~1 s its 1.5 s target's
+            # buffer ran dry at every boundary (glass bench: stalls, 1 s run-to-run swings).
+            # dash.js refreshes at most once a second whatever this says; Shaka follows it.
+            minimum_update_period_s=settings.part_target_s if ll else sd,
             # LL: 0. dash.js takes its delay from Latency@target and ignores this; Shaka keeps
             # this much behind its live edge (the start of the growing chunk) and then aims
             # Latency@target behind *that*, so anything here was counted twice (Shaka DASH sat at

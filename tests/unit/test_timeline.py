@@ -361,6 +361,15 @@ def test_low_latency_mpd_targets_1_5_s_with_no_extra_presentation_delay() -> Non
     ll_two_s = publish.render_manifest(timeline, metas, two_s, now_unix_s=AST + 7.0)
     assert ll_two_s is not None
     assert '<Latency target="1500" min="667" max="2500" referenceId="0" />' in ll_two_s
+    # players learn of a new segment from a new MPD: LL looks once per part, plain once per
+    # segment
+    assert 'minimumUpdatePeriod="PT0.333333S"' in ll
+    assert 'minimumUpdatePeriod="PT2S"' in (
+        publish.render_manifest(
+            timeline, metas, replace(two_s, low_latency=False), now_unix_s=AST + 7.0
+        )
+        or ""
+    )
     plain = publish.render_manifest(
         timeline, metas, publish_settings(1 / 3, low_latency=False), now_unix_s=AST + 7.0
     )
