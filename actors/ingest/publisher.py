@@ -21,13 +21,17 @@ does the same from its HTTP handler):
    publisher waits) and raises ``PublisherGone`` once the stream dropped this publisher (FFmpeg
    died, the stream was deleted, the key rotated): then close the publisher's connection.
    ``feed.note_codec("h264/aac")`` once known; byte counts and bitrate are counted by ``send``.
+   Send what a decoder needs before anything else (a container header, codec configuration)
+   with ``send(data, preamble=True)``: if FFmpeg is restarted under the same publisher (a crash,
+   the ladder re-planned to the source) the next FFmpeg reads the preamble first. MPEG-TS
+   repeats its tables and needs none.
 4. When the publisher leaves (connection closed, WHIP ``DELETE``), call ``feed.end()``
    (synchronous, idempotent; also safe in a ``finally``). FFmpeg then drains what it has and exits.
 
-SRT is the exception that needs no feed: libsrt cannot route connections by ``streamid`` to one
-shared listener, so each SRT stream's FFmpeg listens on its own port with the key as the SRT
-passphrase; the actor records the publisher itself (``attach_listener_publisher``) when media
-starts flowing.
+SRT attaches the same way from inside the actor (``actors/ingest/srt_relay.py``): libsrt cannot
+route connections by ``streamid`` to one shared listener, so each SRT stream has a small relay
+FFmpeg listening on its own port with the key as the passphrase (``-c copy`` to MPEG-TS on its
+stdout); its first byte is a publisher attaching, its end-of-file the publisher leaving.
 
 Pure apart from trio memory channels: no sockets, no processes, no HTTP.
 """
@@ -40,7 +44,7 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -62,10 +66,11 @@ class IngestProtocol(StrEnum):
     WHIP = "whip"
 
 
-def pipe_format(protocol: IngestProtocol) -> str | None:
-    """The FFmpeg demuxer (``-f``) for what this protocol writes into the pipe; None for SRT,
-    whose FFmpeg reads the network itself."""
-    return {IngestProtocol.RTMP: "flv", IngestProtocol.WHIP: "mpegts"}.get(protocol)
+def pipe_format(protocol: IngestProtocol) -> str:
+    """The FFmpeg demuxer (``-f``) for what this protocol's feed writes into the pipe."""
+    if protocol is IngestProtocol.RTMP:
+        return "flv"
+    return "mpegts"  # WHIP (muxed by the WebRTC child), SRT (the relay's copy)
 
 
 class PublisherRefused(Exception):  # noqa: N818 - reads as "the publisher is refused"
@@ -80,11 +85,13 @@ class PublisherGone(Exception):  # noqa: N818
     """The stream no longer takes this publisher's bytes: close its connection."""
 
 
-def new_stream_key(stream_id: str) -> str:
+def new_stream_key(stream_id: str, protocol: IngestProtocol = IngestProtocol.RTMP) -> str:
     """A fresh key: ``<stream_id>.<192 random bits>``. The id prefix lets one RTMP listener find
     the stream from the publish name (stream ids never contain ``.``, nor does the random part);
-    only the whole key's hash is stored."""
-    return f"{stream_id}.{secrets.token_urlsafe(STREAM_KEY_BYTES)}"
+    only the whole key's hash is stored. SRT routes by port, and its passphrase may have at most
+    64 characters (FFmpeg's libsrt), so an SRT key is the random part alone (32 characters)."""
+    secret = secrets.token_urlsafe(STREAM_KEY_BYTES)
+    return secret if protocol is IngestProtocol.SRT else f"{stream_id}.{secret}"
 
 
 def stream_id_of_key(key: str) -> str:
@@ -167,17 +174,27 @@ class PublisherFeed:
         self._send, self._receive = trio.open_memory_channel[bytes](buffer_chunks)
         self.ended = trio.Event()  # the publisher left (end()) or was dropped
         self.dropped_reason: str | None = None
+        # what a second FFmpeg on this same publisher must read first (an FFmpeg restart, a ladder
+        # re-plan): the container header and codec configuration, see ``send(preamble=True)``
+        self.preamble = b""
+        self.runs = 0  # FFmpeg inputs this feed has been pumped into
 
     # ---------------------------------------------------------------- publisher side
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes, *, preamble: bool = False) -> None:
         """Queue ``data`` for FFmpeg (waits while the queue is full).
+
+        ``preamble=True`` marks bytes a decoder needs before any later byte makes sense (FLV:
+        the file header, ``onMetaData``, the AVC/AAC sequence headers): they are kept and written
+        again at the start of the next FFmpeg's pipe if FFmpeg is restarted under this publisher.
 
         Raises:
             PublisherGone: the stream dropped this publisher (or ``end`` was called).
         """
         if not data:
             return
+        if preamble:
+            self.preamble += data
         try:
             await self._send.send(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -197,11 +214,14 @@ class PublisherFeed:
 
     # ---------------------------------------------------------------- actor side
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Everything the publisher sends, until it ends (then the iteration stops)."""
-        async with self._receive:
-            async for chunk in self._receive:
-                yield chunk
+    async def receive(self) -> bytes | None:
+        """The next piece the publisher sent; None once it ended. (A plain method, not an async
+        generator: a pump cancelled half-way leaves nothing to finalize, and the next FFmpeg on
+        the same publisher continues where it stopped.)"""
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            return None
 
     def drop(self, reason: str) -> None:
         """The stream stops taking this publisher's bytes; its next ``send`` raises."""
@@ -227,20 +247,18 @@ class PushInput:
         key: str,
         *,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
         on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.protocol = protocol
         self._key_hash = hash_key(key)
-        # SRT only: libsrt needs the passphrase itself to build each listener (never shown again,
-        # redacted from logs); other protocols keep only the hash.
+        # SRT only: libsrt needs the passphrase itself for each relay listener (never shown
+        # again, redacted from logs); other protocols keep only the hash.
         self._srt_passphrase = key if protocol is IngestProtocol.SRT else None
         self._clock = clock
-        self._wall = wall_clock
         self._on_bytes = on_bytes
+        self.bytes_total = 0  # every publisher's bytes, for hlsdash_ingest_bytes_total
         self._current: PublisherFeed | None = None
-        self._listener_publisher: PublisherInfo | None = None
         # unbounded, but attach() lets at most one live feed in; ended ones are skipped
         self._pending_send, self._pending_receive = trio.open_memory_channel[PublisherFeed](
             math.inf
@@ -259,7 +277,7 @@ class PushInput:
     def rotate_key(self) -> str:
         """Issue a new key (returned once). A current publisher keeps publishing; the next
         connection needs the new key."""
-        key = new_stream_key(self.stream_id)
+        key = new_stream_key(self.stream_id, self.protocol)
         self._key_hash = hash_key(key)
         if self._srt_passphrase is not None:
             self._srt_passphrase = key
@@ -292,16 +310,19 @@ class PushInput:
             raise PublisherRefused("ended", f"stream {self.stream_id!r} is ending")
         if self.busy:
             raise PublisherRefused("busy", f"stream {self.stream_id!r} already has a publisher")
-        feed = PublisherFeed(info, clock=self._clock, on_bytes=self._on_bytes)
+        feed = PublisherFeed(info, clock=self._clock, on_bytes=self._count_bytes)
         self._pending_send.send_nowait(feed)
         self._current = feed
         self.publishes += 1
         return feed
 
+    def _count_bytes(self, byte_count: int) -> None:
+        self.bytes_total += byte_count
+        if self._on_bytes is not None:
+            self._on_bytes(byte_count)
+
     @property
     def busy(self) -> bool:
-        if self._listener_publisher is not None:
-            return True
         return self._current is not None and not self._current.ended.is_set()
 
     async def next_publisher(self) -> PublisherFeed:
@@ -315,18 +336,8 @@ class PushInput:
             if not feed.ended.is_set():
                 return feed
 
-    def attach_listener_publisher(self, info: PublisherInfo) -> None:
-        """SRT: FFmpeg's own listener accepted a publisher (the actor noticed media)."""
-        self._listener_publisher = info
-        self.publishes += 1
-
-    def detach_listener_publisher(self) -> None:
-        self._listener_publisher = None
-
     def publisher(self) -> PublisherSnapshot | None:
         """The current publisher, or None while waiting."""
-        if self._listener_publisher is not None:
-            return PublisherSnapshot(self._listener_publisher, bytes_in=0, bitrate_in_bps=None)
         feed = self._current
         if feed is None or feed.ended.is_set():
             return None
@@ -338,15 +349,18 @@ class PushInput:
         if self._current is not None:
             self._current.drop(reason)
         self._pending_send.close()
-        self._listener_publisher = None
 
 
 async def pump_into(feed: PublisherFeed, pipe: trio.abc.SendStream) -> None:
     """Actor side: copy the publisher's bytes into FFmpeg's input pipe until the publisher
     ends, then close the pipe (FFmpeg sees end-of-file). If FFmpeg stops reading (it exited),
-    the publisher is dropped so its connection closes."""
+    the publisher is dropped so its connection closes. A feed pumped before (FFmpeg restarted
+    under the same publisher) first gets its preamble again."""
+    feed.runs += 1
     try:
-        async for chunk in feed.chunks():
+        if feed.runs > 1 and feed.preamble:
+            await pipe.send_all(feed.preamble)
+        while (chunk := await feed.receive()) is not None:
             await pipe.send_all(chunk)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         feed.drop("the encoder stopped reading")

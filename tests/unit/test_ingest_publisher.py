@@ -29,7 +29,7 @@ def _info(address: str = "127.0.0.1:50000") -> PublisherInfo:
 
 
 def _push(protocol: IngestProtocol = IngestProtocol.RTMP) -> tuple[PushInput, str]:
-    key = new_stream_key("cam1")
+    key = new_stream_key("cam1", protocol)
     return PushInput("cam1", protocol, key, clock=trio.current_time), key
 
 
@@ -41,7 +41,8 @@ def test_keys_are_random_long_and_name_their_stream() -> None:
         secret = key.partition(".")[2]
         assert len(secret) == 32  # 24 bytes, >= 128 bits
         assert "." not in secret
-        assert 10 <= len(key) <= 79  # a valid libsrt passphrase
+    srt_key = new_stream_key("x" * 64, IngestProtocol.SRT)
+    assert len(srt_key) == 32  # FFmpeg's libsrt passphrase: 10..64 characters, whatever the id
 
 
 @given(st.text(max_size=80))
@@ -73,7 +74,7 @@ def test_rotating_the_key_retires_the_old_one() -> None:
 def test_pipe_formats() -> None:
     assert pipe_format(IngestProtocol.RTMP) == "flv"
     assert pipe_format(IngestProtocol.WHIP) == "mpegts"
-    assert pipe_format(IngestProtocol.SRT) is None
+    assert pipe_format(IngestProtocol.SRT) == "mpegts"
 
 
 async def test_a_second_publisher_is_refused_until_the_first_leaves() -> None:
@@ -196,3 +197,29 @@ def test_byte_rate_window() -> None:
     assert rate.bits_per_second() == 1600
     now[0] = 10.0
     assert rate.bits_per_second() == 0
+
+
+async def test_a_restarted_encoder_reads_the_preamble_first() -> None:
+    push, _ = _push()
+    feed = push.attach(_info())
+    await feed.send(b"HDR", preamble=True)
+    await feed.send(b"m1")
+    first_in, first_out = trio.testing.memory_stream_one_way_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pump_into, feed, first_in)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await first_out.receive_some() == b"HDRm1"
+        nursery.cancel_scope.cancel()  # that FFmpeg went away
+    await feed.send(b"m2")
+    feed.end()
+    second_in, second_out = trio.testing.memory_stream_one_way_pair()
+    received = bytearray()
+
+    async def read_all() -> None:
+        while data := await second_out.receive_some():
+            received.extend(data)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pump_into, feed, second_in)
+        nursery.start_soon(read_all)
+    assert bytes(received) == b"HDRm2"
