@@ -52,6 +52,26 @@ from actors.packager.model import (
 
 
 @dataclass(frozen=True, slots=True)
+class TimelinePosition:
+    """Where a stream's timeline stands after its latest commit: what a resumed stream (a restarted
+    service, another node) continues from, so players see numbers and media time move on.
+
+    Kept in the stream registry; built by :meth:`StreamTimeline.position`, taken by
+    ``StreamTimeline(resume_from=...)``.
+    """
+
+    availability_start_unix_s: float  # media time 0 of the stream (DASH AST, HLS PDT base)
+    encoder_epoch: int  # the encoder run that committed ``last_number``
+    last_number: int  # the newest committed segment number
+    media_end_s: float  # end of the newest committed media, seconds since availability start
+    discontinuities: int  # discontinuity points up to and including ``last_number``
+
+    def is_newer_than(self, other: TimelinePosition) -> bool:
+        """Does this position come after ``other``? (Numbers never go back, so they decide.)"""
+        return self.last_number > other.last_number
+
+
+@dataclass(frozen=True, slots=True)
 class FileWrite:
     """A file the shell must write atomically under the stream folder."""
 

@@ -1,0 +1,1 @@
+"""The durable stream registry (issue 14): ``interface`` and the backends beside it."""
