@@ -19,9 +19,10 @@ nodes with skewed clocks agree; SQLite: the injected wall clock of the one proce
 The registry records leases and refuses stale epochs; deciding that an expired lease's stream
 should be claimed (a reconciler) is the cluster's job, not the registry's.
 
-Two implementations (``supervisor.registry.sqlite``, ``supervisor.registry.redis``) satisfy this
-Protocol and run the same contract tests (``tests/integration/test_registry_contract.py``);
-``supervisor.registry.open_registry(url)`` picks one from ``REGISTRY_URL``.
+Two implementations (``supervisor.registry.sqlite_backend``,
+``supervisor.registry.redis_backend``) satisfy this Protocol and run the same contract tests
+(``tests/integration/test_registry_contract.py``); ``supervisor.registry.open_registry(url)``
+picks one from ``REGISTRY_URL``.
 """
 
 from __future__ import annotations
