@@ -69,6 +69,10 @@ FLAG_HELP = {
     "ORIGIN_MAX_CONNECTIONS": "origin connections at once, 503 beyond (default 0: derived from "
     "the file-descriptor limit minus what MAX_STREAMS needs)",
     "READY_MIN_FREE_MB": "free MiB in OUTPUT_DIR below which /ready is 503 (default 64)",
+    "REGISTRY_URL": "where streams are remembered across restarts: sqlite:///path/file.db or "
+    "redis://host:port/db (default sqlite:///<OUTPUT_DIR>/.hlsdash/registry.db)",
+    "NODE_ID": "this node's name in the registry; a restarted service resumes the streams "
+    "registered under it (default local)",
 }
 # extra spellings of a flag
 FLAG_ALIASES = {"API_HOST": ("--host",)}
