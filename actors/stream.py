@@ -44,7 +44,7 @@ from actors.packager.layout import (
     stream_dir,
 )
 from actors.packager.model import TrackKind
-from actors.packager.timeline import Changes, StreamTimeline
+from actors.packager.timeline import Changes, StreamTimeline, TimelinePosition
 from actors.plan import AUDIO_ID, EncodePlan, Replan, plan_for
 from actors.settings import StreamSettings
 from actors.status import SourceDescription, StreamSpec, StreamState, StreamStatus
@@ -78,8 +78,16 @@ class StreamActor:
         spawner: Spawner,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        resume_from: TimelinePosition | None = None,
+        created_unix_s: float | None = None,
+        on_position: Callable[[TimelinePosition], None] | None = None,
     ) -> None:
+        """``resume_from``/``created_unix_s``: a stream an earlier process published (the
+        registry's record): its timeline continues from there. ``on_position`` is told the
+        timeline's position after every commit; it must only note it (no I/O, no await)."""
         self.spec = spec
+        self._resume_from = resume_from
+        self._on_position = on_position
         self.source = source
         self.settings = settings
         self._spawn = spawner
@@ -91,7 +99,7 @@ class StreamActor:
         self.status = StreamStatus(
             spec=spec,
             state=StreamState.STARTING,
-            created_unix_s=now,
+            created_unix_s=now if created_unix_s is None else created_unix_s,
             last_heartbeat_unix_s=now,
             lease_expires_unix_s=now + settings.stale_threshold_s,
             state_changed_unix_s=now,
@@ -301,7 +309,10 @@ class StreamActor:
                 # players keep their renditions; FFmpeg still produces them (it may upscale).
                 return self.timeline
             self.timeline = publishing.new_timeline(
-                kinds, self.settings, availability_start_unix_s=self.status.created_unix_s
+                kinds,
+                self.settings,
+                availability_start_unix_s=self.status.created_unix_s,
+                resume_from=self._resume_from,
             )
             self.metas = publishing.rendition_metas(plan.rungs, include_audio=plan.include_audio)
         return self.timeline
@@ -360,6 +371,9 @@ class StreamActor:
                 segments_produced=timeline.segments_committed_total,
                 last_segment_unix_s=timeline.last_commit_unix_s,
             )
+            position = timeline.position()
+            if self._on_position is not None and position is not None:
+                self._on_position(position)
         await self._disk.write(writes)
         if changes.segments_committed and self.status.state in {
             StreamState.STARTING,

@@ -16,6 +16,7 @@ from supervisor import __version__
 from supervisor.config import ENV_VARS, Settings, load_settings
 from supervisor.errors import ConfigError
 from supervisor.otp.supervise import exception_leaves
+from supervisor.registry.interface import RegistryUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -142,12 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         trio.run(run_service, settings, args.command == "demo")
     except KeyboardInterrupt:
         return 130
-    except OSError as error:
+    except (OSError, RegistryUnavailable) as error:
         print(f"hlsdash: cannot start: {error}", file=sys.stderr)
         return 1
     except BaseExceptionGroup as group:
         # trio wraps start-up failures (a port in use, say) in exception groups: report the cause
-        cause = _first_os_error(group)
+        cause = _first_start_error(group)
         if cause is None:
             raise
         print(f"hlsdash: cannot start: {cause}", file=sys.stderr)
@@ -155,8 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _first_os_error(group: BaseExceptionGroup[BaseException]) -> OSError | None:
-    return next((e for e in exception_leaves(group) if isinstance(e, OSError)), None)
+def _first_start_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
+    return next(
+        (e for e in exception_leaves(group) if isinstance(e, OSError | RegistryUnavailable)),
+        None,
+    )
 
 
 if __name__ == "__main__":
