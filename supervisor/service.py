@@ -278,13 +278,16 @@ class StreamService:
         if self.active_count() >= self.settings.max_streams:
             raise AtCapacity(self.settings.max_streams)
         fencing_epoch = None
+        created_unix_s = self._wall()
         if durable and self.registry is not None:
-            fencing_epoch = await self._register(spec, ingest)
+            fencing_epoch = await self._register(spec, ingest, created_unix_s)
             if spec.stream_id in self._actors:  # a concurrent create won meanwhile
                 await self._unregister(spec.stream_id, fencing_epoch)
                 raise StreamExists(spec.stream_id)
         try:
-            actor = await self._start_actor(spec, source, fencing_epoch=fencing_epoch)
+            actor = await self._start_actor(
+                spec, source, fencing_epoch=fencing_epoch, created_unix_s=created_unix_s
+            )
         except BaseException:
             if fencing_epoch is not None:
                 with trio.CancelScope(shield=True):
@@ -353,7 +356,9 @@ class StreamService:
 
     # ------------------------------------------------------------------ the registry
 
-    async def _register(self, spec: StreamSpec, ingest: dict[str, JsonValue] | None) -> int:
+    async def _register(
+        self, spec: StreamSpec, ingest: dict[str, JsonValue] | None, created_unix_s: float
+    ) -> int:
         """Register a new stream; returns its fencing epoch. Raises StreamExists when the id is
         taken in the registry by a stream that runs (here or on another node)."""
         assert self.registry is not None
@@ -363,7 +368,7 @@ class StreamService:
                 owned = await self.registry.register(
                     spec,
                     node_id=node_id,
-                    created_unix_s=self._wall(),
+                    created_unix_s=created_unix_s,
                     lease_ttl_s=OWNERSHIP_LEASE_TTL_S,
                     ingest=ingest,
                 )
@@ -464,7 +469,8 @@ class StreamService:
         if position is None:
             return None
         segment_s = self.settings.segment_duration_s
-        skip = math.ceil(DEFAULT_WRITE_INTERVAL_S / segment_s) + 1
+        # (+1 for the growing segment LL players already saw parts of, +1 for a slow write)
+        skip = math.ceil(DEFAULT_WRITE_INTERVAL_S / segment_s) + 2
         return dataclasses.replace(
             position,
             last_number=position.last_number + skip,
