@@ -251,6 +251,7 @@ class StreamTimeline:
         # edge() views, built once per input: the HTTP layer reads them per request (blocking
         # reloads, rendition reports) far more often than fragments arrive. Every input clears it.
         self._edges: dict[str, RenditionEdge] = {}
+        self.resumed = resume_from is not None
         if resume_from is not None:
             self.availability_start_unix_s = resume_from.availability_start_unix_s
             self.epoch = resume_from.encoder_epoch
@@ -452,6 +453,13 @@ class StreamTimeline:
         return self._discontinuities_before + sum(
             1 for n in self._discontinuity_numbers if n <= first_listed_number
         )
+
+    @property
+    def awaiting_first_segment_after_resume(self) -> bool:
+        """Resumed, and nothing committed in this life yet: players that were watching know
+        only numbers far below, so a playlist of parts alone would leave them no segment to
+        continue with (hls.js: a fatal levelEmptyError); better no playlist yet (they retry)."""
+        return self.resumed and self.segments_committed_total == 0
 
     def position(self) -> TimelinePosition | None:
         """Where the timeline stands (for the registry), None before anything was committed."""

@@ -119,6 +119,31 @@ def test_the_manifest_of_a_resumed_stream_keeps_its_availability_start() -> None
     assert 'startNumber="4"' in mpd
 
 
+def test_a_resumed_stream_lists_no_playlist_of_parts_alone() -> None:
+    position = first_life().position()
+    assert position is not None
+    after = resumed(position)
+    ll = publish_settings(0.34, low_latency=True)
+    run_epoch(after, AST + 70.0, end=False, fragments=2)  # a part or two, no segment yet
+    assert after.edge("180p").partial is not None
+    assert after.awaiting_first_segment_after_resume
+    # a player that was watching gets no playlist yet (it retries) rather than one it cannot use
+    assert publish.render_media_playlist(after, "180p", ll) is None
+    run_epoch(after, AST + 75.0)
+    assert not after.awaiting_first_segment_after_resume
+    assert publish.render_media_playlist(after, "180p", ll) is not None
+    # a new stream still lists its first parts at once (LL start-up)
+    fresh = StreamTimeline(
+        renditions=[("180p", "video"), ("audio", "audio")],
+        segment_duration_s=1.0,
+        availability_start_unix_s=AST,
+        retained_segments=10,
+    )
+    run_epoch(fresh, AST + 5.0, end=False, fragments=2)
+    assert fresh.edge("180p").committed == ()
+    assert publish.render_media_playlist(fresh, "180p", ll) is not None
+
+
 @given(
     last_number=st.integers(min_value=0, max_value=10**9),
     media_end_s=st.floats(min_value=0.0, max_value=10**8, allow_nan=False),
