@@ -32,7 +32,6 @@ import contextlib
 import math
 import selectors
 import socket
-import struct
 import threading
 import time
 from collections import Counter
@@ -41,11 +40,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ops.bench.common import (
+    SO_TIMESTAMPNS,
+    TIMESTAMP_SPACE,
     Service,
     cpu_seconds,
     fmt_ms,
     header,
     http,
+    kernel_receive_time,
     last_part,
     lavfi_source,
     percentile,
@@ -56,8 +58,6 @@ from ops.bench.common import (
 STREAM = "block"
 RENDITION = "240p"
 CLIENT_TIMEOUT_S = 15.0  # > the origin's own hold (3 × target duration = 6 s here)
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; not exported by every Python
-_TIMESTAMP_SPACE = socket.CMSG_SPACE(16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +157,8 @@ def current_part(origin: str) -> tuple[int, int]:
 
 def receive_stamped(sock: socket.socket) -> tuple[bytes, float | None]:
     """recv() plus the kernel's receive time (wall clock) of the data, when it gives one."""
-    data, ancillary, _, _ = sock.recvmsg(65536, _TIMESTAMP_SPACE)
-    for level, kind, raw in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
-            seconds, nanoseconds = struct.unpack("qq", raw[:16])
-            return data, seconds + nanoseconds / 1e9
-    return data, None
+    data, ancillary, _, _ = sock.recvmsg(65536, TIMESTAMP_SPACE)
+    return data, kernel_receive_time(ancillary)
 
 
 def response_complete(buf: bytes | bytearray) -> tuple[int, bytes] | None:
