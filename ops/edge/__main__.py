@@ -24,7 +24,7 @@ from ops.nginx import edge as nginx_edge
 from ops.varnish import edge as varnish_edge
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser_for_run_edge() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ops/nginx/run-edge",
         description="Run an edge cache (Varnish or nginx) in front of an hlsdash origin.",
@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _nginx_commands(
+def nginx_commands(
     args: argparse.Namespace, origin: HostPort, workdir: Path
 ) -> list[list[str]] | str:
     """[nginx argv], or the reason nginx refuses the generated config."""
@@ -84,7 +84,7 @@ def _nginx_commands(
     return [argv] if check.returncode == 0 else check.stderr
 
 
-def _varnish_commands(args: argparse.Namespace, origin: HostPort, workdir: Path) -> list[list[str]]:
+def varnish_commands(args: argparse.Namespace, origin: HostPort, workdir: Path) -> list[list[str]]:
     """[varnishd argv] and, with --access-log, the varnishncsa that writes it."""
     vcl = workdir / "edge.vcl"
     vcl.write_text(
@@ -137,7 +137,7 @@ def _run(commands: list[list[str]]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = parser_for_run_edge()
     args = parser.parse_args(argv)
     try:
         origin = parse_origin(args.origin)
@@ -153,9 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # directory inside workdir
         workdir.chmod(0o755)
         if args.cache == "nginx":
-            commands = _nginx_commands(args, origin, workdir)
+            commands = nginx_commands(args, origin, workdir)
         else:
-            commands = _varnish_commands(args, origin, workdir)
+            commands = varnish_commands(args, origin, workdir)
         if isinstance(commands, str):
             print(commands, file=sys.stderr)
             return 1

@@ -232,7 +232,10 @@ varnish v1 -expect MAIN.backend_req == 1
 
 def test_varnishd_runs_in_the_foreground_with_the_instance_in_the_workdir(tmp_path: Path) -> None:
     argv = edge.varnishd_argv(
-        workdir=tmp_path, vcl=tmp_path / "edge.vcl", listen=HostPort("::1", 8090), cache_max_size_mb=64
+        workdir=tmp_path,
+        vcl=tmp_path / "edge.vcl",
+        listen=HostPort("::1", 8090),
+        cache_max_size_mb=64,
     )
     assert argv[0] == edge.VARNISHD
     assert argv[1] == "-F"
