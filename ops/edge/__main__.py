@@ -43,6 +43,14 @@ def parser_for_run_edge() -> argparse.ArgumentParser:
     parser.add_argument(
         "--access-log", type=Path, help="log every request with its cache status to this file"
     )
+    varnish = parser.add_argument_group("varnish only")
+    varnish.add_argument(
+        "--varnish-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a varnishd run-time parameter (varnishd -p), repeatable",
+    )
     nginx = parser.add_argument_group("nginx only")
     nginx.add_argument(
         "--nginx-unlocked",
@@ -96,6 +104,7 @@ def varnish_commands(args: argparse.Namespace, origin: HostPort, workdir: Path) 
             vcl=vcl,
             listen=HostPort(args.listen_host, args.listen),
             cache_max_size_mb=args.cache_max_size_mb,
+            parameters=args.varnish_param,
         )
     ]
     if args.access_log:

@@ -11,6 +11,7 @@ releases its waiters by polling every 500 ms instead (README, *Edge cache*).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from ops.edge.upstream import HostPort
@@ -105,7 +106,12 @@ sub vcl_deliver {{
 
 
 def varnishd_argv(
-    *, workdir: Path, vcl: Path, listen: HostPort, cache_max_size_mb: int
+    *,
+    workdir: Path,
+    vcl: Path,
+    listen: HostPort,
+    cache_max_size_mb: int,
+    parameters: Sequence[str] = (),
 ) -> list[str]:
     """varnishd in the foreground, its instance directory (shared log, compiled VCL) in workdir."""
     return [
@@ -123,6 +129,7 @@ def varnishd_argv(
         f"malloc,{cache_max_size_mb}m",
         "-p",
         f"timeout_idle={CLIENT_IDLE_TIMEOUT_S}",
+        *(flag for parameter in parameters for flag in ("-p", parameter)),
     ]
 
 

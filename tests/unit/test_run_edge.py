@@ -81,6 +81,12 @@ def test_varnish_is_the_default_cache() -> None:
     assert args.cache == "varnish"
 
 
+def test_varnish_parameters_reach_varnishd(tmp_path: Path) -> None:
+    args = parse("--varnish-param", "rush_exponent=8", "--varnish-param", "thread_pools=1")
+    [varnishd] = run_edge.varnish_commands(args, HostPort("127.0.0.1", 8084), tmp_path)
+    assert varnishd[-4:] == ["-p", "rush_exponent=8", "-p", "thread_pools=1"]
+
+
 def test_varnish_commands_write_the_vcl_and_log_only_when_asked(tmp_path: Path) -> None:
     origin = HostPort("127.0.0.1", 8084)
     commands = run_edge.varnish_commands(parse(), origin, tmp_path)
