@@ -141,9 +141,11 @@ http {{
 """
 
 
-# nginx wakes a request waiting on proxy_cache_lock by polling every 500 ms (a timer in
-# ngx_http_file_cache_lock, not a notification), so a collapsed blocking reload or hinted part is
-# answered 0-500 ms after the origin answered the first. Without the lock on the live edge every
+# nginx wakes a request waiting on proxy_cache_lock by polling every 500 ms, not when the answer
+# arrives: `ngx_add_timer(&c->wait_event, (timer > 500) ? 500 : timer)` in ngx_http_file_cache_lock
+# and ngx_http_file_cache_lock_wait (src/http/ngx_http_file_cache.c, lines 455 and 515 in
+# release-1.22.1), so a collapsed blocking reload or hinted part is answered 0-500 ms after the
+# origin answered the first. Without the lock on the live edge every
 # such request goes to the origin (which collapses identical blocking reloads itself, cheaply).
 _BLOCKING_RELOADS_UNLOCKED = """\
             # a blocking reload goes to its own location, which skips the cache lock
