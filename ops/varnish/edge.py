@@ -85,6 +85,16 @@ sub vcl_backend_response {{
     if (beresp.http.Vary == "Accept-Encoding") {{
         unset beresp.http.Vary;
     }}
+    # Grace (serving an expired copy while one request refreshes it) no longer than the copy's
+    # own freshness: a live playlist fresh for 1 s is never handed out 10 s old (Varnish's
+    # default grace). A 404 is "not yet" (a segment asked for a moment early): once its max-age
+    # is over, the origin is asked again before anyone is answered.
+    if (beresp.ttl > 0s && beresp.ttl < 10s) {{
+        set beresp.grace = beresp.ttl;
+    }}
+    if (beresp.status == 404) {{
+        set beresp.grace = 0s;
+    }}
     if (beresp.http.Content-Type ~ "^application/(vnd\\.apple\\.mpegurl|dash\\+xml)"
         && !beresp.http.Content-Encoding) {{
         set beresp.do_gzip = true;

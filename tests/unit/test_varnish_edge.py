@@ -230,6 +230,65 @@ varnish v1 -expect MAIN.backend_req == 1
     )
 
 
+def test_an_expired_not_found_is_asked_again_not_served_stale(tmp_path: Path) -> None:
+    run_vtc(
+        tmp_path,
+        "a 404 (max-age=1) for a part asked for early is never served after it expired",
+        """
+server s1 {
+    rxreq
+    expect req.url == "/s/240p/seg_7.m4s"
+    txresp -status 404 -hdr "Cache-Control: public, max-age=1" -body "not yet"
+    rxreq
+    expect req.url == "/s/240p/seg_7.m4s"
+    txresp -hdr "Cache-Control: public, max-age=31536000, immutable" -bodylen 500
+} -start
+
+VARNISH
+
+client c1 {
+    txreq -url "/s/240p/seg_7.m4s"
+    rxresp
+    expect resp.status == 404
+    # the segment appears; the 404's max-age runs out (TTL semantics, not a timing assertion)
+    delay 1.5
+    txreq -url "/s/240p/seg_7.m4s"
+    rxresp
+    expect resp.status == 200
+    expect resp.bodylen == 500
+} -run
+""",
+    )
+
+
+def test_a_live_playlist_is_never_served_more_than_twice_its_max_age_late(tmp_path: Path) -> None:
+    run_vtc(
+        tmp_path,
+        "grace no longer than the TTL: a 1 s playlist is not served 10 s stale",
+        f"""
+server s1 {{
+    rxreq
+    txresp -hdr "Cache-Control: public, max-age=1" -body "playlist-v1"
+    rxreq
+    txresp -hdr "Cache-Control: public, max-age=1" -body "playlist-v2"
+}} -start
+
+VARNISH
+
+client c1 {{
+    txreq -url "{PLAYLIST}"
+    rxresp
+    expect resp.body == "playlist-v1"
+    # past max-age + grace (1 s + 1 s): Varnish's default grace (10 s) would still answer v1
+    delay 2.5
+    txreq -url "{PLAYLIST}"
+    rxresp
+    expect resp.body == "playlist-v2"
+}} -run
+""",
+    )
+
+
 def test_varnishd_runs_in_the_foreground_with_the_instance_in_the_workdir(tmp_path: Path) -> None:
     argv = edge.varnishd_argv(
         workdir=tmp_path,
