@@ -58,6 +58,9 @@ STREAM_KEY_BYTES = 24
 FEED_BUFFER_CHUNKS = 256
 # The bitrate shown is measured over this much recent time.
 BITRATE_WINDOW_S = 5.0
+# A publisher that sent nothing for this long has gone silent (a live encoder sends tens of
+# messages a second): the encoder starving then is the input ending, not the encoder failing.
+PUBLISHER_SILENT_S = 1.0
 
 
 class IngestProtocol(StrEnum):
@@ -169,6 +172,8 @@ class PublisherFeed:
     ) -> None:
         self.info = info
         self.bytes_in = 0
+        self._clock = clock
+        self._last_bytes_at = clock()
         self._rate = ByteRate(clock)
         self._on_bytes = on_bytes
         self._send, self._receive = trio.open_memory_channel[bytes](buffer_chunks)
@@ -200,6 +205,7 @@ class PublisherFeed:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise PublisherGone(self.dropped_reason or "the publisher has ended") from None
         self.bytes_in += len(data)
+        self._last_bytes_at = self._clock()
         self._rate.add(len(data))
         if self._on_bytes is not None:
             self._on_bytes(len(data))
@@ -222,6 +228,11 @@ class PublisherFeed:
             return await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             return None
+
+    @property
+    def silent(self) -> bool:
+        """Nothing came from the publisher for ``PUBLISHER_SILENT_S``."""
+        return self._clock() - self._last_bytes_at >= PUBLISHER_SILENT_S
 
     def drop(self, reason: str) -> None:
         """The stream stops taking this publisher's bytes; its next ``send`` raises."""

@@ -223,3 +223,15 @@ async def test_a_restarted_encoder_reads_the_preamble_first() -> None:
         nursery.start_soon(pump_into, feed, second_in)
         nursery.start_soon(read_all)
     assert bytes(received) == b"HDRm2"
+
+
+async def test_a_feed_is_silent_after_a_second_without_bytes(autojump_clock: trio.abc.Clock) -> None:
+    push, _ = _push()
+    feed = push.attach(_info())
+    await feed.send(b"x")
+    await trio.sleep(0.9)
+    assert not feed.silent
+    await trio.sleep(0.1)
+    assert feed.silent
+    await feed.send(b"y")
+    assert not feed.silent
