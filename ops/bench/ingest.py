@@ -59,7 +59,9 @@ def make_clip(path: Path, width: int, height: int, seconds: float) -> None:
 def sender(clip: Path, url: str, *, listen: bool) -> subprocess.Popen[bytes]:
     argv = [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip)]
     argv += ["-c", "copy", "-f", "flv", *(["-listen", "1"] if listen else []), url]
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def tree_cpu_s(service: psutil.Process) -> tuple[float, float]:
@@ -123,8 +125,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="hlsbench-ingest-") as scratch:
         clip = Path(scratch) / "clip.flv"
         make_clip(clip, width, height, clip_s)
-        rtmp_port = free_port()
-        with running_service(RTMP_PORT=str(rtmp_port), ENCODER_PRESET="veryfast") as service:
+        # running_service gives the RTMP listener a free port; the publish_url names it
+        with running_service(ENCODER_PRESET="veryfast") as service:
             header(
                 f"ingest: {args.size} clip → {qualities}, {args.window:g} s windows, "
                 "pull (HTTP, FFmpeg reads) vs push (RTMP, our listener)"

@@ -9,44 +9,12 @@ import signal
 import subprocess
 from collections.abc import Iterator
 
-from tests.integration.live import FFMPEG
+from tests.integration.live import live_encode_argv
 
 
 def publish_argv(url: str, container: str, *, size: str = "1280x720") -> list[str]:
-    return [
-        FFMPEG,
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc2=size={size}:rate=30",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-tune",
-        "zerolatency",
-        "-g",
-        "30",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "96k",
-        "-f",
-        container,
-        url,
-    ]
+    width, height = (int(n) for n in size.split("x"))
+    return [*live_encode_argv(width=width, height=height), "-f", container, url]
 
 
 def start_publisher(url: str, container: str, **kwargs: str) -> subprocess.Popen[bytes]:

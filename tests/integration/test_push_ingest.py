@@ -61,6 +61,9 @@ async def _publish_reconnect_and_check(
         assert publisher["protocol"] == container_protocol(container)
         assert publisher["bytes_in"] > 100_000
         assert ingest["stream_key"] is None  # shown once, at creation
+        assert body["audio"] is True  # the short FLV probe still finds both tracks
+        assert body["source"]["height"] == 720  # type: ignore[index]
+        assert body["qualities_produced"] == QUALITIES
         assert first.poll() is None
     before = _numbers(rendition.read_text())
     epoch_before = actor.status.epoch
