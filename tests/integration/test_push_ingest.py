@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.integration.http_helpers import Front, running_front, wait_live_segments
+from actors.ingest.publisher import IngestProtocol
+from tests.integration.http_helpers import (
+    Front,
+    assert_error,
+    running_front,
+    stream_body,
+    wait_live_segments,
+)
 from tests.integration.live import free_port, wait_for
 from tests.integration.push import kill, publishing, start_publisher
 
@@ -166,3 +173,40 @@ async def test_a_second_rtmp_publisher_is_refused_while_one_is_live(tmp_path: Pa
             await wait_live_segments(front, "one", produced + 2)
             assert first.poll() is None
             assert front.service.get("one").status.state.value == "live"
+
+
+async def test_the_push_contract_over_http(tmp_path: Path) -> None:
+    """422 for both/neither, the key shown once and stored hashed, rotate-key, 404/409."""
+    async with running_front(tmp_path) as front:
+        both = await front.api.post(
+            "/streams", json={"stream_id": "x", "ingest": "rtmp", "source_url": "rtmp://h/a"}
+        )
+        assert_error(both, 422, "source_and_ingest")
+        neither = await front.api.post("/streams", json={"stream_id": "x"})
+        assert_error(neither, 422, "source_or_ingest_required")
+        created = await front.api.post("/streams", json={"stream_id": "cam", "ingest": "rtmp"})
+        assert created.status_code == 201, created.text
+        old_key = created.json()["ingest"]["stream_key"]
+        assert created.json()["state"] == "waiting"
+        shown = (await front.api.get("/streams/cam")).json()["ingest"]
+        assert shown["stream_key"] is None
+        assert old_key not in (await front.api.get("/streams")).text
+
+        rotated = await front.api.post("/streams/cam/ingest/rotate-key")
+        assert rotated.status_code == 200, rotated.text
+        assert rotated.headers["cache-control"] == "no-store"
+        new_key = rotated.json()["ingest"]["stream_key"]
+        assert new_key != old_key
+        assert rotated.json()["ingest"]["publish_url"].endswith(f"/live/{new_key}")
+        push = front.service.push_input("cam", IngestProtocol.RTMP)
+        assert push is not None
+        assert push.check_key(new_key)
+        assert not push.check_key(old_key)
+        assert front.service.push_input("cam", IngestProtocol.SRT) is None
+
+        pulled = await front.api.post("/streams", json=stream_body("pulled"))
+        assert pulled.status_code == 201
+        assert pulled.json()["ingest"] is None
+        assert_error(await front.api.post("/streams/pulled/ingest/rotate-key"), 409)
+        assert_error(await front.api.post("/streams/nope/ingest/rotate-key"), 404)
+        assert_error(await front.api.get("/streams/cam/ingest/rotate-key"), 405)
