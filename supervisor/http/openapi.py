@@ -95,15 +95,19 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "Listener-mode URLs (srt mode=listener, udp://@:port, unicast udp/rtp, listen "
                 "options) are refused: 422 source_refused.",
             },
+            # null means "the default" for these four (supervisor.requests always took it so)
             "qualities": {
-                "type": "array",
+                "type": ["array", "null"],
                 "minItems": 1,
                 "items": {"type": "string", "enum": [*QUALITY_NAMES, "source"]},
                 "description": "Rungs to produce; rungs above the source height are dropped.",
             },
-            "enable_hls": {"type": "boolean", "default": True},
-            "enable_dash": {"type": "boolean", "default": True},
-            "low_latency": {"type": "boolean", "description": "Defaults to LOW_LATENCY_HLS."},
+            "enable_hls": {"type": ["boolean", "null"], "default": True},
+            "enable_dash": {"type": ["boolean", "null"], "default": True},
+            "low_latency": {
+                "type": ["boolean", "null"],
+                "description": "Defaults to LOW_LATENCY_HLS.",
+            },
         },
     }
     stream = {

@@ -210,3 +210,23 @@ async def test_the_push_contract_over_http(tmp_path: Path) -> None:
         assert_error(await front.api.post("/streams/pulled/ingest/rotate-key"), 409)
         assert_error(await front.api.post("/streams/nope/ingest/rotate-key"), 404)
         assert_error(await front.api.get("/streams/cam/ingest/rotate-key"), 405)
+
+
+async def test_a_replan_under_a_connected_publisher_replays_its_preamble(tmp_path: Path) -> None:
+    """720p asked of a 360p publisher: the ladder is re-planned (a second FFmpeg) while the
+    publisher stays connected; that FFmpeg reads the FLV header and codec configuration again
+    first, so the stream goes live without the publisher reconnecting."""
+    async with running_front(tmp_path, RTMP_PORT=str(free_port())) as front:
+        response = await front.api.post(
+            "/streams", json={"stream_id": "small", "ingest": "rtmp", "qualities": ["720p", "240p"]}
+        )
+        url = response.json()["ingest"]["publish_url"]
+        with publishing(url, "flv", size="640x360") as publisher:
+            await _wait_state(front, "small", "live", 40)
+            await wait_live_segments(front, "small", 3)
+            body = await _state(front, "small")
+            assert body["qualities_produced"] == ["240p"]
+            assert body["qualities_dropped"] == ["720p"]
+            assert body["audio"] is True
+            assert body["ingest"]["publishes"] == 1  # type: ignore[index]
+            assert publisher.poll() is None
