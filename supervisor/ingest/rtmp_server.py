@@ -127,14 +127,19 @@ class RtmpServer:
                             if feed is None:
                                 await self._flush(stream, session)
                                 return
-                            await feed.send(flv.FLV_HEADER)
+                            # the header, metadata and codec configuration are the preamble
+                            # a restarted FFmpeg on this same publisher reads again first
+                            await feed.send(flv.FLV_HEADER, preamble="header")
                         case Metadata(timestamp_ms=ts, script_body=body):
                             assert feed is not None
-                            await feed.send(flv.tag(flv.TAG_SCRIPT, ts, body))
+                            await feed.send(flv.tag(flv.TAG_SCRIPT, ts, body), preamble="metadata")
                         case Media(tag_type=tag_type, timestamp_ms=ts, payload=payload):
                             assert feed is not None
                             _note_codec(feed, tag_type, payload)
-                            await feed.send(flv.tag(tag_type, ts, payload))
+                            await feed.send(
+                                flv.tag(tag_type, ts, payload),
+                                preamble=flv.codec_configuration_slot(tag_type, payload),
+                            )
                         case PublishEnded():
                             ended = True
                 await self._flush(stream, session)
