@@ -223,3 +223,11 @@ def test_codec_configuration_is_recognised() -> None:
     assert flv.codec_configuration_slot(flv.TAG_AUDIO, b"\xaf\x00\x12") == "audio-config"
     assert flv.codec_configuration_slot(flv.TAG_AUDIO, b"\xaf\x01\x12") is None
     assert flv.codec_configuration_slot(flv.TAG_AUDIO, b"\x2f") is None
+
+
+@given(st.binary(min_size=1, max_size=300))
+def test_garbage_after_valid_chunks_is_still_a_chunk_error(data: bytes) -> None:
+    reader = ChunkReader()
+    valid = ChunkWriter().write(Message(chunk.VIDEO, b"v" * 300, stream_id=1))
+    with contextlib.suppress(ChunkError):
+        reader.feed(valid + data)  # anything but ChunkError (e.g. BufferError) fails the test
