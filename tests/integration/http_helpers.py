@@ -20,6 +20,7 @@ from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
+from supervisor.registry.interface import StreamRegistry
 from supervisor.service import StreamService
 from tests.integration.live import LAVFI_SOURCE, free_port, service_env, wait_for
 
@@ -44,8 +45,11 @@ class Front:
 
 
 @contextlib.asynccontextmanager
-async def running_front(output_dir: Path, **overrides: str) -> AsyncIterator[Front]:
-    """Service + API (8083 role) + origin (8084 role) on free ports, with httpx clients."""
+async def running_front(
+    output_dir: Path, *, registry: StreamRegistry | None = None, **overrides: str
+) -> AsyncIterator[Front]:
+    """Service + API (8083 role) + origin (8084 role) on free ports, with httpx clients;
+    ``registry``: the service's stream registry (none: streams live in memory only)."""
     env = service_env(
         output_dir,
         API_HOST="127.0.0.1",
@@ -54,7 +58,7 @@ async def running_front(output_dir: Path, **overrides: str) -> AsyncIterator[Fro
         **overrides,
     )
     settings = load_settings(env)
-    service = StreamService(settings)
+    service = StreamService(settings, registry=registry)
     metrics = Metrics(service)
     playback = Playback(service)
     stop = trio.Event()
