@@ -40,6 +40,12 @@ async def test_a_restarted_service_takes_its_streams_back(
         assert record.position.last_number + 1 >= first_life.segments_produced - 1
         async with running_front(tmp_path / "streams", registry=registry) as front:
             actor = front.service.get("cam")  # resumed before the listeners opened
+            # the resume point is written before anything is published: numbers skip what a
+            # position up to a second old may have missed (1 s segments: 3 numbers)
+            resumed_at = await registry.get("cam")
+            assert resumed_at is not None
+            assert resumed_at.position is not None
+            assert resumed_at.position.last_number == record.position.last_number + 3
             await wait_live_segments(front, "cam", 1)
             playlist = (await front.origin.get("/cam/240p/playlist.m3u8")).text
             numbers = [int(line[4:-4]) for line in playlist.splitlines() if line.startswith("seg_")]
@@ -49,6 +55,29 @@ async def test_a_restarted_service_takes_its_streams_back(
             claimed = await registry.get("cam")
             assert claimed is not None
             assert claimed.fencing_epoch > record.fencing_epoch  # claimed anew
+
+
+async def test_a_stream_killed_before_its_first_position_was_written(
+    tmp_path: Path, registry_url: str
+) -> None:
+    # SIGKILL right after the first commit, before the writer wrote it: the record has no
+    # position, yet players may have segment 0; the resumed stream must not number it again
+    async with open_registry(registry_url) as registry:
+        owned = await registry.register(
+            StreamSpec("early", LAVFI_SOURCE, ("240p",)),
+            node_id="local", created_unix_s=1_700_000_000.0, lease_ttl_s=30,
+        )  # fmt: skip
+        async with running_front(tmp_path / "streams", registry=registry) as front:
+            record = await registry.get("early")
+            assert record is not None
+            assert record.fencing_epoch > owned.fencing_epoch
+            assert record.position is not None
+            assert record.position.last_number == 2
+            assert record.position.availability_start_unix_s == 1_700_000_000.0
+            await wait_live_segments(front, "early", 1)
+            playlist = (await front.origin.get("/early/240p/playlist.m3u8")).text
+            assert "#EXT-X-MEDIA-SEQUENCE:3" in playlist
+            assert "#EXT-X-DISCONTINUITY-SEQUENCE:1" in playlist
 
 
 async def test_records_refused_today_or_owned_elsewhere_are_not_taken(
