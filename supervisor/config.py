@@ -81,6 +81,13 @@ class Settings:
     origin_send_timeout_s: float = 10.0  # a client that reads nothing for this long is closed
     origin_max_connections: int = 0  # 0 → derived from the fd budget (origin_limits)
     ready_min_free_mb: float = 64.0  # /ready is 503 with less free space in OUTPUT_DIR
+    # -- push ingest (actors/ingest, supervisor/ingest) --
+    rtmp_port: int = 1935  # the one RTMP listener for every push stream; 0: no RTMP listener
+    srt_port_range: tuple[int, int] = (9000, 9099)  # one UDP port per SRT push stream
+    srt_latency_ms: int = 120  # libsrt's receiver latency when a stream does not ask for one
+    # host in the publish URLs handed out (rtmp://HOST:port/live/…); empty → the API's host as the
+    # client reached it
+    ingest_public_host: str = ""
     # -- the durable stream registry (supervisor/registry) --
     registry_url: str = ""  # empty → sqlite:///<OUTPUT_DIR>/.hlsdash/registry.db
     node_id: str = "local"  # whose streams these are in the registry (resume takes back its own)
@@ -152,6 +159,16 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _port_range(raw: str) -> tuple[int, int]:
+    low_text, dash, high_text = raw.strip().partition("-")
+    if not dash:
+        raise ValueError("must be FIRST-LAST, e.g. 9000-9099")
+    low, high = _port(low_text), _port(high_text)
+    if low > high:
+        raise ValueError("the first port must not be above the last")
+    return low, high
+
+
 def _port(raw: str) -> int:
     return _integer(1, 65535)(raw)
 
@@ -210,6 +227,10 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ORIGIN_SEND_TIMEOUT": ("origin_send_timeout_s", _number(1, 300)),
     "ORIGIN_MAX_CONNECTIONS": ("origin_max_connections", _integer(0, 10_000_000)),
     "READY_MIN_FREE_MB": ("ready_min_free_mb", _number(0, 10_000_000)),
+    "RTMP_PORT": ("rtmp_port", _integer(0, 65535)),
+    "SRT_PORT_RANGE": ("srt_port_range", _port_range),
+    "SRT_LATENCY": ("srt_latency_ms", _integer(20, 8000)),
+    "INGEST_PUBLIC_HOST": ("ingest_public_host", _text),
     "REGISTRY_URL": ("registry_url", _registry_url),
     "NODE_ID": ("node_id", _node_id),
 }
@@ -259,3 +280,7 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("TLS_CERT", "TLS_CERT and TLS_KEY must be set together")
     if settings.api_port == settings.origin_port:
         raise ConfigError("ORIGIN_PORT", f"must differ from API_PORT (got {settings.origin_port})")
+    if settings.rtmp_port in {settings.api_port, settings.origin_port}:
+        raise ConfigError(
+            "RTMP_PORT", f"must differ from API_PORT and ORIGIN_PORT (got {settings.rtmp_port})"
+        )
