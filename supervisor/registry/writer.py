@@ -55,6 +55,11 @@ class RegistryWriter:
         self._unavailable_logged = False
         self.writes_total = 0  # registry writes made (positions and removals), for tests/metrics
 
+    @property
+    def available(self) -> bool:
+        """False from a write the registry did not answer until one it did (for /metrics)."""
+        return not self._unavailable_logged
+
     # ------------------------------------------------------------------ what the service calls
 
     def own(self, stream_id: str, fencing_epoch: int) -> None:

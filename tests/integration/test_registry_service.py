@@ -4,6 +4,7 @@ under it): 503 registry_unavailable, nothing started, nothing running lost."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,10 @@ async def test_positions_are_written_and_ended_streams_removed(tmp_path: Path) -
         assert (await front.api.post("/streams/kept/heartbeat")).status_code == 200
         await trio.sleep(DEFAULT_WRITE_INTERVAL_S + 0.5)
         assert await registry.get("stale") is None
+        metrics = (await front.api.get("/metrics")).text
+        assert "hlsdash_registry_available 1.0" in metrics
+        writes = float(re.search(r"^hlsdash_registry_writes_total (\S+)$", metrics, re.M)[1])
+        assert writes >= 2  # positions of "kept", the removal of "stale"
         # DELETE removes the record before it answers
         assert (await front.api.delete("/streams/kept")).status_code == 200
         assert await registry.get("kept") is None
@@ -75,3 +80,6 @@ async def test_a_registry_that_stops_answering_is_a_503_and_loses_nothing(tmp_pa
             await wait_live_segments(front, "cam", before + 2)
             stream = (await front.api.get("/streams/cam")).json()
             assert stream["state"] == "live"
+            await trio.sleep(DEFAULT_WRITE_INTERVAL_S + 0.5)
+            metrics = (await front.api.get("/metrics")).text
+            assert "hlsdash_registry_available 0.0" in metrics
