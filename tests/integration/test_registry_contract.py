@@ -366,6 +366,17 @@ async def test_a_newer_schema_is_refused(backend: tuple[str, str], redis_port: i
 # ---------------------------------------------------------------------- clear errors at start
 
 
+async def test_sqlite_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # the spec keeps source credentials; the default file sits in OUTPUT_DIR/.hlsdash, which a
+    # static server running as another user may serve
+    path = tmp_path / "streams" / ".hlsdash" / "registry.db"
+    async with open_registry(f"sqlite://{path}") as registry:
+        await registry.register(spec(), node_id="n", created_unix_s=1, lease_ttl_s=TTL_S)
+        files = [path, Path(f"{path}-wal"), Path(f"{path}.lock")]
+        assert [oct(f.stat().st_mode & 0o777) for f in files] == ["0o600"] * 3
+        assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+
+
 async def test_sqlite_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
     path.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
