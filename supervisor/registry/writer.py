@@ -160,6 +160,12 @@ class RegistryWriter:
             log.error("registry_write_failed", stream_id=stream_id, error=str(error))
             self._untrack(stream_id, tracked)
             return
+        except Exception:
+            # a bug (ours or the client library's) must not take the service and its streams
+            # down with the writer: log it with its traceback, try again after the interval
+            log.exception("registry_write_crashed", stream_id=stream_id)
+            self._pending.set()
+            return
         self.writes_total += 1
         if self._unavailable_logged:
             self._unavailable_logged = False

@@ -34,12 +34,15 @@ class RecordingRegistry:
         self.positions: dict[str, TimelinePosition] = {}
         self.writes: list[tuple[float, str, str, int | None]] = []  # (time, op, id, number)
         self.down = False
+        self.broken = False  # raises what no registry error covers (a bug in a client library)
 
     @property
     def description(self) -> str:
         return "recording"
 
     def _check(self, stream_id: str, epoch: int) -> None:
+        if self.broken:
+            raise TypeError("a bug")
         if self.down:
             raise RegistryUnavailable("registry recording: down")
         if self.epochs.get(stream_id) != epoch:
@@ -202,3 +205,21 @@ async def test_remove_now_for_delete() -> None:
     assert registry.epochs == {}
     assert writer.fencing_epoch("a") is None
     await writer.remove_now("a")  # untracked: nothing to do
+
+
+async def test_a_bug_in_a_write_is_logged_and_retried_not_fatal(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    registry = RecordingRegistry()
+    registry.epochs = {"a": 1}
+    writer = RegistryWriter(registry, interval_s=1.0)
+    writer.own("a", 1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.run)
+        registry.broken = True
+        writer.note_position("a", position(5))
+        await trio.sleep(2.5)
+        registry.broken = False
+        await trio.sleep(1.0)
+        nursery.cancel_scope.cancel()
+    assert registry.writes == [(3.0, "position", "a", 5)]
