@@ -34,7 +34,8 @@ def check_registry_url(url: str) -> str:
         host = rest.rsplit("@", 1)[-1].split("/", 1)[0]
         if not host:
             raise ValueError("must name a host: redis://host:port/db")
-        database = rest.split("/", 1)[1] if "/" in rest else "0"
+        # the query is coredis's (e.g. rediss://…/0?ssl_ca_certs=/etc/ssl/redis-ca.pem)
+        database = rest.split("?", 1)[0].split("/", 1)[1] if "/" in rest else "0"
         if not database.isdigit():
             raise ValueError("the database must be a number: redis://host:port/0")
         return url

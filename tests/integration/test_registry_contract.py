@@ -23,7 +23,7 @@ from supervisor.registry.interface import (
     StreamRegistry,
 )
 from supervisor.registry.sqlite_backend import MIGRATIONS, SqliteRegistry
-from tests.redis_server import free_port, redis_command
+from tests.redis_server import free_port, redis_command, running_redis
 
 pytestmark = pytest.mark.integration
 
@@ -435,6 +435,22 @@ async def test_redis_unreachable_is_a_clear_error(tmp_path: Path) -> None:
             pass
     assert "127.0.0.1" in str(refused.value)
     assert "s3cret" not in str(refused.value)
+
+
+async def test_redis_over_tls(tmp_path: Path) -> None:
+    # rediss:// (managed Redis services), trusting the server's CA from the URL's query
+    with running_redis(tmp_path / "tls", tls=True) as port:
+        ca = tmp_path / "tls" / "redis-cert.pem"
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+        async with open_registry(url) as registry:
+            owned = await registry.register(spec(), node_id="n", created_unix_s=1, lease_ttl_s=1)
+            record = await registry.get("cam1")
+            assert record is not None
+            assert record.fencing_epoch == owned.fencing_epoch
+        # a certificate it does not trust is refused, clearly
+        with pytest.raises(RegistryUnavailable, match="certificate verify failed"):
+            async with open_registry(f"rediss://127.0.0.1:{port}/0"):
+                pass
 
 
 async def test_redis_damaged_layout_is_a_clear_error(redis_url: str, redis_port: int) -> None:
