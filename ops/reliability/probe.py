@@ -188,9 +188,17 @@ def spread(values: Sequence[float]) -> str:
 
 
 @contextlib.contextmanager
-def service_for_case(workdir: Path | None = None, **overrides: str) -> Iterator[Service]:
+def service_for_case(
+    workdir: Path | None = None,
+    *,
+    ports: tuple[int, int] | None = None,
+    log_name: str = "service.log",
+    **overrides: str,
+) -> Iterator[Service]:
     """The real service with short segments (FAST_SERVICE), anything else overridden."""
-    with running_service(workdir, **{**FAST_SERVICE, **overrides}) as service:
+    with running_service(
+        workdir, ports=ports, log_name=log_name, **{**FAST_SERVICE, **overrides}
+    ) as service:
         yield service
 
 
