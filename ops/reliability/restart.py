@@ -27,13 +27,12 @@ from ops.reliability.player import PlayerWatch
 from ops.reliability.playlist import PlaylistError, parse_media_playlist
 from ops.reliability.probe import (
     LAVFI_240P,
-    PlaylistWatch,
     check_playlists,
     fetch,
     service_for_case,
     spread,
+    start_watched_stream,
     status,
-    wait_live,
     wait_until,
 )
 from ops.reliability.report import Report, main
@@ -53,13 +52,14 @@ def run(
         life = contextlib.ExitStack()
         stack.callback(life.close)
         service = life.enter_context(service_for_case(workdir, ports=ports))
-        service.create(STREAM_ID, LAVFI_240P, qualities=["240p"], low_latency=True)
-        wait_live(service, STREAM_ID, segments=2)
-        watch = PlaylistWatch(service, STREAM_ID)
-        check_playlists(report, "first life", watch)
-        if player is not None:
-            player.open(service.api, f"{service.origin}/{STREAM_ID}/playlist.m3u8")
-            player.check_playing(2.0)
+        watch = start_watched_stream(
+            report,
+            service,
+            STREAM_ID,
+            LAVFI_240P,
+            player=player,
+            player_src=f"{service.origin}/{STREAM_ID}/playlist.m3u8",
+        )
         created_at = status(service, STREAM_ID)["created_at"]
         live_again_s: list[float] = []
         for restart in range(1, count + 1):

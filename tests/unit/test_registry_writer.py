@@ -148,8 +148,15 @@ async def test_a_stale_epoch_stops_the_local_copy_and_leaves_the_record(
     assert registry.epochs == {"a": 2}
 
 
-async def test_an_unanswering_registry_loses_nothing(
-    autojump_clock: trio.testing.MockClock,
+@pytest.mark.parametrize(
+    "failure",
+    [
+        "down",  # the registry does not answer: RegistryUnavailable
+        "broken",  # an error no registry error covers (a bug in a client library)
+    ],
+)
+async def test_a_failing_registry_loses_nothing_and_is_retried(
+    failure: str, autojump_clock: trio.testing.MockClock
 ) -> None:
     registry = RecordingRegistry()
     registry.epochs = {"a": 1}
@@ -157,14 +164,16 @@ async def test_an_unanswering_registry_loses_nothing(
     writer.own("a", 1)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run)
-        registry.down = True
+        setattr(registry, failure, True)
         writer.note_position("a", position(5))
         await trio.sleep(3.5)
         assert registry.writes == []
-        registry.down = False
+        assert writer.available is (failure == "broken")  # only "not answering" is shown
+        setattr(registry, failure, False)
         await trio.sleep(1.0)
         nursery.cancel_scope.cancel()
     assert registry.writes == [(4.0, "position", "a", 5)]
+    assert writer.available
 
 
 async def test_end_removes_and_leave_keeps_with_the_last_position() -> None:
@@ -205,21 +214,3 @@ async def test_remove_now_for_delete() -> None:
     assert registry.epochs == {}
     assert writer.fencing_epoch("a") is None
     await writer.remove_now("a")  # untracked: nothing to do
-
-
-async def test_a_bug_in_a_write_is_logged_and_retried_not_fatal(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    registry = RecordingRegistry()
-    registry.epochs = {"a": 1}
-    writer = RegistryWriter(registry, interval_s=1.0)
-    writer.own("a", 1)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(writer.run)
-        registry.broken = True
-        writer.note_position("a", position(5))
-        await trio.sleep(2.5)
-        registry.broken = False
-        await trio.sleep(1.0)
-        nursery.cancel_scope.cancel()
-    assert registry.writes == [(3.0, "position", "a", 5)]
