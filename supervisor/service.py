@@ -23,7 +23,12 @@ import trio
 
 from actors import janitor
 from actors.edge import LiveEdge
-from actors.ffmpeg.host_guard import SourceGuard, SourceRefused, this_host_addresses
+from actors.ffmpeg.host_guard import (
+    SourceGuard,
+    SourceRefused,
+    SourceUnresolvable,
+    this_host_addresses,
+)
 from actors.ffmpeg.host_policy import HostPolicy
 from actors.ffmpeg.process import Spawner, spawn_process
 from actors.ffmpeg.sources import SourceError, ValidatedSource, redact_url, validate_source_url
@@ -586,7 +591,7 @@ class StreamService:
             source = validate_source_url(
                 record.spec.source_url, frozenset(self.settings.allowed_protocols)
             )
-            await self.source_guard.admit(source)
+            await self._admit_resumed(stream_id, source)
             # written before the stream publishes anything: a second crash before its first
             # commit must skip from here, not from the older position again
             await self.registry.write_position(
@@ -617,6 +622,15 @@ class StreamService:
             from_number=resume_from.last_number + 1,
         )
         return True
+
+    async def _admit_resumed(self, stream_id: str, source: ValidatedSource) -> None:
+        """The host policy, as at POST, except that a name that does not resolve right now (DNS
+        not up yet at boot) does not forget the stream: it starts, its encoder retries until the
+        name resolves, and FFmpeg's connections are checked against the policy as always."""
+        try:
+            await self.source_guard.admit(source)
+        except SourceUnresolvable as unresolved:
+            log.warning("stream_resumed_unresolved", stream_id=stream_id, reason=str(unresolved))
 
     def _resume_point(self, record: StreamRecord) -> TimelinePosition:
         """Where a resumed stream's timeline goes on from.

@@ -93,12 +93,23 @@ async def test_records_refused_today_or_owned_elsewhere_are_not_taken(
             StreamSpec("theirs", "rtmp://u:secret@127.0.0.1/live/x", ("240p",)),
             node_id="node-b", created_unix_s=1.0, lease_ttl_s=30,
         )  # fmt: skip
+        # a name DNS cannot resolve at this moment is not a reason to forget a stream: it
+        # starts, and its encoder retries (a refused *address* would be, as lavfi is above)
+        await registry.register(
+            StreamSpec("dns-later", "rtmp://u:secret@no-such-host.invalid/live/x", ("240p",)),
+            node_id="local", created_unix_s=1.0, lease_ttl_s=30,
+        )  # fmt: skip
         with capture_logs() as logs:
             async with running_front(
                 tmp_path / "streams", registry=registry, ALLOWED_PROTOCOLS="rtmp,http"
             ) as front:
-                assert front.service.list() == []
+                assert [a.spec.stream_id for a in front.service.list()] == ["dns-later"]
         refused = [e for e in logs if e["event"] == "stream_not_resumed"]
+        unresolved = [e for e in logs if e["event"] == "stream_resumed_unresolved"]
+        assert [e["stream_id"] for e in unresolved] == ["dns-later"]
+        later = await registry.get("dns-later")
+        assert later is not None  # kept: stopped only by the shutdown above
+        assert later.fencing_epoch > 0
         assert [e["stream_id"] for e in refused] == ["lavfi-cam"]
         assert "lavfi" in refused[0]["reason"]
         assert await registry.get("lavfi-cam") is None  # it would never start: forgotten
