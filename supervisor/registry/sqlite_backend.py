@@ -271,7 +271,10 @@ class SqliteRegistry:
 
         def in_thread() -> _T:
             with self._mutex, _transaction(self._connection, self.description):
-                return work(self._connection)
+                try:
+                    return work(self._connection)
+                except sqlite3.Error as error:  # disk full, I/O error, locked past the timeout
+                    raise _unavailable(error, self.description) from None
 
         async with self._limiter:
             return await trio.to_thread.run_sync(in_thread)
@@ -392,6 +395,8 @@ def _unavailable(error: sqlite3.Error, where: str) -> RegistryUnavailable:
         return RegistryUnavailable(f"registry {where} is locked by another process: {text}")
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return RegistryUnavailable(f"registry {where} is corrupt: {text}")
+    if "full" in text:
+        return RegistryUnavailable(f"registry {where}: its disk is full: {text}")
     return RegistryUnavailable(f"registry {where}: {text}")
 
 

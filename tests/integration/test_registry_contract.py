@@ -23,6 +23,7 @@ from supervisor.registry.interface import (
     StreamRegistry,
 )
 from supervisor.registry.sqlite_backend import MIGRATIONS, SqliteRegistry
+from tests.integration.tmpfs import fill, small_tmpfs
 from tests.redis_server import free_port, redis_command, running_redis
 
 pytestmark = pytest.mark.integration
@@ -464,3 +465,30 @@ async def test_redis_damaged_layout_is_a_clear_error(redis_url: str, redis_port:
     with pytest.raises(RegistryUnavailable, match="WrongTypeError"):
         async with open_registry(redis_url):
             pass
+
+
+async def register_many(registry: StreamRegistry, count: int) -> None:
+    for n in range(count):
+        await registry.register(
+            spec(f"s{n}", "rtmp://h/" + "x" * 2000), node_id="n", created_unix_s=1, lease_ttl_s=1
+        )
+
+
+async def test_sqlite_on_a_full_disk_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "small", size="256k") as mount:
+        async with open_registry(f"sqlite://{mount / 'registry.db'}") as registry:
+            owned = await registry.register(spec(), node_id="n", created_unix_s=1, lease_ttl_s=1)
+            filler = await trio.to_thread.run_sync(fill, mount)
+            with pytest.raises(RegistryUnavailable, match="disk is full"):
+                await register_many(registry, 2000)  # until the WAL needs a page it cannot have
+            # what was committed is intact, and writes work again once there is room
+            record = await registry.get("cam1")
+            assert record is not None
+            assert record.fencing_epoch == owned.fencing_epoch
+            filler.unlink()
+            await registry.write_position(
+                "cam1", fencing_epoch=owned.fencing_epoch, position=position(1)
+            )
+            record = await registry.get("cam1")
+            assert record is not None
+            assert record.position == position(1)
