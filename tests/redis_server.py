@@ -55,8 +55,10 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
-def running_redis(folder: Path, *, tls: bool = False) -> Iterator[int]:
-    """Start ``redis-server`` on a free loopback port, no persistence; yields the port.
+def running_redis(folder: Path, *, tls: bool = False, port: int | None = None) -> Iterator[int]:
+    """Start ``redis-server`` on a free loopback port (or ``port``), no periodic snapshots (a
+    ``SHUTDOWN SAVE`` leaves ``folder/dump.rdb``, which a server started on ``folder`` loads);
+    yields the port.
 
     ``tls``: TLS only, with a self-signed certificate left in ``folder/redis-cert.pem`` (the CA a
     client must trust)."""
@@ -68,7 +70,7 @@ def running_redis(folder: Path, *, tls: bool = False) -> Iterator[int]:
             pytrace=False,
         )
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port if port is not None else free_port()
     listen = ["--port", str(port)]
     tls_ca = None
     if tls:

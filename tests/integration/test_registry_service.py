@@ -58,13 +58,14 @@ async def test_positions_are_written_and_ended_streams_removed(tmp_path: Path) -
 
 
 async def test_a_registry_that_stops_answering_is_a_503_and_loses_nothing(tmp_path: Path) -> None:
+    # (and when it answers again, nothing was lost: the client reconnects by itself)
     with running_redis(tmp_path / "redis") as port:
         async with open_registry(f"redis://127.0.0.1:{port}/0") as registry, running_front(
             tmp_path / "streams", registry=registry
         ) as front:
             assert (await front.api.post("/streams", json=stream_body("cam"))).status_code == 201
             await wait_live_segments(front, "cam", 1)
-            redis_command(port, "SHUTDOWN", "NOSAVE")  # the registry goes away
+            redis_command(port, "SHUTDOWN", "SAVE")  # the registry goes away (data on disk)
 
             created = await front.api.post("/streams", json=stream_body("new"))
             assert created.status_code == 503
@@ -83,3 +84,19 @@ async def test_a_registry_that_stops_answering_is_a_503_and_loses_nothing(tmp_pa
             await trio.sleep(DEFAULT_WRITE_INTERVAL_S + 0.5)
             metrics = (await front.api.get("/metrics")).text
             assert "hlsdash_registry_available 0.0" in metrics
+
+            # Redis back (same port, its data reloaded): the client reconnects by itself, the
+            # waiting positions are written, DELETE works
+            with running_redis(tmp_path / "redis", port=port):
+                await wait_for(
+                    lambda: front.service.registry_writer is not None
+                    and front.service.registry_writer.available,
+                    10,
+                    "registry writes to succeed again",
+                )
+                record = await registry.get("cam")
+                assert record is not None
+                assert record.position is not None
+                assert record.position.last_number + 1 >= before
+                assert (await front.api.delete("/streams/cam")).status_code == 200
+                assert await registry.get("cam") is None
