@@ -26,6 +26,16 @@ def push_placeholder_source() -> ValidatedSource:
     return ValidatedSource(url="pipe:", scheme="pipe", input_args=())
 
 
+# How much FFmpeg reads of a pipe before it starts decoding. FLV from RTMP carries the codec
+# configuration (AVC/AAC sequence headers) in its first tags, so a short probe is enough and
+# saves ~1 s of start-up (publish → first part, ops/bench/ingest.py); MPEG-TS may start mid-GOP
+# and needs to reach a keyframe's SPS, so it keeps a longer one.
+_PROBE_ARGS: dict[str, tuple[str, ...]] = {
+    "flv": ("-analyzeduration", "200000", "-probesize", "65536"),
+    "mpegts": ("-analyzeduration", "1000000"),
+}
+
+
 def pipe_source(demuxer: str, read_fd: int) -> ValidatedSource:
     """FFmpeg reads ``-f <demuxer>`` from an inherited pipe fd.
 
@@ -35,7 +45,15 @@ def pipe_source(demuxer: str, read_fd: int) -> ValidatedSource:
     return ValidatedSource(
         url=f"pipe:{read_fd}",
         scheme="pipe",
-        input_args=("-protocol_whitelist", "pipe", "-fflags", "nobuffer", "-f", demuxer),
+        input_args=(
+            "-protocol_whitelist",
+            "pipe",
+            "-fflags",
+            "nobuffer",
+            *_PROBE_ARGS.get(demuxer, ()),
+            "-f",
+            demuxer,
+        ),
     )
 
 

@@ -23,6 +23,7 @@ BENCHES = [
     ("edge", ()),
     ("glass", ()),
     ("parts", ()),
+    ("ingest", ()),
 ]
 # headless Chromium, two live pipelines and two players: more than the others' 2 minutes
 TIMEOUT_S = {"glass": 300}
@@ -40,6 +41,7 @@ EXPECTED = {
     "blocking": ("round 1: 100 waiters {'ok': 100}", "0 failed or timed out (inf)"),
     # every edge candidate ran beside the origin
     "edge": ("  origin: ", "  varnish: ", "  nginx: ", "  nginx-unlocked-reloads: "),
+    "ingest": ("ratios push/pull: CPU per media second ", "push: ", "pull: "),
 }
 # ... and with an extra flag
 EXPECTED_WITH = {("blocking", ("--edge", "varnish")): ("the edge sent to the origin: 1\n",)}
