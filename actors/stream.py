@@ -177,6 +177,14 @@ class StreamActor:
             self._cancel_scope.cancel(reason=reason)
 
     @property
+    def awaiting_first_segment_after_resume(self) -> bool:
+        """Resumed from the registry, and no segment committed in this life yet."""
+        if self._resume_from is None:
+            return False
+        timeline = self.timeline
+        return timeline is None or timeline.awaiting_first_segment_after_resume
+
+    @property
     def version(self) -> int:
         """Changes whenever anything at the live edge changes (part, segment, init, end)."""
         return self.gates.version

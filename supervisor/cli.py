@@ -74,8 +74,9 @@ FLAG_HELP = {
     "SRT_PORT_RANGE": "UDP ports for SRT push streams, one per stream (default 9000-9099)",
     "SRT_LATENCY": "SRT receiver latency in ms for push streams that ask for none (default 120)",
     "INGEST_PUBLIC_HOST": "host in the publish URLs handed out (default: the API request's host)",
-    "REGISTRY_URL": "where streams are remembered across restarts: sqlite:///path/file.db or "
-    "redis://host:port/db (default sqlite:///<OUTPUT_DIR>/.hlsdash/registry.db)",
+    "REGISTRY_URL": "where streams are remembered across restarts: sqlite:///path/file.db, "
+    "redis://host:port/db or rediss:// (TLS) (default sqlite:///<OUTPUT_DIR>/.hlsdash/"
+    "registry.db)",
     "NODE_ID": "this node's name in the registry; a restarted service resumes the streams "
     "registered under it (default local)",
 }

@@ -256,6 +256,19 @@ class StreamCollector(Collector):
             viewers.add_metric([sid], self._viewers.count(sid))
         yield from (state, restarts, fps, speed, segments, age, served, segment_duration, viewers)
         yield from (ingest_bytes, ingest_reconnects, ingest_connected)
+        writer = service.registry_writer
+        if writer is not None:
+            yield CounterMetricFamily(
+                "hlsdash_registry_writes",
+                "Stream registry writes of positions and removals (coalesced: at most one per "
+                "stream per second)",
+                writer.writes_total,
+            )
+            yield GaugeMetricFamily(
+                "hlsdash_registry_available",
+                "0 while the stream registry refuses or does not answer writes",
+                1.0 if writer.available else 0.0,
+            )
 
 
 class Metrics:

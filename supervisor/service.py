@@ -23,7 +23,12 @@ import trio
 
 from actors import janitor
 from actors.edge import LiveEdge
-from actors.ffmpeg.host_guard import SourceGuard, SourceRefused, this_host_addresses
+from actors.ffmpeg.host_guard import (
+    SourceGuard,
+    SourceRefused,
+    SourceUnresolvable,
+    this_host_addresses,
+)
 from actors.ffmpeg.host_policy import HostPolicy
 from actors.ffmpeg.process import Spawner, spawn_process
 from actors.ffmpeg.sources import SourceError, ValidatedSource, redact_url, validate_source_url
@@ -581,12 +586,17 @@ class StreamService:
         if owned is None:
             log.info("stream_resume_lost", stream_id=stream_id, reason="claimed elsewhere")
             return False
-        resume_from = self._resume_point(record.position)
+        resume_from = self._resume_point(record)
         try:
             source = validate_source_url(
                 record.spec.source_url, frozenset(self.settings.allowed_protocols)
             )
-            await self.source_guard.admit(source)
+            await self._admit_resumed(stream_id, source)
+            # written before the stream publishes anything: a second crash before its first
+            # commit must skip from here, not from the older position again
+            await self.registry.write_position(
+                stream_id, fencing_epoch=owned.fencing_epoch, position=resume_from
+            )
             await self._start_actor(
                 record.spec,
                 source,
@@ -609,19 +619,38 @@ class StreamService:
             stream_id=stream_id,
             source=record.source_redacted,
             last_number=record.position.last_number if record.position is not None else None,
-            from_number=resume_from.last_number + 1 if resume_from is not None else 0,
+            from_number=resume_from.last_number + 1,
         )
         return True
 
-    def _resume_point(self, position: TimelinePosition | None) -> TimelinePosition | None:
-        """Positions are written at most once per interval, so after a SIGKILL the registry may
-        be a few segments behind what players saw: skip that many numbers (and that much media
-        time) so nothing published is ever numbered twice."""
-        if position is None:
-            return None
+    async def _admit_resumed(self, stream_id: str, source: ValidatedSource) -> None:
+        """The host policy, as at POST, except that a name that does not resolve right now (DNS
+        not up yet at boot) does not forget the stream: it starts, its encoder retries until the
+        name resolves, and FFmpeg's connections are checked against the policy as always."""
+        try:
+            await self.source_guard.admit(source)
+        except SourceUnresolvable as unresolved:
+            log.warning("stream_resumed_unresolved", stream_id=stream_id, reason=str(unresolved))
+
+    def _resume_point(self, record: StreamRecord) -> TimelinePosition:
+        """Where a resumed stream's timeline goes on from.
+
+        Positions are written at most once per interval, so after a SIGKILL the registry may be
+        a few segments behind what players saw (or have no position at all, if the first
+        commit's write did not make it): skip that many numbers and that much media time, so no
+        number is ever given to two different segments (a CDN keeps segments a year).
+        """
         segment_s = self.settings.segment_duration_s
         # (+1 for the growing segment LL players already saw parts of, +1 for a slow write)
         skip = math.ceil(DEFAULT_WRITE_INTERVAL_S / segment_s) + 2
+        # no position: nothing written yet; the first life's media time 0 was its creation
+        position = record.position or TimelinePosition(
+            availability_start_unix_s=record.created_unix_s,
+            encoder_epoch=0,
+            last_number=-1,
+            media_end_s=0.0,
+            discontinuities=0,
+        )
         return dataclasses.replace(
             position,
             last_number=position.last_number + skip,

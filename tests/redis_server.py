@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,19 +27,41 @@ def free_port() -> int:
         return port
 
 
-def redis_command(port: int, *words: str) -> bytes:
+def redis_command(port: int, *words: str, tls_ca: Path | None = None) -> bytes:
     """Blocking: send one command (RESP array) and return the raw reply line(s)."""
     payload = f"*{len(words)}\r\n".encode() + b"".join(
         f"${len(w.encode())}\r\n".encode() + w.encode() + b"\r\n" for w in words
     )
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        sock = raw
+        if tls_ca is not None:
+            sock = ssl.create_default_context(cafile=str(tls_ca)).wrap_socket(
+                raw, server_hostname="127.0.0.1"
+            )
         sock.sendall(payload)
         return sock.recv(65536)
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """Blocking: a certificate for 127.0.0.1 and its key (openssl), for a TLS redis-server."""
+    cert, key = folder / "redis-cert.pem", folder / "redis-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
 @contextlib.contextmanager
-def running_redis(folder: Path) -> Iterator[int]:
-    """Start ``redis-server`` on a free loopback port, no persistence; yields the port."""
+def running_redis(folder: Path, *, tls: bool = False, port: int | None = None) -> Iterator[int]:
+    """Start ``redis-server`` on a free loopback port (or ``port``), no periodic snapshots (a
+    ``SHUTDOWN SAVE`` leaves ``folder/dump.rdb``, which a server started on ``folder`` loads);
+    yields the port.
+
+    ``tls``: TLS only, with a self-signed certificate left in ``folder/redis-cert.pem`` (the CA a
+    client must trust)."""
     binary = shutil.which(REDIS_SERVER)
     if binary is None:
         pytest.fail(
@@ -47,12 +70,20 @@ def running_redis(folder: Path) -> Iterator[int]:
             pytrace=False,
         )
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port if port is not None else free_port()
+    listen = ["--port", str(port)]
+    tls_ca = None
+    if tls:
+        cert, key = self_signed_certificate(folder)
+        tls_ca = cert
+        listen = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+                  "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+                  "--tls-auth-clients", "no"]  # fmt: skip
     log = (folder / "redis.log").open("wb")
     process = subprocess.Popen(
         [
             binary,
-            "--port", str(port),
+            *listen,
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
@@ -65,7 +96,7 @@ def running_redis(folder: Path) -> Iterator[int]:
         deadline = time.monotonic() + 10
         while True:
             try:
-                if redis_command(port, "PING").startswith(b"+PONG"):
+                if redis_command(port, "PING", tls_ca=tls_ca).startswith(b"+PONG"):
                     break
             except OSError:
                 pass

@@ -162,10 +162,12 @@ class LiveEdge:
         advertised, so the answer is immediate).
         """
         actor = self._actor
-        if not actor.spec.enable_hls or not self.has_rendition(rendition_id):
+        if not actor.spec.enable_hls:
+            return None
+        await self._hold_until_resumed()
+        if not self.has_rendition(rendition_id):
             return None
         low_latency = actor.low_latency
-        await self._hold_until_resumed()
         if msn is not None and low_latency:
             refusal = await self._block(rendition_id, msn, part)
             if refusal is not None:
@@ -199,14 +201,14 @@ class LiveEdge:
 
     async def _hold_until_resumed(self) -> None:
         """A resumed stream lists nothing until its first segment in this life (see
-        ``StreamTimeline.awaiting_first_segment_after_resume``): hold playlist requests for it,
-        bounded like a blocking reload, so players that were watching get a usable playlist a
-        moment later instead of a 404 that spends their retries."""
+        ``StreamTimeline.awaiting_first_segment_after_resume``; before its encoder even started
+        it has no timeline at all): hold playlist requests for it, bounded like a blocking
+        reload, so players that were watching get a usable playlist a moment later instead of
+        a 404 that spends their retries."""
         actor = self._actor
 
         def resumed() -> bool:
-            current = actor.timeline
-            return current is None or not current.awaiting_first_segment_after_resume
+            return not actor.awaiting_first_segment_after_resume
 
         if not resumed():
             with trio.move_on_after(rules.hold_timeout_s(self.target_duration_s)):

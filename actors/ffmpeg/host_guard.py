@@ -55,6 +55,11 @@ class SourceRefused(SourceError):  # noqa: N818 - reads as "the source is refuse
     """The source's host is refused by the host policy; ``str(err)`` is client-facing."""
 
 
+class SourceUnresolvable(SourceRefused):
+    """Refused because its name does not resolve *now* (no address to judge), not because of
+    where it points: a resumed stream starts anyway (the connect-time guard still applies)."""
+
+
 async def system_resolver(host: str) -> list[IpAddress]:
     """``getaddrinfo`` in a worker thread (abandoned if the caller gives up waiting)."""
     infos = await trio.to_thread.run_sync(
@@ -218,7 +223,7 @@ class SourceGuard:
             except (OSError, UnicodeError):  # socket.gaierror is an OSError; IDNA errors
                 addresses = ()
         if not addresses:
-            raise SourceRefused(f"source host {host!r} could not be resolved")
+            raise SourceUnresolvable(f"source host {host!r} could not be resolved")
         return addresses
 
     def refusal_for_peers(self, pid: int) -> str | None:

@@ -216,14 +216,21 @@ def service_environment(output_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_service(workdir: Path | None = None, **overrides: str) -> Iterator[Service]:
-    """``python -m supervisor.cli serve`` on free ports; SIGTERM (then SIGKILL) at the end."""
+def running_service(
+    workdir: Path | None = None,
+    *,
+    ports: tuple[int, int] | None = None,
+    log_name: str = "service.log",
+    **overrides: str,
+) -> Iterator[Service]:
+    """``python -m supervisor.cli serve`` on free ports (or ``ports``: API, origin, to start it
+    again where players look); SIGTERM (then SIGKILL) at the end."""
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hlsbench-")))
         output_dir = workdir / "streams"
         output_dir.mkdir(parents=True, exist_ok=True)
-        api_port, origin_port = free_port(), free_port()
+        api_port, origin_port = ports if ports is not None else (free_port(), free_port())
         env = service_environment(
             output_dir,
             API_PORT=str(api_port),
@@ -231,7 +238,7 @@ def running_service(workdir: Path | None = None, **overrides: str) -> Iterator[S
             RTMP_PORT=str(free_port()),  # push ingest: never the shared default 1935
             **overrides,
         )
-        log_path = workdir / "service.log"
+        log_path = workdir / log_name
         log = stack.enter_context(log_path.open("wb"))
         process = subprocess.Popen(
             [sys.executable, "-m", "supervisor.cli", "serve"],

@@ -15,10 +15,12 @@ class PlayerWatch(Protocol):
     def open(self, base_url: str, src: str) -> None:
         """Start playing ``src`` (a multivariant playlist URL) from a page on ``base_url``."""
 
-    def check_playing(self, min_advance_s: float) -> str:
+    def check_playing(self, min_advance_s: float, *, through_network_outage: bool = False) -> str:
         """Wait until ``min_advance_s`` more seconds of media played; a one-line summary.
 
         Raises AssertionError (with the player's diagnostics) when it does not play.
+        ``through_network_outage``: the service was down meanwhile; failed loads may have been
+        fatal to the player (the page restarts loading), any other fatal error is not allowed.
         """
 
 
@@ -36,10 +38,17 @@ class HlsJsPlayer:
             self._harness.player(base_url, "hlsjs", src, low_latency=True)
         )
 
-    def check_playing(self, min_advance_s: float) -> str:
+    def check_playing(self, min_advance_s: float, *, through_network_outage: bool = False) -> str:
+        from tests.e2e.harness import only_load_errors_fatal  # noqa: PLC0415
+
         assert self._session is not None, "open() first"
-        state = self._session.wait_playing(min_advance_s=min_advance_s, timeout_s=30)
-        assert not state.fatal, self._session.diagnostics(state)
+        state = self._session.wait_playing(
+            min_advance_s=min_advance_s,
+            timeout_s=30,
+            through_network_outage=through_network_outage,
+        )
+        allowed = through_network_outage and only_load_errors_fatal(state)
+        assert not state.fatal or allowed, self._session.diagnostics(state)
         return (
             f"hls.js playing at {state.current_time_s:.1f} s, {state.video_width}x"
             f"{state.video_height}, {state.decoded_frames} frames decoded, "

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from ops.bench.common import Service, http, lavfi_source, running_service
+from ops.reliability.player import PlayerWatch
 from ops.reliability.playlist import PlaylistError, ReloadChecker, media_playlist_uris
 from ops.reliability.report import Report
 
@@ -188,9 +189,17 @@ def spread(values: Sequence[float]) -> str:
 
 
 @contextlib.contextmanager
-def service_for_case(workdir: Path | None = None, **overrides: str) -> Iterator[Service]:
+def service_for_case(
+    workdir: Path | None = None,
+    *,
+    ports: tuple[int, int] | None = None,
+    log_name: str = "service.log",
+    **overrides: str,
+) -> Iterator[Service]:
     """The real service with short segments (FAST_SERVICE), anything else overridden."""
-    with running_service(workdir, **{**FAST_SERVICE, **overrides}) as service:
+    with running_service(
+        workdir, ports=ports, log_name=log_name, **{**FAST_SERVICE, **overrides}
+    ) as service:
         yield service
 
 
@@ -198,3 +207,24 @@ def send_signal(pids: Iterable[int], sig: signal.Signals) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             psutil.Process(pid).send_signal(sig)
+
+
+def start_watched_stream(
+    report: Report,
+    service: Service,
+    stream_id: str,
+    source: str,
+    *,
+    player: PlayerWatch | None,
+    player_src: str,
+) -> PlaylistWatch:
+    """Create a 240p LL stream, wait until it is live, check its playlists once, and (with a
+    player) start playing ``player_src``; returns the watch that follows its playlists."""
+    service.create(stream_id, source, qualities=["240p"], low_latency=True)
+    wait_live(service, stream_id, segments=2)
+    watch = PlaylistWatch(service, stream_id)
+    check_playlists(report, "before", watch)
+    if player is not None:
+        player.open(service.api, player_src)
+        player.check_playing(2.0)
+    return watch

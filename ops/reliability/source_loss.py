@@ -25,8 +25,8 @@ from ops.reliability.probe import (
     check_playlists,
     service_for_case,
     spread,
+    start_watched_stream,
     status,
-    wait_live,
     wait_until,
 )
 from ops.reliability.report import Report, main
@@ -54,13 +54,14 @@ def run(
         running_publisher("rtmp", width=426, height=240) as publisher,
         service_for_case(workdir) as service,
     ):
-        service.create(STREAM_ID, publisher.url, qualities=["240p"], low_latency=True)
-        wait_live(service, STREAM_ID, segments=2)
-        watch = PlaylistWatch(service, STREAM_ID)
-        check_playlists(report, "before", watch)
-        if player is not None:
-            player.open(service.api, f"{service.api}/streams/{STREAM_ID}/playlist.m3u8")
-            player.check_playing(2.0)
+        watch = start_watched_stream(
+            report,
+            service,
+            STREAM_ID,
+            publisher.url,
+            player=player,
+            player_src=f"{service.api}/streams/{STREAM_ID}/playlist.m3u8",
+        )
         noticed_s: list[float] = []
         resumed_s: list[float] = []
         for outage in range(1, count + 1):

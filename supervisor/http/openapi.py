@@ -223,7 +223,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "409": _error("A stream with this id exists"),
                         "413": _error("Body too large"),
                         "422": _error("Validation failed; error.field names the field"),
-                        "503": _error("At MAX_STREAMS, or every SRT_PORT_RANGE port in use"),
+                        "503": _error(
+                            "At MAX_STREAMS (at_capacity), every SRT_PORT_RANGE port in use "
+                            "(no_ingest_port), or the stream registry is not answering "
+                            "(registry_unavailable); nothing was started"
+                        ),
                     },
                 },
                 "get": {
@@ -248,9 +252,16 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "responses": {"200": _json("The stream", _STREAM), "404": _error("Unknown")},
                 },
                 "delete": {
-                    "summary": "Stop a stream and remove its files",
+                    "summary": "Stop a stream, remove its files and its registry record",
                     "operationId": "deleteStream",
-                    "responses": {"200": _json("Stopped", _STREAM), "404": _error("Unknown")},
+                    "responses": {
+                        "200": _json("Stopped", _STREAM),
+                        "404": _error("Unknown"),
+                        "503": _error(
+                            "The stream registry is not answering (registry_unavailable): "
+                            "the stream keeps running, try again"
+                        ),
+                    },
                 },
             },
             "/streams/{stream_id}/heartbeat": {

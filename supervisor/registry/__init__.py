@@ -29,16 +29,19 @@ def check_registry_url(url: str) -> str:
 
         parse_sqlite_url(url)
         return url
-    if url.startswith("redis://"):
-        rest = url[len("redis://") :]
+    if url.startswith(("redis://", "rediss://")):  # rediss: TLS (managed Redis services)
+        rest = url.split("://", 1)[1]
         host = rest.rsplit("@", 1)[-1].split("/", 1)[0]
         if not host:
             raise ValueError("must name a host: redis://host:port/db")
-        database = rest.split("/", 1)[1] if "/" in rest else "0"
+        # the query is coredis's (e.g. rediss://…/0?ssl_ca_certs=/etc/ssl/redis-ca.pem)
+        database = rest.split("?", 1)[0].split("/", 1)[1] if "/" in rest else "0"
         if not database.isdigit():
             raise ValueError("the database must be a number: redis://host:port/0")
         return url
-    raise ValueError("must be sqlite:///path/to/file.db or redis://host:port/db")
+    raise ValueError(
+        "must be sqlite:///path/to/file.db, redis://host:port/db or rediss://host:port/db"
+    )
 
 
 @asynccontextmanager

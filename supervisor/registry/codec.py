@@ -33,6 +33,8 @@ def encode_spec(spec: StreamSpec) -> str:
             "enable_hls": spec.enable_hls,
             "enable_dash": spec.enable_dash,
             "low_latency": spec.low_latency,
+            "ingest": spec.ingest,
+            "srt_latency_ms": spec.srt_latency_ms,
         },
         separators=(",", ":"),
     )
@@ -50,6 +52,9 @@ def decode_spec(text: str) -> StreamSpec:
         enable_hls=_typed(raw, "enable_hls", bool, "spec"),
         enable_dash=_typed(raw, "enable_dash", bool, "spec"),
         low_latency=_typed(raw, "low_latency", bool, "spec"),
+        # absent in records written before push streams existed
+        ingest=_optional(raw, "ingest", str, "spec"),
+        srt_latency_ms=_optional(raw, "srt_latency_ms", int, "spec"),
     )
 
 
@@ -107,6 +112,10 @@ def _typed(raw: Mapping[str, Any], key: str, kind: type[_T], what: str) -> _T:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise CorruptRecord(f"{what}.{key} must be {kind.__name__}")
     return value
+
+
+def _optional(raw: Mapping[str, Any], key: str, kind: type[_T], what: str) -> _T | None:
+    return None if raw.get(key) is None else _typed(raw, key, kind, what)
 
 
 def _number(raw: Mapping[str, Any], key: str) -> float:

@@ -370,8 +370,11 @@ class RedisRegistry:
         try:
             return await command(*args, **kwargs)
         except _FAILURES as error:
+            # coredis says "unable to establish a connection" and chains why (TLS, refused…)
+            cause = error.__cause__ or error.__context__
+            why = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
             raise RegistryUnavailable(
-                f"registry {self._description}: {type(error).__name__}: {error}"
+                f"registry {self._description}: {type(error).__name__}: {error}{why}"
             ) from None
 
 

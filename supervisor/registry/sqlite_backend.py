@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -270,7 +271,10 @@ class SqliteRegistry:
 
         def in_thread() -> _T:
             with self._mutex, _transaction(self._connection, self.description):
-                return work(self._connection)
+                try:
+                    return work(self._connection)
+                except sqlite3.Error as error:  # disk full, I/O error, locked past the timeout
+                    raise _unavailable(error, self.description) from None
 
         async with self._limiter:
             return await trio.to_thread.run_sync(in_thread)
@@ -282,8 +286,12 @@ class SqliteRegistry:
 def _open_file(path: Path, busy_timeout_s: float) -> tuple[sqlite3.Connection, IO[bytes]]:
     where = f"sqlite://{path}"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_file = open(f"{path}.lock", "ab")  # noqa: SIM115 - held open until aclose()
+        # Only this user may read it: the spec keeps source credentials, and the default file
+        # sits in OUTPUT_DIR, which a static server (another user, e.g. nginx) may be serving.
+        # SQLite gives its -wal and -shm files the database file's permissions.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        lock_file = os.fdopen(os.open(f"{path}.lock", os.O_CREAT | os.O_WRONLY, 0o600), "wb")
     except OSError as error:
         raise RegistryUnavailable(f"registry {where}: cannot create it: {error}") from None
     try:
@@ -387,6 +395,8 @@ def _unavailable(error: sqlite3.Error, where: str) -> RegistryUnavailable:
         return RegistryUnavailable(f"registry {where} is locked by another process: {text}")
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return RegistryUnavailable(f"registry {where} is corrupt: {text}")
+    if "full" in text:
+        return RegistryUnavailable(f"registry {where}: its disk is full: {text}")
     return RegistryUnavailable(f"registry {where}: {text}")
 
 

@@ -55,6 +55,11 @@ class RegistryWriter:
         self._unavailable_logged = False
         self.writes_total = 0  # registry writes made (positions and removals), for tests/metrics
 
+    @property
+    def available(self) -> bool:
+        """False from a write the registry did not answer until one it did (for /metrics)."""
+        return not self._unavailable_logged
+
     # ------------------------------------------------------------------ what the service calls
 
     def own(self, stream_id: str, fencing_epoch: int) -> None:
@@ -154,6 +159,12 @@ class RegistryWriter:
         except RegistryError as error:  # a damaged record: say so, keep the stream running
             log.error("registry_write_failed", stream_id=stream_id, error=str(error))
             self._untrack(stream_id, tracked)
+            return
+        except Exception:
+            # a bug (ours or the client library's) must not take the service and its streams
+            # down with the writer: log it with its traceback, try again after the interval
+            log.exception("registry_write_crashed", stream_id=stream_id)
+            self._pending.set()
             return
         self.writes_total += 1
         if self._unavailable_logged:

@@ -171,6 +171,15 @@ def player_url(
     return f"{base_url.rstrip('/')}/static/player.html?{query}"
 
 
+def only_load_errors_fatal(state: PlayerState) -> bool:
+    """Were all of hls.js's fatal errors failed loads (playlist, fragment: the server away)?"""
+    return all(
+        error.startswith("hls.js networkError/") and "LoadError" in error
+        for error in state.errors
+        if error.endswith("(fatal)")
+    )
+
+
 class PlayerSession:
     """One browser tab playing one stream. Collects console output for diagnostics."""
 
@@ -218,13 +227,23 @@ class PlayerSession:
         ok = self.page.evaluate("(i) => window.__set_level(i)", index)
         assert ok, f"__set_level({index}) found no player\n{self.diagnostics()}"
 
-    def wait_playing(self, min_advance_s: float = 2.0, timeout_s: float = 20.0) -> PlayerState:
+    def wait_playing(
+        self,
+        min_advance_s: float = 2.0,
+        timeout_s: float = 20.0,
+        *,
+        through_network_outage: bool = False,
+    ) -> PlayerState:
         """Wait until the video has *played* ``min_advance_s`` seconds of media.
 
         Progress is summed only over forward steps no faster than
         ``_MAX_PLAYBACK_RATE`` × wall time, so a seek to the live edge does not
         count as playback. Fails at once on a fatal player error; at the end
         also requires videoWidth > 0 and a growing decoded-frame counter.
+
+        ``through_network_outage``: the server was down meanwhile (a service restart), so
+        hls.js's fatal *load* errors (its retries ran out; the page restarts loading, as hls.js
+        documents) are expected; any other fatal error still fails at once.
         """
         deadline = time.monotonic() + timeout_s
         first = self.state()
@@ -235,7 +254,7 @@ class PlayerSession:
         while True:
             state = self.state()
             now = time.monotonic()
-            if state.fatal:
+            if state.fatal and not (through_network_outage and only_load_errors_fatal(state)):
                 raise AssertionError(
                     f"{self.engine}: fatal player error while waiting for playback\n"
                     + self.diagnostics(state)

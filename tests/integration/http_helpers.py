@@ -21,6 +21,7 @@ from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
 from supervisor.ingest.rtmp_server import RtmpServer
 from supervisor.metrics import Metrics
+from supervisor.registry.interface import StreamRegistry
 from supervisor.service import StreamService
 from tests.integration.live import LAVFI_SOURCE, free_port, service_env, wait_for
 
@@ -45,8 +46,11 @@ class Front:
 
 
 @contextlib.asynccontextmanager
-async def running_front(output_dir: Path, **overrides: str) -> AsyncIterator[Front]:
-    """Service + API (8083 role) + origin (8084 role) on free ports, with httpx clients."""
+async def running_front(
+    output_dir: Path, *, registry: StreamRegistry | None = None, **overrides: str
+) -> AsyncIterator[Front]:
+    """Service + API (8083 role) + origin (8084 role) on free ports, with httpx clients;
+    ``registry``: the service's stream registry (none: streams live in memory only)."""
     env = service_env(
         output_dir,
         API_HOST="127.0.0.1",
@@ -55,7 +59,7 @@ async def running_front(output_dir: Path, **overrides: str) -> AsyncIterator[Fro
         **overrides,
     )
     settings = load_settings(env)
-    service = StreamService(settings)
+    service = StreamService(settings, registry=registry)
     metrics = Metrics(service)
     playback = Playback(service)
     stop = trio.Event()

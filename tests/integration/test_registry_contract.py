@@ -23,7 +23,8 @@ from supervisor.registry.interface import (
     StreamRegistry,
 )
 from supervisor.registry.sqlite_backend import MIGRATIONS, SqliteRegistry
-from tests.redis_server import free_port, redis_command
+from tests.integration.tmpfs import fill, small_tmpfs
+from tests.redis_server import free_port, redis_command, running_redis
 
 pytestmark = pytest.mark.integration
 
@@ -366,6 +367,17 @@ async def test_a_newer_schema_is_refused(backend: tuple[str, str], redis_port: i
 # ---------------------------------------------------------------------- clear errors at start
 
 
+async def test_sqlite_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # the spec keeps source credentials; the default file sits in OUTPUT_DIR/.hlsdash, which a
+    # static server running as another user may serve
+    path = tmp_path / "streams" / ".hlsdash" / "registry.db"
+    async with open_registry(f"sqlite://{path}") as registry:
+        await registry.register(spec(), node_id="n", created_unix_s=1, lease_ttl_s=TTL_S)
+        files = [path, Path(f"{path}-wal"), Path(f"{path}.lock")]
+        assert [oct(f.stat().st_mode & 0o777) for f in files] == ["0o600"] * 3
+        assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+
+
 async def test_sqlite_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
     path.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
@@ -426,6 +438,22 @@ async def test_redis_unreachable_is_a_clear_error(tmp_path: Path) -> None:
     assert "s3cret" not in str(refused.value)
 
 
+async def test_redis_over_tls(tmp_path: Path) -> None:
+    # rediss:// (managed Redis services), trusting the server's CA from the URL's query
+    with running_redis(tmp_path / "tls", tls=True) as port:
+        ca = tmp_path / "tls" / "redis-cert.pem"
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+        async with open_registry(url) as registry:
+            owned = await registry.register(spec(), node_id="n", created_unix_s=1, lease_ttl_s=1)
+            record = await registry.get("cam1")
+            assert record is not None
+            assert record.fencing_epoch == owned.fencing_epoch
+        # a certificate it does not trust is refused, clearly
+        with pytest.raises(RegistryUnavailable, match="certificate verify failed"):
+            async with open_registry(f"rediss://127.0.0.1:{port}/0"):
+                pass
+
+
 async def test_redis_damaged_layout_is_a_clear_error(redis_url: str, redis_port: int) -> None:
     redis_command(redis_port, "SET", "hlsdash:schema_version", "not-a-number")
     with pytest.raises(RegistryUnavailable, match="is damaged: schema_version is not an integer"):
@@ -437,3 +465,30 @@ async def test_redis_damaged_layout_is_a_clear_error(redis_url: str, redis_port:
     with pytest.raises(RegistryUnavailable, match="WrongTypeError"):
         async with open_registry(redis_url):
             pass
+
+
+async def register_many(registry: StreamRegistry, count: int) -> None:
+    for n in range(count):
+        await registry.register(
+            spec(f"s{n}", "rtmp://h/" + "x" * 2000), node_id="n", created_unix_s=1, lease_ttl_s=1
+        )
+
+
+async def test_sqlite_on_a_full_disk_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "small", size="256k") as mount:
+        async with open_registry(f"sqlite://{mount / 'registry.db'}") as registry:
+            owned = await registry.register(spec(), node_id="n", created_unix_s=1, lease_ttl_s=1)
+            filler = await trio.to_thread.run_sync(fill, mount)
+            with pytest.raises(RegistryUnavailable, match="disk is full"):
+                await register_many(registry, 2000)  # until the WAL needs a page it cannot have
+            # what was committed is intact, and writes work again once there is room
+            record = await registry.get("cam1")
+            assert record is not None
+            assert record.fencing_epoch == owned.fencing_epoch
+            filler.unlink()
+            await registry.write_position(
+                "cam1", fencing_epoch=owned.fencing_epoch, position=position(1)
+            )
+            record = await registry.get("cam1")
+            assert record is not None
+            assert record.position == position(1)

@@ -103,9 +103,13 @@ def restart_and_check(tmp_path: Path, signum: signal.Signals) -> None:
 
     restarted = time.monotonic()
     with served(tmp_path, ports=ports, log_name="service-2.log") as (_, api_port, origin_port):
+        answering_s = time.monotonic() - restarted
         wait_live_above(origin_port, api_port, newest_seen, timeout_s=40)
         live_again_s = time.monotonic() - restarted
-        print(f"\n{signum.name}: live again {live_again_s:.2f} s after the new process started")
+        print(
+            f"\n{signum.name}: the new process answered after {answering_s:.2f} s, "
+            f"the stream was live again after {live_again_s:.2f} s"
+        )
         after = media_playlist(origin_port)
         stream = get_json(f"http://127.0.0.1:{api_port}/streams/{STREAM}")
         # numbers only go up, past anything published before; players are told of the break

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.reliability import churn, shutdown, sigkill, sigstop, source_loss
+from ops.reliability import churn, restart, shutdown, sigkill, sigstop, source_loss
 from ops.reliability.report import Report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
@@ -29,6 +29,7 @@ CASES = [
     pytest.param(source_loss.run, 1, id="source-gone-15s-then-back"),
     pytest.param(churn.run, 40, id="create-delete-churn-40"),
     pytest.param(shutdown.run, 1, id="sigterm-4-streams-100-viewers"),
+    pytest.param(restart.run, 2, id="service-sigkilled-then-sigtermed-resumes"),
 ]
 
 

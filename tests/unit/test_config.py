@@ -138,12 +138,14 @@ def test_registry_url_defaults_to_sqlite_in_the_output_dir() -> None:
     redis = load_settings({"REGISTRY_URL": "redis://10.0.0.5:6379/2", "NODE_ID": "node-a.1"})
     assert redis.effective_registry_url == "redis://10.0.0.5:6379/2"
     assert redis.node_id == "node-a.1"
+    tls = load_settings({"REGISTRY_URL": "rediss://:pw@redis.example:6380/0"})
+    assert tls.effective_registry_url == "rediss://:pw@redis.example:6380/0"
 
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        ("mysql://db/x", "must be sqlite:///path/to/file.db or redis://host:port/db"),
+        ("mysql://db/x", "must be sqlite:///path/to/file.db, redis://host:port/db or rediss://"),
         ("sqlite://relative.db", "must name an absolute file path"),
         ("sqlite:///", "must name an absolute file path"),
         ("redis:///0", "must name a host"),

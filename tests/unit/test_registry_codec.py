@@ -18,6 +18,8 @@ specs = st.builds(
     enable_hls=st.booleans(),
     enable_dash=st.booleans(),
     low_latency=st.booleans(),
+    ingest=st.none() | st.sampled_from(["rtmp", "srt", "whip"]),
+    srt_latency_ms=st.none() | st.integers(20, 8000),
 )
 positions = st.builds(
     TimelinePosition,
@@ -49,6 +51,17 @@ def test_ingest_round_trips(ingest: dict[str, object] | None) -> None:
     assert codec.decode_ingest(codec.encode_ingest(ingest)) == ingest  # type: ignore[arg-type]
 
 
+def test_a_spec_written_before_push_streams_still_reads() -> None:
+    old = (
+        '{"stream_id":"a","source_url":"rtmp://h/x","qualities":["240p"],"enable_hls":true,'
+        '"enable_dash":true,"low_latency":false}'
+    )
+    spec = codec.decode_spec(old)
+    assert spec == StreamSpec("a", "rtmp://h/x", ("240p",), True, True, False)
+    assert spec.ingest is None
+    assert spec.srt_latency_ms is None
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -59,6 +72,11 @@ def test_ingest_round_trips(ingest: dict[str, object] | None) -> None:
             '{"stream_id":"a","source_url":"u","qualities":[],"enable_hls":1,'
             '"enable_dash":true,"low_latency":true}',
             "spec.enable_hls must be bool",
+        ),
+        (
+            '{"stream_id":"a","source_url":"","qualities":[],"enable_hls":true,'
+            '"enable_dash":true,"low_latency":true,"srt_latency_ms":"120"}',
+            "spec.srt_latency_ms must be int",
         ),
     ],
 )
