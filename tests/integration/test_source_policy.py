@@ -225,10 +225,11 @@ def _api(port: int, method: str, path: str, body: object = None) -> tuple[int, d
 
 
 def test_demo_listens_on_loopback_and_refuses_lavfi_from_clients(tmp_path: Path) -> None:
-    api_port, origin_port = free_port(), free_port()
+    api_port, origin_port, rtmp_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "supervisor.cli", "demo", "--api-port", str(api_port),
-         "--origin-port", str(origin_port), "--output-dir", str(tmp_path / "demo"),
+         "--origin-port", str(origin_port), "--rtmp-port", str(rtmp_port),
+         "--output-dir", str(tmp_path / "demo"),
          "--encoder-preset", "ultrafast", "--log-level", "warning"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
@@ -249,7 +250,12 @@ def test_demo_listens_on_loopback_and_refuses_lavfi_from_clients(tmp_path: Path)
             for c in psutil.Process(process.pid).net_connections(kind="inet")
             if c.status == psutil.CONN_LISTEN
         }
-        assert listening == {("127.0.0.1", api_port), ("127.0.0.1", origin_port)}
+        # every listener on loopback, the push-ingest RTMP one included
+        assert listening == {
+            ("127.0.0.1", api_port),
+            ("127.0.0.1", origin_port),
+            ("127.0.0.1", rtmp_port),
+        }
         status, body = _api(
             api_port, "POST", "/streams", {"stream_id": "mine", "source_url": LAVFI_SOURCE}
         )
