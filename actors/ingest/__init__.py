@@ -1,0 +1,1 @@
+"""Push ingest: publishers that send media to us (WHIP today), feeding a push stream's FFmpeg."""

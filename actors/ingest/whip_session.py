@@ -1,0 +1,186 @@
+"""The trio side of one WHIP session: spawn the asyncio peer child, trade offer for answer, then
+pump its MPEG-TS into a sink until the publisher leaves or we stop it.
+
+The child is spawned like FFmpeg (``actors.ffmpeg.process.spawn_process``: own process group,
+PR_SET_PDEATHSIG, SIGTERM → SIGKILL ladder), so a WHIP peer never outlives the service. Control is
+a socketpair (JSON lines, ``whip_peer.control``); media is the child's stdout.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+import trio
+
+from actors.ffmpeg.process import ProcessHandle, spawn_process
+from actors.ingest.whip_peer import control
+from actors.pipes import receive_chunks
+
+log = structlog.get_logger(__name__)
+PEER_MODULE = "actors.ingest.whip_peer"
+# the child's own offer wait is 10 s; aiortc answers in ~50 ms plus candidate gathering
+DEFAULT_ANSWER_TIMEOUT_S = 10.0
+STOP_GRACE_S = 3.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhipPeerSettings:
+    """How WHIP peer children are started (WEBRTC_* settings)."""
+
+    python_path: str = sys.executable
+    host_addresses: tuple[str, ...] = ()  # () = aioice's choice (every interface but loopback)
+    udp_ports: str = ""  # WEBRTC_UDP_PORTS, e.g. "40000-40100"; "" = any
+    public_ip: str = ""  # WEBRTC_PUBLIC_IP: advertised instead of the local addresses
+    sr_wait_s: float = 1.0
+    answer_timeout_s: float = DEFAULT_ANSWER_TIMEOUT_S
+
+
+def peer_argv(settings: WhipPeerSettings, control_fd: int) -> list[str]:
+    """The child's argv (a list: nothing here goes through a shell)."""
+    argv = [settings.python_path, "-m", PEER_MODULE, "--control-fd", str(control_fd)]
+    for address in settings.host_addresses:
+        argv += ["--host-address", address]
+    if settings.udp_ports:
+        argv += ["--udp-ports", settings.udp_ports]
+    if settings.public_ip:
+        argv += ["--public-ip", settings.public_ip]
+    argv += ["--sr-wait-s", repr(settings.sr_wait_s)]
+    return argv
+
+
+class WhipOfferError(Exception):
+    """The peer could not answer the offer (or not in time); the message says why."""
+
+
+@dataclass(slots=True)
+class WhipPeerStatus:
+    """What the session knows of its publisher, updated from the child's control messages."""
+
+    answer_sdp: str = ""
+    connected: control.Connected | None = None
+    stats: control.Stats | None = None
+    ended_reason: str | None = None
+    pid: int | None = None
+
+
+@dataclass(slots=True)
+class WhipPeer:
+    """Handed to ``nursery.start``'s caller once the answer is there."""
+
+    status: WhipPeerStatus
+    _stop: trio.Event = field(default_factory=trio.Event)
+    stop_reason: str = ""
+
+    def stop(self, reason: str) -> None:
+        """Ask the session to end (DELETE, key rotation, stream stopped); returns at once."""
+        if not self._stop.is_set():
+            self.stop_reason = reason
+            self._stop.set()
+
+
+Spawn = Callable[[Sequence[str], Sequence[int]], ProcessHandle]
+
+
+def _spawn(argv: Sequence[str], pass_fds: Sequence[int]) -> ProcessHandle:
+    return spawn_process(argv, pass_fds=pass_fds, term_timeout_s=STOP_GRACE_S)
+
+
+async def run_whip_peer(
+    offer_sdp: str,
+    *,
+    settings: WhipPeerSettings,
+    media_sink: Callable[[bytes], Awaitable[None]],
+    spawn: Spawn = _spawn,
+    task_status: trio.TaskStatus[WhipPeer] = trio.TASK_STATUS_IGNORED,
+) -> str:
+    """Run one session; ``nursery.start`` returns the ``WhipPeer`` once the child answered
+    (WhipOfferError before that: nothing keeps running). Returns why the session ended."""
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    child_fd = child_sock.detach()
+    try:
+        process = spawn(peer_argv(settings, child_fd), [child_fd])
+    except BaseException:
+        parent_sock.close()
+        raise
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(parent_sock))
+    status = WhipPeerStatus(pid=process.pid)
+    peer = WhipPeer(status)
+    splitter = control.LineSplitter()
+    pending: list[control.ControlMessage] = []
+
+    async def next_message() -> control.ControlMessage | None:
+        while not pending:
+            chunk = await stream.receive_some()
+            if not chunk:
+                return None
+            pending.extend(control.decode_message(line) for line in splitter.feed(chunk))
+        return pending.pop(0)
+
+    try:
+        await stream.send_all(control.encode_message(control.Offer(offer_sdp)))
+        with trio.move_on_after(settings.answer_timeout_s) as answer_scope:
+            first = await next_message()
+        if answer_scope.cancelled_caught:
+            raise WhipOfferError("the WebRTC peer did not answer in time")
+        if isinstance(first, control.Error):
+            raise WhipOfferError(first.message)
+        if not isinstance(first, control.Answer):
+            raise WhipOfferError("the WebRTC peer ended before answering")
+        status.answer_sdp = first.sdp
+        task_status.started(peer)
+
+        async def read_control() -> None:
+            while (message := await next_message()) is not None:
+                if isinstance(message, control.Connected):
+                    status.connected = message
+                    log.info("whip_connected", codec=message.video_codec,
+                             remote=message.remote_address)
+                elif isinstance(message, control.Stats):
+                    status.stats = message
+                elif isinstance(message, control.Ended):
+                    status.ended_reason = message.reason
+
+        async def pump_media() -> None:
+            async for chunk in receive_chunks(process.stdout):
+                await media_sink(chunk)
+
+        async def log_stderr() -> None:
+            async for chunk in receive_chunks(process.stderr):
+                log.warning("whip_peer_stderr", text=chunk[-2000:].decode("utf-8", "replace"))
+
+        async def stop_on_request(cancel_scope: trio.CancelScope) -> None:
+            await peer._stop.wait()
+            # a clean stop closes the PeerConnection (the publisher sees it) and flushes the TS
+            with trio.move_on_after(STOP_GRACE_S):
+                await stream.send_all(control.encode_message(control.Stop(peer.stop_reason)))
+                await process.wait()
+            cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_on_request, nursery.cancel_scope)
+            nursery.start_soon(log_stderr)
+            nursery.start_soon(read_control)
+            await pump_media()  # EOF: the child is gone or closing
+            with trio.move_on_after(STOP_GRACE_S):
+                await process.wait()
+            nursery.cancel_scope.cancel()
+    except (control.ControlMessageError, trio.BrokenResourceError) as exc:
+        if not task_status_started(status):
+            raise WhipOfferError(f"the WebRTC peer failed: {exc}") from exc
+        status.ended_reason = status.ended_reason or f"control channel broke: {exc}"
+    finally:
+        with trio.CancelScope(shield=True):
+            await process.aclose("whip session over")
+            await stream.aclose()
+    reason = status.ended_reason or peer.stop_reason or "the WebRTC peer exited"
+    status.ended_reason = reason
+    return reason
+
+
+def task_status_started(status: WhipPeerStatus) -> bool:
+    """Whether ``run_whip_peer`` got as far as an answer (the session was handed out)."""
+    return bool(status.answer_sdp)
