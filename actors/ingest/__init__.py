@@ -1,1 +1,1 @@
-"""Push ingest: publishers that send media to us (WHIP today), feeding a push stream's FFmpeg."""
+"""Push ingest: publishers (RTMP, SRT, WHIP) feeding a push stream's FFmpeg (see ``publisher``)."""

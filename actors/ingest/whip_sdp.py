@@ -12,9 +12,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-# A browser offer with simulcast and every codec is ~10 KiB; FFmpeg's is ~1 KiB. 64 KiB leaves
-# room for any real publisher and refuses the 1 MB abuse case early (413).
-MAX_OFFER_BYTES = 64 * 1024
+# Chromium's offer (every codec it has, audio + video) is ~6 KiB, FFmpeg's ~1.5 KiB. 16 KiB (the
+# control API's body limit too) leaves room for any real publisher; the 1 MB abuse case is 413.
+MAX_OFFER_BYTES = 16 * 1024
 REQUIRED_VIDEO_CODEC = "H264"
 _RTPMAP = re.compile(r"^a=rtpmap:(\d+) ([A-Za-z0-9_.-]+)/(\d+)")
 _CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$")

@@ -137,8 +137,9 @@ async def run_whip_peer(
             while (message := await next_message()) is not None:
                 if isinstance(message, control.Connected):
                     status.connected = message
-                    log.info("whip_connected", codec=message.video_codec,
-                             remote=message.remote_address)
+                    log.info(
+                        "whip_connected", codec=message.video_codec, remote=message.remote_address
+                    )
                 elif isinstance(message, control.Stats):
                     status.stats = message
                 elif isinstance(message, control.Ended):

@@ -162,9 +162,7 @@ class Session:
                 self.end(f"peer connection {pc.connectionState}")
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        kinds = {
-            t.kind for t in pc.getTransceivers() if t.kind in CLOCK_RATES_HZ and t.receiver
-        }
+        kinds = {t.kind for t in pc.getTransceivers() if t.kind in CLOCK_RATES_HZ and t.receiver}
         if "video" not in kinds:
             raise ValueError("no video to receive")
         self.sync = AvSync({k: CLOCK_RATES_HZ[k] for k in kinds}, self.args.sr_wait_s)

@@ -115,8 +115,9 @@ def install(on_sender_report: Callable[[str, float, int], None]) -> None:
         if isinstance(packet, RtcpSrPacket):
             kind = str(getattr(self, "_RTCRtpReceiver__kind", ""))
             ntp = packet.sender_info.ntp_timestamp
-            on_sender_report(kind, (ntp >> 32) + (ntp & 0xFFFFFFFF) / (1 << 32),
-                             packet.sender_info.rtp_timestamp)
+            on_sender_report(
+                kind, (ntp >> 32) + (ntp & 0xFFFFFFFF) / (1 << 32), packet.sender_info.rtp_timestamp
+            )
         await original(self, packet)
 
     rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]

@@ -107,9 +107,9 @@ class AvSync(Generic[PayloadT]):
         if reference is None:
             track.unwrapper.last_extended = extended  # the first packet unwraps next to it
 
-    def push(self, kind: str, rtp_timestamp_32: int, arrival_s: float, payload: PayloadT) -> list[
-        TimedUnit[PayloadT]
-    ]:
+    def push(
+        self, kind: str, rtp_timestamp_32: int, arrival_s: float, payload: PayloadT
+    ) -> list[TimedUnit[PayloadT]]:
         track = self._tracks[kind]
         extended = track.unwrapper.unwrap(rtp_timestamp_32)
         if track.first_extended is None:
