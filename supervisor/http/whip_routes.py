@@ -52,7 +52,7 @@ def register_whip_routes(app: QuartTrio, whip: WhipIngest) -> None:
             # key and content type before the body is read: a wrong key costs nothing
             whip.authorize(stream_id, authorization=authorization, content_type=content_type)
             try:
-                offer = await request.get_data(cache=False)
+                raw = await request.get_data(cache=False, as_text=False)
             except RequestEntityTooLarge:
                 raise WhipRefused(
                     413, "offer_too_large", f"the SDP offer is over {MAX_OFFER_BYTES} bytes"
@@ -61,7 +61,7 @@ def register_whip_routes(app: QuartTrio, whip: WhipIngest) -> None:
                 stream_id,
                 authorization=authorization,
                 content_type=content_type,
-                offer=offer,
+                offer=raw if isinstance(raw, bytes) else raw.encode(),
                 remote_address=_remote(request.remote_addr),
             )
         except WhipRefused as refused:

@@ -152,7 +152,11 @@ class WhipIngest:
                 self._nursery = None
 
     def session_count(self, stream_id: str | None = None) -> int:
-        return sum(1 for s in self._sessions.values() if stream_id in {None, s.stream_id})
+        return len(self.session_ids(stream_id))
+
+    def session_ids(self, stream_id: str | None = None) -> list[str]:
+        """The running sessions (of one stream, or all)."""
+        return [k for k, s in self._sessions.items() if stream_id in {None, s.stream_id}]
 
     def authorize(
         self, stream_id: str, *, authorization: str | None, content_type: str | None

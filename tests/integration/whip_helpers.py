@@ -1,0 +1,79 @@
+"""WHIP test helpers: FFmpeg's own WHIP muxer as the publisher, and offers that must be refused."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+from tests.integration.live import FFMPEG
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "whip"
+FFMPEG_OFFER = (FIXTURES / "ffmpeg_offer.sdp").read_bytes()
+VP8_ONLY_OFFER = FFMPEG_OFFER.replace(b"H264/90000", b"VP8/90000")
+AUDIO_ONLY_OFFER = FFMPEG_OFFER[: FFMPEG_OFFER.index(b"m=video")]
+
+
+def whip_publisher_argv(
+    url: str,
+    key: str,
+    *,
+    size: str = "1280x720",
+    rate: int = 30,
+    video_bitrate: str = "4M",
+    seconds: float | None = None,
+) -> list[str]:
+    """FFmpeg publishing a test pattern + tone over WHIP (its ``whip`` muxer), in real time."""
+    duration = ["-t", f"{seconds:g}"] if seconds is not None else []
+    return [
+        FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin",
+        "-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}",
+        "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        *duration,
+        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0",
+        "-g", str(rate), "-b:v", video_bitrate, "-pix_fmt", "yuv420p",
+        "-c:a", "libopus", "-ac", "2", "-ar", "48000", "-b:a", "64k",
+        "-f", "whip", "-authorization", key, url,
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def whip_publisher(url: str, key: str, **kwargs: object) -> Iterator[subprocess.Popen[bytes]]:
+    """A running FFmpeg WHIP publisher (niced: it shares 2 cores with the service under test);
+    killed (its whole group) on exit."""
+    process = subprocess.Popen(
+        ["nice", "-n", "10", *whip_publisher_argv(url, key, **kwargs)],  # type: ignore[arg-type]
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        kill_group(process)
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    if process.stderr is not None:
+        process.stderr.close()
+
+
+def whip_peer_children() -> list[psutil.Process]:
+    """The WHIP peer children of this process still alive (none must outlive a session)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(child.cmdline())
+            if "actors.ingest.whip_peer" in cmdline and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+    return found
