@@ -8,6 +8,7 @@ a socketpair (JSON lines, ``whip_peer.control``); media is the child's stdout.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -121,29 +122,39 @@ async def run_whip_peer(
         return pending.pop(0)
 
     try:
-        await stream.send_all(control.encode_message(control.Offer(offer_sdp)))
+        first: control.ControlMessage | None = None
         with trio.move_on_after(settings.answer_timeout_s) as answer_scope:
-            first = await next_message()
+            try:
+                await stream.send_all(control.encode_message(control.Offer(offer_sdp)))
+                first = await next_message()
+            except trio.BrokenResourceError:
+                first = None  # it died before answering: said below, with its exit code
         if answer_scope.cancelled_caught:
             raise WhipOfferError("the WebRTC peer did not answer in time")
         if isinstance(first, control.Error):
             raise WhipOfferError(first.message)
         if not isinstance(first, control.Answer):
-            raise WhipOfferError("the WebRTC peer ended before answering")
+            raise WhipOfferError(await _why_no_answer(process))
         status.answer_sdp = first.sdp
         task_status.started(peer)
 
         async def read_control() -> None:
-            while (message := await next_message()) is not None:
-                if isinstance(message, control.Connected):
-                    status.connected = message
-                    log.info(
-                        "whip_connected", codec=message.video_codec, remote=message.remote_address
-                    )
-                elif isinstance(message, control.Stats):
-                    status.stats = message
-                elif isinstance(message, control.Ended):
-                    status.ended_reason = message.reason
+            try:
+                while (message := await next_message()) is not None:
+                    if isinstance(message, control.Connected):
+                        status.connected = message
+                        log.info(
+                            "whip_connected",
+                            codec=message.video_codec,
+                            remote=message.remote_address,
+                        )
+                    elif isinstance(message, control.Stats):
+                        status.stats = message
+                    elif isinstance(message, control.Ended):
+                        status.ended_reason = message.reason
+            except (control.ControlMessageError, trio.BrokenResourceError) as exc:
+                # a confused or dying child: its media decides when the session is over
+                log.warning("whip_control_broken", error=str(exc))
 
         async def pump_media() -> None:
             async for chunk in receive_chunks(process.stdout):
@@ -155,9 +166,12 @@ async def run_whip_peer(
 
         async def stop_on_request(cancel_scope: trio.CancelScope) -> None:
             await peer._stop.wait()
-            # a clean stop closes the PeerConnection (the publisher sees it) and flushes the TS
+            # a clean stop closes the PeerConnection (the publisher sees it) and flushes the TS;
+            # the child may be gone already (the publisher left first): then there is no one to
+            # tell, and the process ladder below reaps it
             with trio.move_on_after(STOP_GRACE_S):
-                await stream.send_all(control.encode_message(control.Stop(peer.stop_reason)))
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stream.send_all(control.encode_message(control.Stop(peer.stop_reason)))
                 await process.wait()
             cancel_scope.cancel()
 
@@ -169,10 +183,9 @@ async def run_whip_peer(
             with trio.move_on_after(STOP_GRACE_S):
                 await process.wait()
             nursery.cancel_scope.cancel()
-    except (control.ControlMessageError, trio.BrokenResourceError) as exc:
-        if not task_status_started(status):
-            raise WhipOfferError(f"the WebRTC peer failed: {exc}") from exc
-        status.ended_reason = status.ended_reason or f"control channel broke: {exc}"
+    except control.ControlMessageError as exc:
+        # only reachable before the answer: later, read_control handles its own
+        raise WhipOfferError(f"the WebRTC peer failed: {exc}") from exc
     finally:
         with trio.CancelScope(shield=True):
             await process.aclose("whip session over")
@@ -182,6 +195,17 @@ async def run_whip_peer(
     return reason
 
 
-def task_status_started(status: WhipPeerStatus) -> bool:
-    """Whether ``run_whip_peer`` got as far as an answer (the session was handed out)."""
-    return bool(status.answer_sdp)
+async def _why_no_answer(process: ProcessHandle) -> str:
+    """The child ended without an answer: its exit code, and its stderr in the log."""
+    with trio.move_on_after(1.0):
+        await process.wait()
+    tail = b""
+    with trio.move_on_after(0.5):
+        async for chunk in receive_chunks(process.stderr):
+            tail = (tail + chunk)[-4000:]
+    log.warning(
+        "whip_peer_no_answer",
+        returncode=process.returncode,
+        stderr=tail.decode("utf-8", "replace"),
+    )
+    return f"the WebRTC peer ended before answering (exit code {process.returncode})"

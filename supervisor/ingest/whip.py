@@ -25,6 +25,7 @@ from actors.ingest.whip_session import (
     WhipOfferError,
     WhipPeer,
     WhipPeerSettings,
+    WhipPeerStatus,
     run_whip_peer,
 )
 
@@ -153,6 +154,11 @@ class WhipIngest:
 
     def session_count(self, stream_id: str | None = None) -> int:
         return len(self.session_ids(stream_id))
+
+    def session_status(self, session_id: str) -> WhipPeerStatus | None:
+        """What a running session knows (pid, codecs, byte counts), or None."""
+        session = self._sessions.get(session_id)
+        return session.peer.status if session is not None and session.peer is not None else None
 
     def session_ids(self, stream_id: str | None = None) -> list[str]:
         """The running sessions (of one stream, or all)."""

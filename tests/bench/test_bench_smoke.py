@@ -22,6 +22,7 @@ BENCHES = [
     ("edge", ()),
     ("glass", ()),
     ("parts", ()),
+    ("ingest_whip", ()),
 ]
 # headless Chromium, two live pipelines and two players: more than the others' 2 minutes
 TIMEOUT_S = {"glass": 300}
@@ -37,6 +38,7 @@ EXPECTED = {
     ),
     "origin": ("ratios (2xx req/s): origin/nginx segment ", "-> OK"),
     "blocking": ("round 1: 100 waiters {'ok': 100}", "0 failed or timed out (inf)"),
+    "ingest_whip": ("median: peer CPU ", "(sender_report)"),
 }
 
 

@@ -1,0 +1,121 @@
+"""The trio owner of a WHIP peer child, with scripted children (real processes, real pipes and a
+real control socket; only the WebRTC part is scripted)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Sequence
+
+import pytest
+import trio
+
+from actors.ffmpeg.process import ProcessHandle, spawn_process
+from actors.ingest.whip_session import (
+    WhipOfferError,
+    WhipPeer,
+    WhipPeerSettings,
+    run_whip_peer,
+)
+
+pytestmark = pytest.mark.integration
+
+# a child that answers, writes some "media", then leaves on its own (the publisher hung up)
+ANSWERS_THEN_LEAVES = """
+import json, os, socket, sys
+control = socket.socket(fileno=int(sys.argv[sys.argv.index("--control-fd") + 1]))
+reader = control.makefile("rb")
+json.loads(reader.readline())
+control.sendall(json.dumps({"type": "answer", "sdp": "v=0 answer"}).encode() + b"\\n")
+os.write(1, b"media" * 100)
+control.sendall(json.dumps({"type": "ended", "reason": "publisher left"}).encode() + b"\\n")
+"""
+CRASHES_BEFORE_ANSWERING = "import sys; sys.exit(3)"
+SAYS_GARBAGE = """
+import socket, sys
+control = socket.socket(fileno=int(sys.argv[sys.argv.index("--control-fd") + 1]))
+control.sendall(b"this is not json\\n")
+control.recv(1)
+"""
+
+
+def scripted(script: str) -> object:
+    def spawn(argv: Sequence[str], pass_fds: Sequence[int]) -> ProcessHandle:
+        # keep the real argv's options (the control fd) after our script
+        return spawn_process(
+            [sys.executable, "-c", textwrap.dedent(script), *argv[3:]], pass_fds=pass_fds
+        )
+
+    return spawn
+
+
+async def test_stopping_a_session_whose_child_already_left_is_quiet() -> None:
+    """Regression: DELETE after the publisher had gone raised BrokenResourceError (as an
+    exception group) out of the session instead of ending it."""
+    received: list[bytes] = []
+
+    async def sink(chunk: bytes) -> None:
+        received.append(chunk)
+
+    async with trio.open_nursery() as nursery:
+        peer: WhipPeer = await nursery.start(
+            lambda task_status: run_whip_peer(
+                "v=0 offer",
+                settings=WhipPeerSettings(),
+                media_sink=sink,
+                spawn=scripted(ANSWERS_THEN_LEAVES),  # type: ignore[arg-type]
+                task_status=task_status,
+            )
+        )
+        assert peer.status.answer_sdp == "v=0 answer"
+        with trio.fail_after(10):
+            while peer.status.ended_reason is None:  # noqa: ASYNC110 - set from the child's line
+                await trio.sleep(0.01)
+        peer.stop("DELETE")  # the child is gone by now
+    assert b"".join(received) == b"media" * 100
+    assert peer.status.ended_reason == "publisher left"
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        (CRASHES_BEFORE_ANSWERING, "ended before answering"),
+        (SAYS_GARBAGE, "the WebRTC peer failed"),
+    ],
+)
+async def test_a_child_that_cannot_answer_is_an_offer_error_and_is_reaped(
+    script: str, message: str
+) -> None:
+    async def sink(chunk: bytes) -> None:
+        raise AssertionError("no media expected")
+
+    with trio.fail_after(15):
+        async with trio.open_nursery() as nursery:
+            with pytest.raises(WhipOfferError, match=message):
+                await nursery.start(
+                    lambda task_status: run_whip_peer(
+                        "v=0 offer",
+                        settings=WhipPeerSettings(),
+                        media_sink=sink,
+                        spawn=scripted(script),  # type: ignore[arg-type]
+                        task_status=task_status,
+                    )
+                )
+
+
+async def test_a_child_that_never_answers_times_out() -> None:
+    async def sink(chunk: bytes) -> None:
+        raise AssertionError("no media expected")
+
+    with trio.fail_after(15):
+        async with trio.open_nursery() as nursery:
+            with pytest.raises(WhipOfferError, match="did not answer in time"):
+                await nursery.start(
+                    lambda task_status: run_whip_peer(
+                        "v=0 offer",
+                        settings=WhipPeerSettings(answer_timeout_s=0.5),
+                        media_sink=sink,
+                        spawn=scripted("import time; time.sleep(60)"),  # type: ignore[arg-type]
+                        task_status=task_status,
+                    )
+                )
