@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 import trio
@@ -19,6 +20,10 @@ from actors.ingest.whip_session import (
 )
 
 pytestmark = pytest.mark.integration
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "whip"
+REAL_OFFERS = {
+    name: (FIXTURES / f"{name}_offer.sdp").read_text() for name in ("chromium", "ffmpeg")
+}
 
 # a child that answers, writes some "media", then leaves on its own (the publisher hung up)
 ANSWERS_THEN_LEAVES = """
@@ -101,6 +106,41 @@ async def test_a_child_that_cannot_answer_is_an_offer_error_and_is_reaped(
                         task_status=task_status,
                     )
                 )
+
+
+@pytest.mark.parametrize("offer_name", sorted(REAL_OFFERS))
+async def test_the_real_peer_answers_real_offers_with_h264_and_opus(offer_name: str) -> None:
+    offer = REAL_OFFERS[offer_name]
+
+    async def sink(chunk: bytes) -> None:
+        raise AssertionError("nobody connects: no media expected")
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            peer: WhipPeer = await nursery.start(
+                lambda task_status: run_whip_peer(
+                    offer,
+                    settings=WhipPeerSettings(
+                        host_addresses=("127.0.0.1",), udp_ports="41000-41099"
+                    ),
+                    media_sink=sink,
+                    task_status=task_status,
+                )
+            )
+            answer = peer.status.answer_sdp
+            peer.stop("test over")
+    video = answer[answer.index("m=video") :]
+    assert "H264/90000" in video
+    assert "VP8" not in video
+    assert "opus/48000/2" in answer[: answer.index("m=video")]
+    assert "a=setup:active" in answer or "a=setup:passive" in answer
+    # host candidates on loopback only, inside WEBRTC_UDP_PORTS
+    candidates = [line.split() for line in answer.splitlines() if line.startswith("a=candidate")]
+    assert candidates
+    for fields in candidates:
+        assert fields[4] == "127.0.0.1"
+        assert 41000 <= int(fields[5]) <= 41099
+    assert peer.status.ended_reason is not None
 
 
 async def test_a_child_that_never_answers_times_out() -> None:

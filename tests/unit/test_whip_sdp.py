@@ -13,6 +13,8 @@ from actors.ingest.whip_sdp import (
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "whip"
 FFMPEG_OFFER = (FIXTURES / "ffmpeg_offer.sdp").read_bytes()
+# Chromium's (Debian chromium, fake camera + microphone, send-only, every codec it has)
+CHROMIUM_OFFER = (FIXTURES / "chromium_offer.sdp").read_bytes()
 
 
 def _offer(*media: str) -> bytes:
@@ -30,6 +32,13 @@ def test_ffmpegs_real_offer_is_accepted_and_parsed() -> None:
     assert [(s.kind, s.enabled) for s in sections] == [("audio", True), ("video", True)]
     assert sections[0].codec_names == ("OPUS",)
     assert sections[1].codec_names == ("H264", "RTX")
+
+
+def test_chromiums_real_offer_is_accepted_and_fits_the_size_limit() -> None:
+    assert check_whip_offer(CHROMIUM_OFFER) is None
+    assert len(CHROMIUM_OFFER) < MAX_OFFER_BYTES / 2
+    video = [s for s in parse_media_sections(CHROMIUM_OFFER.decode()) if s.kind == "video"]
+    assert {"H264", "VP8", "VP9", "AV1"} <= set(video[0].codec_names)
 
 
 def test_h264_among_other_codecs_is_enough() -> None:
