@@ -90,16 +90,24 @@ def _spawn(argv: Sequence[str], pass_fds: Sequence[int]) -> ProcessHandle:
     return spawn_process(argv, pass_fds=pass_fds, term_timeout_s=STOP_GRACE_S)
 
 
-async def run_whip_peer(
-    offer_sdp: str,
-    *,
-    settings: WhipPeerSettings,
-    media_sink: Callable[[bytes], Awaitable[None]],
-    spawn: Spawn = _spawn,
-    task_status: trio.TaskStatus[WhipPeer] = trio.TASK_STATUS_IGNORED,
-) -> str:
-    """Run one session; ``nursery.start`` returns the ``WhipPeer`` once the child answered
-    (WhipOfferError before that: nothing keeps running). Returns why the session ended."""
+@dataclass(slots=True)
+class PeerProcess:
+    """A started peer child and our end of its control socket, waiting for an offer.
+
+    Spawning one ahead of time (a warm spare) takes its Python start-up (aiortc and PyAV imports,
+    0.3–1.5 s on a busy machine) off the publisher's POST → answer time."""
+
+    process: ProcessHandle
+    control: trio.SocketStream
+
+    async def aclose(self) -> None:
+        with trio.CancelScope(shield=True):
+            await self.process.aclose("whip peer closed")
+            await self.control.aclose()
+
+
+def spawn_peer(settings: WhipPeerSettings, spawn: Spawn = _spawn) -> PeerProcess:
+    """Start a peer child (from the trio thread: PR_SET_PDEATHSIG); it waits for its offer."""
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     child_fd = child_sock.detach()
     try:
@@ -107,7 +115,24 @@ async def run_whip_peer(
     except BaseException:
         parent_sock.close()
         raise
-    stream = trio.SocketStream(trio.socket.from_stdlib_socket(parent_sock))
+    return PeerProcess(process, trio.SocketStream(trio.socket.from_stdlib_socket(parent_sock)))
+
+
+async def run_whip_peer(
+    offer_sdp: str,
+    *,
+    settings: WhipPeerSettings,
+    media_sink: Callable[[bytes], Awaitable[None]],
+    peer_process: PeerProcess | None = None,
+    spawn: Spawn = _spawn,
+    task_status: trio.TaskStatus[WhipPeer] = trio.TASK_STATUS_IGNORED,
+) -> str:
+    """Run one session on ``peer_process`` (owned from here on) or a child spawned now;
+    ``nursery.start`` returns the ``WhipPeer`` once the child answered (WhipOfferError before
+    that: nothing keeps running). Returns why the session ended."""
+    if peer_process is None:
+        peer_process = spawn_peer(settings, spawn)
+    process, stream = peer_process.process, peer_process.control
     status = WhipPeerStatus(pid=process.pid)
     peer = WhipPeer(status)
     splitter = control.LineSplitter()
@@ -187,9 +212,7 @@ async def run_whip_peer(
         # only reachable before the answer: later, read_control handles its own
         raise WhipOfferError(f"the WebRTC peer failed: {exc}") from exc
     finally:
-        with trio.CancelScope(shield=True):
-            await process.aclose("whip session over")
-            await stream.aclose()
+        await peer_process.aclose()
     reason = status.ended_reason or peer.stop_reason or "the WebRTC peer exited"
     status.ended_reason = reason
     return reason

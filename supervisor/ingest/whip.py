@@ -22,11 +22,13 @@ import trio
 
 from actors.ingest.whip_sdp import MAX_OFFER_BYTES, check_whip_offer
 from actors.ingest.whip_session import (
+    PeerProcess,
     WhipOfferError,
     WhipPeer,
     WhipPeerSettings,
     WhipPeerStatus,
     run_whip_peer,
+    spawn_peer,
 )
 
 __all__ = ["MAX_OFFER_BYTES", "WhipIngest", "WhipRefused"]
@@ -135,22 +137,51 @@ class WhipIngest:
         peer_settings: WhipPeerSettings,
         lookup: WhipLookup,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
+        warm_spare: bool = True,
     ) -> None:
         self.peer_settings = peer_settings
         self._lookup = lookup
         self._max_sessions = max_sessions
         self._sessions: dict[str, _Session] = {}
         self._nursery: trio.Nursery | None = None
+        # one idle peer child (~60 MB) started ahead: a publish skips its Python start-up
+        self._warm_spare = warm_spare
+        self._spare: PeerProcess | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the sessions: cancelling this ends them all (each child stopped and reaped)."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._refill_spare()
+                task_status.started()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    self._nursery = None
+        finally:
+            spare, self._spare = self._spare, None
+            if spare is not None:
+                await spare.aclose()
+
+    @property
+    def spare_pid(self) -> int | None:
+        """The idle warm-spare child's pid (None without one)."""
+        return self._spare.process.pid if self._spare is not None else None
+
+    def _refill_spare(self) -> None:
+        if self._warm_spare and self._spare is None:
+            self._spare = spawn_peer(self.peer_settings)
+
+    def _take_peer(self) -> PeerProcess | None:
+        """The warm spare if it is still alive (a new one is started in its place)."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.process.returncode is not None:
+            assert self._nursery is not None
+            self._nursery.start_soon(spare.aclose)  # died idle: reap it, start afresh
+            spare = None
+        self._refill_spare()
+        return spare
 
     def session_count(self, stream_id: str | None = None) -> int:
         return len(self.session_ids(stream_id))
@@ -207,7 +238,9 @@ class WhipIngest:
             )
         session = _Session(secrets.token_urlsafe(16), stream_id, remote_address)
         try:
-            peer: WhipPeer = await self._nursery.start(self._run_session, session, offer.decode())
+            peer: WhipPeer = await self._nursery.start(
+                self._run_session, session, offer.decode(), self._take_peer()
+            )
         except WhipOfferError as refused:
             raise WhipRefused(
                 400, "offer_refused", f"the offer cannot be answered: {refused}"
@@ -245,7 +278,12 @@ class WhipIngest:
             ) from None
 
     async def _run_session(
-        self, session: _Session, offer_sdp: str, *, task_status: trio.TaskStatus[WhipPeer]
+        self,
+        session: _Session,
+        offer_sdp: str,
+        peer_process: PeerProcess | None,
+        *,
+        task_status: trio.TaskStatus[WhipPeer],
     ) -> None:
         reason = "not started"
         try:
@@ -253,6 +291,7 @@ class WhipIngest:
                 offer_sdp,
                 settings=self.peer_settings,
                 media_sink=session.sink,
+                peer_process=peer_process,
                 task_status=task_status,
             )
         finally:

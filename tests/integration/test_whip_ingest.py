@@ -176,15 +176,39 @@ async def test_ffmpeg_publishes_over_whip_and_the_input_decodes_once(nursery: tr
     steps = [b - a for a, b in zip(decoded.video_pts, decoded.video_pts[1:], strict=False)]
     assert min(steps) >= 1, steps
     assert steps.count(1) >= 0.9 * len(steps), steps
-    assert whip_peer_children() == []
 
 
-async def _post(client: httpx.AsyncClient, path: str, body: bytes, **headers: str) -> httpx.Response:
+async def test_the_warm_spare_answers_the_next_publish_and_nothing_outlives_the_service(
+    nursery: trio.Nursery,
+) -> None:
+    async with whip_front(nursery) as (base, _, ingest):
+        spare = ingest.spare_pid
+        assert spare is not None
+        assert [p.pid for p in whip_peer_children()] == [spare]
+        with whip_publisher(f"{base}/streams/cam/whip", KEY, size="426x240", seconds=2):
+            await wait_for(lambda: ingest.session_ids("cam"), 15, "a session")
+            (session_id,) = ingest.session_ids("cam")
+            status = ingest.session_status(session_id)
+            assert status is not None
+            assert status.pid == spare  # the spare answered
+            assert ingest.spare_pid not in {None, spare}  # and a new one waits
+            await wait_for(lambda: not ingest.session_ids(), 20, "the session to end")
+        assert [p.pid for p in whip_peer_children()] == [ingest.spare_pid]
+    # the service (the ingest's nursery) ended: the spare is reaped too
+    await wait_for(lambda: not whip_peer_children(), 10, "no WHIP peer children")
+
+
+async def _post(
+    client: httpx.AsyncClient, path: str, body: bytes, **headers: str
+) -> httpx.Response:
     return await client.post(path, content=body, headers=headers)
 
 
 async def test_refusals_are_clean_json_with_cors_and_spawn_nothing(nursery: trio.Nursery) -> None:
-    async with whip_front(nursery) as (base, target, _), httpx.AsyncClient(base_url=base) as client:
+    async with (
+        whip_front(nursery) as (base, target, ingest),
+        httpx.AsyncClient(base_url=base) as client,
+    ):
         sdp = "application/sdp"
         auth = f"Bearer {KEY}"
         cases = [
@@ -225,17 +249,21 @@ async def test_refusals_are_clean_json_with_cors_and_spawn_nothing(nursery: trio
         missing = await client.delete("/streams/cam/whip/not-a-session")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "session_not_found"
-        # the refused offers attached nothing and left no child behind
+        # the refused offers attached nothing and left no child behind (the spare was used up
+        # by the one offer that reached a peer, and replaced)
         assert target.feeds == []
-        await wait_for(lambda: not whip_peer_children(), 10, "no WHIP peer children")
+        await wait_for(
+            lambda: not whip_peer_children(besides=ingest.spare_pid), 10, "no WHIP peer children"
+        )
 
 
 async def test_a_second_publisher_is_409_and_the_first_keeps_publishing(
     nursery: trio.Nursery,
 ) -> None:
-    async with whip_front(nursery) as (base, target, ingest), httpx.AsyncClient(
-        base_url=base
-    ) as client:
+    async with (
+        whip_front(nursery) as (base, target, ingest),
+        httpx.AsyncClient(base_url=base) as client,
+    ):
         with whip_publisher(f"{base}/streams/cam/whip", KEY, size="640x360", seconds=20):
             await wait_for(lambda: target.feeds, 15, "the first publisher attached")
             await wait_for(lambda: target.feeds[0].bytes_sent > 100_000, 15, "media flowing")
@@ -248,7 +276,7 @@ async def test_a_second_publisher_is_409_and_the_first_keeps_publishing(
             assert len(target.feeds) == 1
             assert ingest.session_count("cam") == 1
             assert not target.feeds[0].ended.is_set()
-            assert len(whip_peer_children()) == 1
+            assert len(whip_peer_children(besides=ingest.spare_pid)) == 1
             # DELETE of the first session (as a browser would) ends it; the stream is free again
             (session_id,) = ingest.session_ids("cam")
             deleted = await client.delete(f"/streams/cam/whip/{session_id}")
@@ -256,4 +284,6 @@ async def test_a_second_publisher_is_409_and_the_first_keeps_publishing(
             await wait_for(target.feeds[0].ended.is_set, 10, "the session ended")
             await wait_for(lambda: target.results, 20, "the decoder finished")
         assert target.results[0].video_frames > 0
-        await wait_for(lambda: not whip_peer_children(), 10, "no WHIP peer children")
+        await wait_for(
+            lambda: not whip_peer_children(besides=ingest.spare_pid), 10, "no WHIP peer children"
+        )

@@ -68,12 +68,15 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
         process.stderr.close()
 
 
-def whip_peer_children() -> list[psutil.Process]:
-    """The WHIP peer children of this process still alive (none must outlive a session)."""
+def whip_peer_children(*, besides: int | None = None) -> list[psutil.Process]:
+    """The WHIP peer children of this process still alive, but for the pid ``besides`` (the
+    warm spare): none must outlive its session."""
     found = []
     for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
             cmdline = " ".join(child.cmdline())
-            if "actors.ingest.whip_peer" in cmdline and child.status() != psutil.STATUS_ZOMBIE:
+            if child.pid == besides or "actors.ingest.whip_peer" not in cmdline:
+                continue
+            if child.status() != psutil.STATUS_ZOMBIE:
                 found.append(child)
     return found

@@ -38,7 +38,6 @@ from actors.ingest.whip_peer.timing import AvSync
 from actors.ingest.whip_sdp import advertise_public_ip
 
 log = logging.getLogger("whip_peer")
-OFFER_TIMEOUT_S = 10.0
 ICE_CONNECT_TIMEOUT_S = 15.0
 STATS_INTERVAL_S = 1.0
 # FFmpeg not reading for this much buffered media means it is gone or wedged: end the session
@@ -302,8 +301,10 @@ async def main(argv: Sequence[str]) -> int:
     aiortc_codecs.CODECS["audio"] = [c for c in aiortc_codecs.CODECS["audio"] if c.name == "opus"]
     messages = read_messages(reader)
     try:
-        first = await asyncio.wait_for(anext(messages), OFFER_TIMEOUT_S)
-    except (TimeoutError, StopAsyncIteration, control.ControlMessageError) as exc:
+        # no timeout of our own: a warm spare waits for its publisher as long as the service
+        # lives, and the service closing its end (or dying: PR_SET_PDEATHSIG) ends the wait
+        first = await anext(messages)
+    except (StopAsyncIteration, control.ControlMessageError) as exc:
         send(control.Error(f"no offer: {exc!r}"))
         return 2
     if not isinstance(first, control.Offer):
