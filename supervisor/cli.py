@@ -74,6 +74,10 @@ FLAG_HELP = {
     "ORIGIN_MAX_CONNECTIONS": "origin connections at once, 503 beyond (default 0: derived from "
     "the file-descriptor limit minus what MAX_STREAMS needs)",
     "READY_MIN_FREE_MB": "free MiB in OUTPUT_DIR below which /ready is 503 (default 64)",
+    "RTMP_PORT": "port of the RTMP listener for push streams (default 1935; 0: none)",
+    "SRT_PORT_RANGE": "UDP ports for SRT push streams, one per stream (default 9000-9099)",
+    "SRT_LATENCY": "SRT receiver latency in ms for push streams that ask for none (default 120)",
+    "INGEST_PUBLIC_HOST": "host in the publish URLs handed out (default: the API request's host)",
 }
 # extra spellings of a flag
 FLAG_ALIASES = {"API_HOST": ("--host",)}

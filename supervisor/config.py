@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from actors.ffmpeg.host_policy import IpNetwork, parse_networks
-from actors.ingest.whip_peer.ports import parse_port_range
 from supervisor.errors import ConfigError
 
 DEFAULT_ALLOWED_PROTOCOLS = ("http", "https", "rtmp", "rtmps", "rtsp", "rtsps", "srt", "udp", "rtp")
@@ -70,7 +69,7 @@ class Settings:
     encoder_nice: int = 15  # FFmpeg's niceness: encoders yield CPU to the service under load
     # --- WHIP (WebRTC) ingest: what the answer SDP advertises and where the media sockets bind
     webrtc_public_ip: str = ""  # 1:1 NAT: advertised instead of the local addresses
-    webrtc_udp_ports: str = ""  # e.g. "40000-40100" (open these in the firewall); "" = any
+    webrtc_udp_ports: tuple[int, int] | None = None  # (first, last) e.g. 40000-40100; None = any
     # local addresses for ICE host candidates; () = every interface but loopback (aioice's
     # default); tests and single-host set-ups name 127.0.0.1 here
     webrtc_host_addresses: tuple[str, ...] = ()
@@ -86,6 +85,13 @@ class Settings:
     origin_send_timeout_s: float = 10.0  # a client that reads nothing for this long is closed
     origin_max_connections: int = 0  # 0 → derived from the fd budget (origin_limits)
     ready_min_free_mb: float = 64.0  # /ready is 503 with less free space in OUTPUT_DIR
+    # -- push ingest (actors/ingest, supervisor/ingest) --
+    rtmp_port: int = 1935  # the one RTMP listener for every push stream; 0: no RTMP listener
+    srt_port_range: tuple[int, int] = (9000, 9099)  # one UDP port per SRT push stream
+    srt_latency_ms: int = 120  # libsrt's receiver latency when a stream does not ask for one
+    # host in the publish URLs handed out (rtmp://HOST:port/live/…); empty → the API's host as the
+    # client reached it
+    ingest_public_host: str = ""
 
 
 def _parse_bool(raw: str) -> bool:
@@ -161,11 +167,14 @@ def _ip_addresses(raw: str) -> tuple[str, ...]:
     return tuple(_ip_address(part) for part in raw.split(",") if part.strip())
 
 
-def _port_range(raw: str) -> str:
-    text = raw.strip()
-    if text:
-        parse_port_range(text)
-    return text
+def _port_range(raw: str) -> tuple[int, int]:
+    low_text, dash, high_text = raw.strip().partition("-")
+    if not dash:
+        raise ValueError("must be FIRST-LAST, e.g. 9000-9099")
+    low, high = _port(low_text), _port(high_text)
+    if low > high:
+        raise ValueError("the first port must not be above the last")
+    return low, high
 
 
 def _port(raw: str) -> int:
@@ -214,6 +223,10 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ORIGIN_SEND_TIMEOUT": ("origin_send_timeout_s", _number(1, 300)),
     "ORIGIN_MAX_CONNECTIONS": ("origin_max_connections", _integer(0, 10_000_000)),
     "READY_MIN_FREE_MB": ("ready_min_free_mb", _number(0, 10_000_000)),
+    "RTMP_PORT": ("rtmp_port", _integer(0, 65535)),
+    "SRT_PORT_RANGE": ("srt_port_range", _port_range),
+    "SRT_LATENCY": ("srt_latency_ms", _integer(20, 8000)),
+    "INGEST_PUBLIC_HOST": ("ingest_public_host", _text),
 }
 
 
@@ -259,3 +272,7 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("TLS_CERT", "TLS_CERT and TLS_KEY must be set together")
     if settings.api_port == settings.origin_port:
         raise ConfigError("ORIGIN_PORT", f"must differ from API_PORT (got {settings.origin_port})")
+    if settings.rtmp_port in {settings.api_port, settings.origin_port}:
+        raise ConfigError(
+            "RTMP_PORT", f"must differ from API_PORT and ORIGIN_PORT (got {settings.rtmp_port})"
+        )

@@ -21,6 +21,7 @@ from supervisor.http.origin import OriginApp
 from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
+from supervisor.ingest.rtmp_server import RtmpServer
 from supervisor.metrics import Metrics
 from supervisor.service import StreamService
 
@@ -77,6 +78,11 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, stop)
         await nursery.start(service.run)
+        if settings.rtmp_port:
+            # one RTMP listener for every push stream (RTMP_PORT; 0 switches it off)
+            service.rtmp_port = await nursery.start(
+                RtmpServer(service).serve, settings.api_host, settings.rtmp_port
+            )
         api_urls = await nursery.start(
             serve_app,
             create_api_app(service, metrics, playback),
@@ -92,6 +98,7 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
             version=__version__,
             api=api_urls,
             origin=origin_urls,
+            rtmp_port=service.rtmp_port or None,
             output_dir=str(settings.output_dir),
             ffmpeg=service.ffmpeg_path,
             ladder_scaler="zscale" if service.stream_settings.zscale else "swscale",

@@ -7,8 +7,10 @@ read-only handle on each actor's live edge. It never touches an actor's process.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import random
+import socket
 import subprocess
 import time
 from collections import OrderedDict
@@ -24,6 +26,9 @@ from actors.ffmpeg.host_guard import SourceGuard, this_host_addresses
 from actors.ffmpeg.host_policy import HostPolicy
 from actors.ffmpeg.process import Spawner, spawn_process
 from actors.ffmpeg.sources import ValidatedSource, redact_url
+from actors.ingest.publisher import IngestProtocol, PushInput, new_stream_key
+from actors.ingest.sources import push_placeholder_source
+from actors.ingest.srt_relay import SrtListen
 from actors.settings import StreamSettings
 from actors.status import StreamSpec
 from actors.stream import StreamActor
@@ -51,6 +56,17 @@ class StreamNotFound(HlsdashError, LookupError):  # noqa: N818
     def __init__(self, stream_id: str) -> None:
         super().__init__(f"no stream {stream_id!r}")
         self.stream_id = stream_id
+
+
+class NotPushStream(HlsdashError):  # noqa: N818
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"stream {stream_id!r} is not a push stream (it pulls its source_url)")
+        self.stream_id = stream_id
+
+
+class NoIngestPort(HlsdashError):  # noqa: N818
+    def __init__(self, first: int, last: int) -> None:
+        super().__init__(f"every SRT port of SRT_PORT_RANGE {first}-{last} is in use")
 
 
 class AtCapacity(HlsdashError):  # noqa: N818
@@ -89,6 +105,17 @@ def ffmpeg_has_filter(path: str, name: str) -> bool:
         line.split()[1:2] == [name]
         for line in result.stdout.decode("utf-8", "replace").splitlines()
     )
+
+
+def udp_port_free(host: str, port: int) -> bool:
+    """Blocking: can a UDP socket bind ``host:port`` right now?"""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def resolve_ffmpeg_path(configured: str) -> str:
@@ -135,6 +162,29 @@ def stream_settings_from(
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PublisherState:
+    protocol: str
+    address: str
+    codec: str | None
+    bitrate_in_bps: int | None
+    bytes_in: int
+    connected_since_unix_s: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IngestState:
+    """A push stream's ingest side, as the API shows it (no key: keys are shown once)."""
+
+    protocol: str
+    srt_port: int | None
+    srt_latency_ms: int | None
+    publisher: PublisherState | None
+    publishes: int
+    reconnects: int
+    bytes_total: int
+
+
 class StreamService:
     def __init__(
         self,
@@ -165,6 +215,7 @@ class StreamService:
         # told the incarnation of every stream that ends (the origin drops its cached objects)
         self._end_listeners: list[Callable[[int], None]] = []
         self.running = False
+        self.rtmp_port = settings.rtmp_port  # the bound port once the RTMP listener runs
 
     @property
     def output_dir(self) -> Path:
@@ -228,13 +279,7 @@ class StreamService:
         """Start a stream. Raises SourceRefused (the host policy, checked first: it resolves the
         host, so it awaits, and nothing below may), StreamExists or AtCapacity."""
         await self.source_guard.admit(source)
-        existing = self._actors.get(spec.stream_id)
-        if existing is not None:
-            if not existing.status.state.is_terminal or not existing.finished.is_set():
-                raise StreamExists(spec.stream_id)
-            del self._actors[spec.stream_id]  # an ended stream's id may be reused
-        if self.active_count() >= self.settings.max_streams:
-            raise AtCapacity(self.settings.max_streams)
+        self._make_room(spec.stream_id)
         actor = StreamActor(
             spec,
             source,
@@ -243,6 +288,108 @@ class StreamService:
             wall_clock=self._wall,
             rng=random.Random(self._rng.random()),  # noqa: S311
         )
+        await self._start(actor)
+        return actor
+
+    async def create_push(self, spec: StreamSpec) -> tuple[StreamActor, str]:
+        """Start a push stream (``spec.ingest``); returns it and its stream key, which is shown
+        this once and kept only hashed. Raises StreamExists, AtCapacity or NoIngestPort."""
+        if spec.ingest is None:
+            raise ValueError("create_push needs a spec with ingest")
+        protocol = IngestProtocol(spec.ingest)
+        self._make_room(spec.stream_id)
+        key = new_stream_key(spec.stream_id, protocol)
+        push = PushInput(spec.stream_id, protocol, key)
+        srt_listen = None
+        if protocol is IngestProtocol.SRT:
+            srt_listen = SrtListen(
+                bind_host=self.settings.api_host,
+                port=await self._free_srt_port(),
+                latency_ms=spec.srt_latency_ms or self.settings.srt_latency_ms,
+            )
+        actor = StreamActor(
+            spec,
+            push_placeholder_source(),
+            # a pipe (or the relay's own listener) has no peer for the source host policy to watch
+            dataclasses.replace(self.stream_settings, source_watch=None),
+            spawner=self._spawner,
+            wall_clock=self._wall,
+            rng=random.Random(self._rng.random()),  # noqa: S311
+            push=push,
+            srt_listen=srt_listen,
+        )
+        await self._start(actor)
+        return actor, key
+
+    def _make_room(self, stream_id: str) -> None:
+        existing = self._actors.get(stream_id)
+        if existing is not None:
+            if not existing.status.state.is_terminal or not existing.finished.is_set():
+                raise StreamExists(stream_id)
+            del self._actors[stream_id]  # an ended stream's id may be reused
+        if self.active_count() >= self.settings.max_streams:
+            raise AtCapacity(self.settings.max_streams)
+
+    async def _free_srt_port(self) -> int:
+        """A port of SRT_PORT_RANGE no running SRT stream uses and nothing else has bound."""
+        first, last = self.settings.srt_port_range
+        taken = {
+            a.srt_port for a in self._actors.values() if not a.finished.is_set() and a.srt_port
+        }
+        for port in range(first, last + 1):
+            if port not in taken and await trio.to_thread.run_sync(
+                udp_port_free, self.settings.api_host, port
+            ):
+                return port
+        raise NoIngestPort(first, last)
+
+    def push_input(self, stream_id: str, protocol: IngestProtocol) -> PushInput | None:
+        """A running push stream's input, if it takes ``protocol`` (the ingest listeners)."""
+        actor = self._actors.get(stream_id)
+        if actor is None or actor.finished.is_set() or actor.push is None:
+            return None
+        return actor.push if actor.push.protocol is protocol else None
+
+    def ingest_state(self, actor: StreamActor) -> IngestState | None:
+        push = actor.push
+        if push is None:
+            return None
+        snapshot = push.publisher() if not actor.finished.is_set() else None
+        publisher = None
+        if snapshot is not None:
+            publisher = PublisherState(
+                protocol=snapshot.info.protocol.value,
+                address=snapshot.info.address,
+                codec=snapshot.info.codec,
+                bitrate_in_bps=snapshot.bitrate_in_bps,
+                bytes_in=snapshot.bytes_in,
+                connected_since_unix_s=snapshot.info.connected_since_unix_s,
+            )
+        srt_latency_ms = None
+        if push.protocol is IngestProtocol.SRT:
+            srt_latency_ms = actor.spec.srt_latency_ms or self.settings.srt_latency_ms
+        return IngestState(
+            protocol=push.protocol.value,
+            srt_port=actor.srt_port,
+            srt_latency_ms=srt_latency_ms,
+            publisher=publisher,
+            publishes=push.publishes,
+            reconnects=push.reconnects,
+            bytes_total=push.bytes_total,
+        )
+
+    def rotate_key(self, stream_id: str) -> str:
+        """A new stream key (shown once); the old one stops working for new connections."""
+        actor = self.get(stream_id)
+        if actor.status.state.is_terminal:
+            raise StreamNotFound(stream_id)
+        if actor.push is None:
+            raise NotPushStream(stream_id)
+        log.info("stream_key_rotated", stream_id=stream_id)
+        return actor.push.rotate_key()
+
+    async def _start(self, actor: StreamActor) -> None:
+        spec = actor.spec
         self._actors[spec.stream_id] = actor
         try:
             # TEMPORARY: the actor restarts its encoder itself (PERMANENT, with its own intensity
@@ -263,10 +410,10 @@ class StreamService:
         log.info(
             "stream_created",
             stream_id=spec.stream_id,
-            source=redact_url(source.url),
+            source=redact_url(actor.source.url) if spec.ingest is None else None,
+            ingest=spec.ingest,
             qualities=list(spec.qualities),
         )
-        return actor
 
     def get(self, stream_id: str) -> StreamActor:
         actor = self._actors.get(stream_id)
