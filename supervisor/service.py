@@ -34,6 +34,7 @@ from actors.status import StreamSpec
 from actors.stream import StreamActor
 from supervisor.config import Settings
 from supervisor.errors import HlsdashError
+from supervisor.ingest.whip import WhipIngest, peer_settings_from, push_lookup
 from supervisor.otp.backoff import Backoff
 from supervisor.otp.errors import TooManyChildren, UnknownChild
 from supervisor.otp.policy import RestartType
@@ -216,6 +217,15 @@ class StreamService:
         self._end_listeners: list[Callable[[int], None]] = []
         self.running = False
         self.rtmp_port = settings.rtmp_port  # the bound port once the RTMP listener runs
+        # WHIP sessions (aiortc children) live as long as the service, like its streams
+        self.whip = WhipIngest(
+            peer_settings=peer_settings_from(
+                host_addresses=settings.webrtc_host_addresses,
+                udp_ports=settings.webrtc_udp_ports,
+                public_ip=settings.webrtc_public_ip,
+            ),
+            lookup=push_lookup(self),
+        )
 
     @property
     def output_dir(self) -> Path:
@@ -225,6 +235,7 @@ class StreamService:
         await trio.to_thread.run_sync(lambda: self.output_dir.mkdir(parents=True, exist_ok=True))
         async with trio.open_nursery() as nursery:
             await nursery.start(self.root.run)
+            await nursery.start(self.whip.run)
             await self.sweep_orphans()
             nursery.start_soon(self._sweeper)
             self.running = True
@@ -319,6 +330,8 @@ class StreamService:
             srt_listen=srt_listen,
         )
         await self._start(actor)
+        if protocol is IngestProtocol.WHIP:
+            self.whip.prepare()
         return actor, key
 
     def _make_room(self, stream_id: str) -> None:

@@ -13,6 +13,7 @@ The HTTP layer (``supervisor/http/whip_routes.py``) only maps ``WhipRefused`` to
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,6 +21,14 @@ from typing import Protocol
 import structlog
 import trio
 
+from actors.ingest.publisher import (
+    IngestProtocol,
+    PublisherFeed,
+    PublisherGone,
+    PublisherInfo,
+    PublisherRefused,
+    PushInput,
+)
 from actors.ingest.whip_sdp import MAX_OFFER_BYTES, check_whip_offer
 from actors.ingest.whip_session import (
     PeerProcess,
@@ -65,6 +74,77 @@ class WhipTarget(Protocol):
 
 # stream id → its WHIP target; LookupError if there is no such stream or it does not take WHIP
 WhipLookup = Callable[[str], WhipTarget]
+
+
+class PushInputTarget:
+    """A push stream's ``PushInput`` (the ingest seam, ``actors/ingest/publisher.py``) as a
+    ``WhipTarget``: steps 1, 2 and 4 of the seam's docstring; ``_SeamFeed`` is step 3."""
+
+    def __init__(self, push: PushInput, wall_clock: Callable[[], float] = time.time) -> None:
+        self._push = push
+        self._wall = wall_clock
+
+    def check_key(self, candidate: str) -> bool:
+        return self._push.check_key(candidate)
+
+    @property
+    def busy(self) -> bool:
+        return self._push.busy
+
+    def attach_publisher(self, address: str) -> WhipFeed:
+        info = PublisherInfo(
+            protocol=IngestProtocol.WHIP, address=address, connected_since_unix_s=self._wall()
+        )
+        try:
+            return _SeamFeed(self._push.attach(info))
+        except PublisherRefused as refused:
+            raise PublisherBusyError(str(refused)) from None
+
+
+class _SeamFeed:
+    def __init__(self, feed: PublisherFeed) -> None:
+        self._feed = feed
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._feed.send(data)
+        except PublisherGone as gone:
+            raise FeedGoneError(str(gone)) from None
+
+    def note_codec(self, codec: str) -> None:
+        self._feed.note_codec(codec)
+
+    def end(self) -> None:
+        self._feed.end()
+
+
+class PushDirectory(Protocol):
+    """Where WHIP finds a stream's input (the stream service)."""
+
+    def push_input(self, stream_id: str, protocol: IngestProtocol) -> PushInput | None: ...
+
+
+def push_lookup(directory: PushDirectory) -> WhipLookup:
+    """Stream id → its WHIP target, through the service's push inputs."""
+
+    def lookup(stream_id: str) -> WhipTarget:
+        push = directory.push_input(stream_id, IngestProtocol.WHIP)
+        if push is None:
+            raise LookupError(stream_id)
+        return PushInputTarget(push)
+
+    return lookup
+
+
+def peer_settings_from(
+    *, host_addresses: tuple[str, ...], udp_ports: tuple[int, int] | None, public_ip: str
+) -> WhipPeerSettings:
+    """The WEBRTC_* settings as the peer child takes them."""
+    return WhipPeerSettings(
+        host_addresses=host_addresses,
+        udp_ports=f"{udp_ports[0]}-{udp_ports[1]}" if udp_ports else "",
+        public_ip=public_ip,
+    )
 
 
 class WhipRefused(Exception):  # noqa: N818 - reads as "the WHIP request is refused"
@@ -144,7 +224,8 @@ class WhipIngest:
         self._max_sessions = max_sessions
         self._sessions: dict[str, _Session] = {}
         self._nursery: trio.Nursery | None = None
-        # one idle peer child (~60 MB) started ahead: a publish skips its Python start-up
+        # once a WHIP stream exists (``prepare``), one idle peer child (~60 MB) waits ahead: a
+        # publish skips its Python start-up
         self._warm_spare = warm_spare
         self._spare: PeerProcess | None = None
 
@@ -153,7 +234,6 @@ class WhipIngest:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self._refill_spare()
                 task_status.started()
                 try:
                     await trio.sleep_forever()
@@ -168,6 +248,12 @@ class WhipIngest:
     def spare_pid(self) -> int | None:
         """The idle warm-spare child's pid (None without one)."""
         return self._spare.process.pid if self._spare is not None else None
+
+    def prepare(self) -> None:
+        """A WHIP stream was created: have a warm spare ready for its publisher (call from the
+        trio thread; a no-op without ``warm_spare`` or once one waits)."""
+        if self._nursery is not None:
+            self._refill_spare()
 
     def _refill_spare(self) -> None:
         if self._warm_spare and self._spare is None:
