@@ -52,7 +52,7 @@ from actors.packager.layout import (
     stream_dir,
 )
 from actors.packager.model import TrackKind
-from actors.packager.timeline import Changes, StreamTimeline
+from actors.packager.timeline import Changes, StreamTimeline, TimelinePosition
 from actors.plan import AUDIO_ID, EncodePlan, Replan, plan_for
 from actors.settings import StreamSettings
 from actors.status import SourceDescription, StreamSpec, StreamState, StreamStatus
@@ -89,10 +89,18 @@ class StreamActor:
         rng: random.Random | None = None,
         push: PushInput | None = None,
         srt_listen: SrtListen | None = None,
+        resume_from: TimelinePosition | None = None,
+        created_unix_s: float | None = None,
+        on_position: Callable[[TimelinePosition], None] | None = None,
     ) -> None:
         """``push``: a push stream's input (``source`` is then a placeholder the encoder run
-        replaces with the publisher's pipe); ``srt_listen``: where its SRT relay listens."""
+        replaces with the publisher's pipe); ``srt_listen``: where its SRT relay listens.
+        ``resume_from``/``created_unix_s``: a stream an earlier process published (the
+        registry's record): its timeline continues from there. ``on_position`` is told the
+        timeline's position after every commit; it must only note it (no I/O, no await)."""
         self.spec = spec
+        self._resume_from = resume_from
+        self._on_position = on_position
         self.source = source
         self.settings = settings
         self._spawn = spawner
@@ -108,7 +116,7 @@ class StreamActor:
         self.status = StreamStatus(
             spec=spec,
             state=first_state,
-            created_unix_s=now,
+            created_unix_s=now if created_unix_s is None else created_unix_s,
             last_heartbeat_unix_s=now,
             lease_expires_unix_s=now + settings.stale_threshold_s,
             state_changed_unix_s=now,
@@ -371,7 +379,10 @@ class StreamActor:
                 # players keep their renditions; FFmpeg still produces them (it may upscale).
                 return self.timeline
             self.timeline = publishing.new_timeline(
-                kinds, self.settings, availability_start_unix_s=self.status.created_unix_s
+                kinds,
+                self.settings,
+                availability_start_unix_s=self.status.created_unix_s,
+                resume_from=self._resume_from,
             )
             self.metas = publishing.rendition_metas(plan.rungs, include_audio=plan.include_audio)
         return self.timeline
@@ -430,6 +441,9 @@ class StreamActor:
                 segments_produced=timeline.segments_committed_total,
                 last_segment_unix_s=timeline.last_commit_unix_s,
             )
+            position = timeline.position()
+            if self._on_position is not None and position is not None:
+                self._on_position(position)
         await self._disk.write(writes)
         if changes.segments_committed and self.status.state in {
             StreamState.STARTING,

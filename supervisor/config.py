@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from actors.ffmpeg.host_policy import IpNetwork, parse_networks
+from actors.ffmpeg.sources import redact_url
 from supervisor.errors import ConfigError
+from supervisor.registry import check_registry_url, default_registry_url
 
 DEFAULT_ALLOWED_PROTOCOLS = ("http", "https", "rtmp", "rtmps", "rtsp", "rtsps", "srt", "udp", "rtp")
 # Protocols an operator may add to ALLOWED_PROTOCOLS; anything else is refused even then.
@@ -92,6 +95,13 @@ class Settings:
     # host in the publish URLs handed out (rtmp://HOST:port/live/…); empty → the API's host as the
     # client reached it
     ingest_public_host: str = ""
+    # -- the durable stream registry (supervisor/registry) --
+    registry_url: str = ""  # empty → sqlite:///<OUTPUT_DIR>/.hlsdash/registry.db
+    node_id: str = "local"  # whose streams these are in the registry (resume takes back its own)
+
+    @property
+    def effective_registry_url(self) -> str:
+        return self.registry_url or default_registry_url(self.output_dir)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -181,6 +191,21 @@ def _port(raw: str) -> int:
     return _integer(1, 65535)(raw)
 
 
+def _registry_url(raw: str) -> str:
+    return check_registry_url(raw.strip())
+
+
+_URL_VARIABLES = frozenset({"REGISTRY_URL", "PUBLIC_BASE_URL", "CDN_BASE_URL"})
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _node_id(raw: str) -> str:
+    value = raw.strip()
+    if not _NODE_ID.fullmatch(value):
+        raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting alnum")
+    return value
+
+
 # env var → (settings field, parser). The env names of the original service are kept exactly.
 ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SEGMENT_DURATION": ("segment_duration_s", _number(1, 10)),
@@ -227,6 +252,8 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SRT_PORT_RANGE": ("srt_port_range", _port_range),
     "SRT_LATENCY": ("srt_latency_ms", _integer(20, 8000)),
     "INGEST_PUBLIC_HOST": ("ingest_public_host", _text),
+    "REGISTRY_URL": ("registry_url", _registry_url),
+    "NODE_ID": ("node_id", _node_id),
 }
 
 
@@ -250,7 +277,9 @@ def load_settings(
                 str(error) if not str(error).startswith(("could not", "invalid literal")) else ""
             )
             detail = reason or "has an invalid value"
-            raise ConfigError(name, f"{detail} (got {raw!r})") from None
+            # a URL may carry a password (redis://:secret@host): never echo it
+            shown = redact_url(raw) if name in _URL_VARIABLES else raw
+            raise ConfigError(name, f"{detail} (got {shown!r})") from None
     known = {f.name for f in fields(Settings)}
     for key, value in (overrides or {}).items():
         if key not in known:

@@ -23,6 +23,8 @@ from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
 from supervisor.ingest.rtmp_server import RtmpServer
 from supervisor.metrics import Metrics
+from supervisor.registry import open_registry
+from supervisor.registry.interface import StreamRegistry
 from supervisor.service import StreamService
 
 log = structlog.get_logger(__name__)
@@ -67,11 +69,18 @@ async def start_demo_stream(service: StreamService) -> None:
         qualities=DEMO_QUALITIES,
         low_latency=service.settings.low_latency_hls,
     )
-    await service.create(spec, source)
+    # not durable: the demo makes its stream again at every start (lavfi is not resumable)
+    await service.create(spec, source, durable=False)
 
 
 async def run_service(settings: Settings, demo: bool = False) -> None:
-    service = StreamService(settings)
+    # RegistryUnavailable (locked, corrupt, unreachable, newer schema) stops the start here
+    async with open_registry(settings.effective_registry_url) as registry:
+        await _run_with_registry(settings, registry, demo)
+
+
+async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo: bool) -> None:
+    service = StreamService(settings, registry=registry)
     metrics = Metrics(service)
     playback = Playback(service)
     stop = trio.Event()
@@ -102,6 +111,8 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
             output_dir=str(settings.output_dir),
             ffmpeg=service.ffmpeg_path,
             ladder_scaler="zscale" if service.stream_settings.zscale else "swscale",
+            registry=registry.description,
+            node_id=settings.node_id,
         )
         if demo:
             await start_demo_stream(service)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import random
 import socket
 import subprocess
@@ -22,13 +23,14 @@ import trio
 
 from actors import janitor
 from actors.edge import LiveEdge
-from actors.ffmpeg.host_guard import SourceGuard, this_host_addresses
+from actors.ffmpeg.host_guard import SourceGuard, SourceRefused, this_host_addresses
 from actors.ffmpeg.host_policy import HostPolicy
 from actors.ffmpeg.process import Spawner, spawn_process
-from actors.ffmpeg.sources import ValidatedSource, redact_url
+from actors.ffmpeg.sources import SourceError, ValidatedSource, redact_url, validate_source_url
 from actors.ingest.publisher import IngestProtocol, PushInput, new_stream_key
 from actors.ingest.sources import push_placeholder_source
 from actors.ingest.srt_relay import SrtListen
+from actors.packager.timeline import TimelinePosition
 from actors.settings import StreamSettings
 from actors.status import StreamSpec
 from actors.stream import StreamActor
@@ -39,12 +41,26 @@ from supervisor.otp.backoff import Backoff
 from supervisor.otp.errors import TooManyChildren, UnknownChild
 from supervisor.otp.policy import RestartType
 from supervisor.otp.supervise import SupervisionOutcome
+from supervisor.registry.interface import (
+    JsonValue,
+    RegistryUnavailable,
+    StaleFencingEpoch,
+    StreamAlreadyRegistered,
+    StreamRecord,
+    StreamRegistry,
+)
+from supervisor.registry.writer import DEFAULT_WRITE_INTERVAL_S, RegistryWriter
 from supervisor.root import RootSupervisor
 
 log = structlog.get_logger(__name__)
 
 # Ended streams stay visible (state, last error) until deleted or replaced; bounded.
 _MAX_ENDED_KEPT = 200
+# The registry lease a node takes with a stream. One node never lets it lapse on its own (the
+# record is its own); the cluster renews it well inside this and reclaims lapsed ones.
+OWNERSHIP_LEASE_TTL_S = 30.0
+# How a stream's actor ends when the service stops: these keep it in the registry (resume).
+_SHUTDOWN_REASONS = frozenset({"shutdown", "supervisor cancelled"})
 
 
 class StreamExists(HlsdashError):  # noqa: N818
@@ -196,7 +212,9 @@ class StreamService:
         rng: random.Random | None = None,
         stream_settings: StreamSettings | None = None,
         source_guard: SourceGuard | None = None,
+        registry: StreamRegistry | None = None,
     ) -> None:
+        """``registry``: where streams outlive the process (None: they live in memory only)."""
         self.settings = settings
         self.ffmpeg_path = resolve_ffmpeg_path(settings.ffmpeg_path)
         self.source_guard = source_guard or SourceGuard(source_host_policy(settings))
@@ -215,6 +233,10 @@ class StreamService:
         self._unmarked_reported: set[str] = set()
         # told the incarnation of every stream that ends (the origin drops its cached objects)
         self._end_listeners: list[Callable[[int], None]] = []
+        self.registry = registry
+        self.registry_writer = (
+            RegistryWriter(registry, on_lost=self._ownership_lost) if registry is not None else None
+        )
         self.running = False
         self.rtmp_port = settings.rtmp_port  # the bound port once the RTMP listener runs
         # WHIP sessions (aiortc children) live as long as the service, like its streams
@@ -236,6 +258,10 @@ class StreamService:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.root.run)
             await nursery.start(self.whip.run)
+            if self.registry_writer is not None:
+                # before the sweep: a resumed stream owns its folder again
+                await self.resume_owned()
+                nursery.start_soon(self.registry_writer.run)
             await self.sweep_orphans()
             nursery.start_soon(self._sweeper)
             self.running = True
@@ -246,6 +272,10 @@ class StreamService:
                 self.running = False
                 with trio.CancelScope(shield=True):
                     await self.root.shutdown(timeout_s=10.0)
+                    if self.registry_writer is not None:
+                        # the streams stay registered; their last positions go in now
+                        with trio.move_on_after(5.0):
+                            await self.registry_writer.flush()
                 nursery.cancel_scope.cancel(reason="service stopping")
 
     async def _sweeper(self) -> None:
@@ -286,20 +316,79 @@ class StreamService:
 
     # ------------------------------------------------------------------ operations
 
-    async def create(self, spec: StreamSpec, source: ValidatedSource) -> StreamActor:
+    async def create(
+        self,
+        spec: StreamSpec,
+        source: ValidatedSource,
+        *,
+        durable: bool = True,
+        ingest: dict[str, JsonValue] | None = None,
+    ) -> StreamActor:
         """Start a stream. Raises SourceRefused (the host policy, checked first: it resolves the
-        host, so it awaits, and nothing below may), StreamExists or AtCapacity."""
+        host, so it awaits), StreamExists, AtCapacity or RegistryUnavailable.
+
+        ``durable``: registered, so a restarted service resumes it (the demo's built-in source is
+        not: it is made again at start). ``ingest``: kept opaque in the registry (push ingest).
+        """
         await self.source_guard.admit(source)
         self._make_room(spec.stream_id)
+        fencing_epoch = None
+        created_unix_s = self._wall()
+        if durable and self.registry is not None:
+            fencing_epoch = await self._register(spec, ingest, created_unix_s)
+            if spec.stream_id in self._actors:  # a concurrent create won meanwhile
+                await self._unregister(spec.stream_id, fencing_epoch)
+                raise StreamExists(spec.stream_id)
+        try:
+            actor = await self._start_actor(
+                spec, source, fencing_epoch=fencing_epoch, created_unix_s=created_unix_s
+            )
+        except BaseException:
+            if fencing_epoch is not None:
+                with trio.CancelScope(shield=True):
+                    await self._unregister(spec.stream_id, fencing_epoch)
+            raise
+        log.info(
+            "stream_created",
+            stream_id=spec.stream_id,
+            source=redact_url(source.url),
+            qualities=list(spec.qualities),
+        )
+        return actor
+
+    async def _start_actor(
+        self,
+        spec: StreamSpec,
+        source: ValidatedSource,
+        *,
+        fencing_epoch: int | None,
+        resume_from: TimelinePosition | None = None,
+        created_unix_s: float | None = None,
+        push: PushInput | None = None,
+        srt_listen: SrtListen | None = None,
+        stream_settings: StreamSettings | None = None,
+    ) -> StreamActor:
+        """Build the actor and start it under the root (create and resume). Raises AtCapacity."""
+        writer = self.registry_writer
+        durable = writer is not None and fencing_epoch is not None
         actor = StreamActor(
             spec,
             source,
-            self.stream_settings,
+            stream_settings or self.stream_settings,
             spawner=self._spawner,
             wall_clock=self._wall,
             rng=random.Random(self._rng.random()),  # noqa: S311
+            push=push,
+            srt_listen=srt_listen,
+            resume_from=resume_from,
+            created_unix_s=created_unix_s,
+            on_position=(
+                functools.partial(writer.note_position, spec.stream_id)
+                if writer is not None and durable
+                else None
+            ),
         )
-        await self._start(actor)
+        await self._start(actor, fencing_epoch)
         return actor
 
     async def create_push(self, spec: StreamSpec) -> tuple[StreamActor, str]:
@@ -318,20 +407,20 @@ class StreamService:
                 port=await self._free_srt_port(),
                 latency_ms=spec.srt_latency_ms or self.settings.srt_latency_ms,
             )
-        actor = StreamActor(
+        # Not registered yet: a push stream's resume needs its key back (issue 14 follow-up), so
+        # today a restart ends push streams and their publishers must be given a new stream.
+        actor = await self._start_actor(
             spec,
             push_placeholder_source(),
-            # a pipe (or the relay's own listener) has no peer for the source host policy to watch
-            dataclasses.replace(self.stream_settings, source_watch=None),
-            spawner=self._spawner,
-            wall_clock=self._wall,
-            rng=random.Random(self._rng.random()),  # noqa: S311
+            fencing_epoch=None,
             push=push,
             srt_listen=srt_listen,
+            # a pipe (or the relay's own listener) has no peer for the source host policy to watch
+            stream_settings=dataclasses.replace(self.stream_settings, source_watch=None),
         )
-        await self._start(actor)
         if protocol is IngestProtocol.WHIP:
             self.whip.prepare()
+        log.info("stream_created", stream_id=spec.stream_id, ingest=spec.ingest)
         return actor, key
 
     def _make_room(self, stream_id: str) -> None:
@@ -401,9 +490,12 @@ class StreamService:
         log.info("stream_key_rotated", stream_id=stream_id)
         return actor.push.rotate_key()
 
-    async def _start(self, actor: StreamActor) -> None:
+    async def _start(self, actor: StreamActor, fencing_epoch: int | None) -> None:
         spec = actor.spec
         self._actors[spec.stream_id] = actor
+        writer = self.registry_writer
+        if writer is not None and fencing_epoch is not None:
+            writer.own(spec.stream_id, fencing_epoch)
         try:
             # TEMPORARY: the actor restarts its encoder itself (PERMANENT, with its own intensity
             # and backoff), and disk and janitor errors stay inside it; what still escapes run()
@@ -415,18 +507,146 @@ class StreamService:
                 spec.stream_id, actor.run, restart_type=RestartType.TEMPORARY
             )
         except TooManyChildren:
-            self._actors.pop(spec.stream_id, None)
+            self._abandon_start(spec.stream_id)
             raise AtCapacity(self.settings.max_streams) from None
         except BaseException:
-            self._actors.pop(spec.stream_id, None)
+            self._abandon_start(spec.stream_id)
             raise
-        log.info(
-            "stream_created",
-            stream_id=spec.stream_id,
-            source=redact_url(actor.source.url) if spec.ingest is None else None,
-            ingest=spec.ingest,
-            qualities=list(spec.qualities),
+
+    def _abandon_start(self, stream_id: str) -> None:
+        self._actors.pop(stream_id, None)
+        if self.registry_writer is not None:
+            self.registry_writer.forget(stream_id)
+
+    # ------------------------------------------------------------------ the registry
+
+    async def _register(
+        self, spec: StreamSpec, ingest: dict[str, JsonValue] | None, created_unix_s: float
+    ) -> int:
+        """Register a new stream; returns its fencing epoch. Raises StreamExists when the id is
+        taken in the registry by a stream that runs (here or on another node)."""
+        assert self.registry is not None
+        node_id = self.settings.node_id
+        for _ in range(2):
+            try:
+                owned = await self.registry.register(
+                    spec,
+                    node_id=node_id,
+                    created_unix_s=created_unix_s,
+                    lease_ttl_s=OWNERSHIP_LEASE_TTL_S,
+                    ingest=ingest,
+                )
+            except StreamAlreadyRegistered:
+                record = await self.registry.get(spec.stream_id)
+                mine = record is not None and record.owner_node_id == node_id
+                if record is None or (mine and spec.stream_id not in self._actors):
+                    # our own ended stream whose record removal is still queued: replace it
+                    if record is not None:
+                        await self._unregister(spec.stream_id, record.fencing_epoch)
+                    continue
+                raise StreamExists(spec.stream_id) from None
+            return owned.fencing_epoch
+        raise StreamExists(spec.stream_id)
+
+    async def _unregister(self, stream_id: str, fencing_epoch: int) -> None:
+        assert self.registry is not None
+        try:
+            await self.registry.remove(stream_id, fencing_epoch=fencing_epoch)
+        except StaleFencingEpoch:
+            pass  # someone else's now: theirs to keep
+        except RegistryUnavailable:
+            log.exception("registry_remove_failed", stream_id=stream_id)
+
+    async def resume_owned(self) -> list[str]:
+        """Take back the streams this node owned (a restart after SIGTERM or SIGKILL).
+
+        Each is claimed (compare-and-set on its fencing epoch: if another node took it meanwhile
+        it stays there), its source checked again against today's allow-list and host policy,
+        and it starts with its timeline continuing above the numbers players have seen. Returns
+        the ids resumed. Raises RegistryUnavailable if the registry cannot be read at all.
+        """
+        assert self.registry is not None
+        records = await self.registry.owned_by(self.settings.node_id)
+        resumed: list[str] = []
+        # one at a time: each admission may resolve a name (bounded), and starting many
+        # FFmpegs at once only makes them all late
+        for record in records:
+            try:
+                if await self._resume(record):
+                    resumed.append(record.stream_id)
+            except RegistryUnavailable:
+                raise
+            except Exception:
+                log.exception("stream_resume_failed", stream_id=record.stream_id)
+        if records:
+            log.info("streams_resumed", resumed=resumed, registered=len(records))
+        return resumed
+
+    async def _resume(self, record: StreamRecord) -> bool:
+        assert self.registry is not None
+        stream_id = record.stream_id
+        owned = await self.registry.claim(
+            stream_id,
+            node_id=self.settings.node_id,
+            expected_fencing_epoch=record.fencing_epoch,
+            lease_ttl_s=OWNERSHIP_LEASE_TTL_S,
         )
+        if owned is None:
+            log.info("stream_resume_lost", stream_id=stream_id, reason="claimed elsewhere")
+            return False
+        resume_from = self._resume_point(record.position)
+        try:
+            source = validate_source_url(
+                record.spec.source_url, frozenset(self.settings.allowed_protocols)
+            )
+            await self.source_guard.admit(source)
+            await self._start_actor(
+                record.spec,
+                source,
+                fencing_epoch=owned.fencing_epoch,
+                resume_from=resume_from,
+                created_unix_s=record.created_unix_s,
+            )
+        except (SourceError, SourceRefused, AtCapacity) as refused:
+            # today's settings refuse it: say why, and forget it (it would never start)
+            log.warning(
+                "stream_not_resumed",
+                stream_id=stream_id,
+                source=record.source_redacted,
+                reason=redact_url(str(refused)),
+            )
+            await self._unregister(stream_id, owned.fencing_epoch)
+            return False
+        log.info(
+            "stream_resumed",
+            stream_id=stream_id,
+            source=record.source_redacted,
+            last_number=record.position.last_number if record.position is not None else None,
+            from_number=resume_from.last_number + 1 if resume_from is not None else 0,
+        )
+        return True
+
+    def _resume_point(self, position: TimelinePosition | None) -> TimelinePosition | None:
+        """Positions are written at most once per interval, so after a SIGKILL the registry may
+        be a few segments behind what players saw: skip that many numbers (and that much media
+        time) so nothing published is ever numbered twice."""
+        if position is None:
+            return None
+        segment_s = self.settings.segment_duration_s
+        # (+1 for the growing segment LL players already saw parts of, +1 for a slow write)
+        skip = math.ceil(DEFAULT_WRITE_INTERVAL_S / segment_s) + 2
+        return dataclasses.replace(
+            position,
+            last_number=position.last_number + skip,
+            media_end_s=position.media_end_s + skip * segment_s,
+        )
+
+    def _ownership_lost(self, stream_id: str) -> None:
+        """Another node claimed the stream (its write was refused): stop our copy, leave the
+        record to its new owner."""
+        actor = self._actors.get(stream_id)
+        if actor is not None and not actor.finished.is_set():
+            actor.request_stop("ownership lost: another node claimed the stream")
 
     def get(self, stream_id: str) -> StreamActor:
         actor = self._actors.get(stream_id)
@@ -451,7 +671,12 @@ class StreamService:
         return actor.heartbeat()
 
     async def delete(self, stream_id: str) -> StreamActor:
+        """Stop the stream and forget it. The registry record goes first: if the registry does
+        not answer, RegistryUnavailable is raised and the stream keeps running (the client may
+        try again), so a stream is never stopped here yet resumed by the next start."""
         actor = self.get(stream_id)
+        if self.registry_writer is not None:
+            await self.registry_writer.remove_now(stream_id)
         if not actor.finished.is_set():
             with contextlib.suppress(UnknownChild):  # it ended on its own meanwhile
                 await self.root.terminate_child(stream_id, reason="deleted by client")
@@ -466,6 +691,11 @@ class StreamService:
         self._end_listeners.append(listener)
 
     def _on_child_exit(self, stream_id: str, outcome: SupervisionOutcome) -> None:
+        if self.registry_writer is not None:
+            if outcome.reason in _SHUTDOWN_REASONS:
+                self.registry_writer.leave(stream_id)  # kept registered: the next start resumes
+            else:
+                self.registry_writer.end(stream_id)  # failed, stale, deleted: gone for good
         actor = self._actors.get(stream_id)
         if actor is not None and outcome.last_error:
             actor.note_error(outcome.last_error)

@@ -42,6 +42,7 @@ from supervisor.http.readiness import (
 from supervisor.http.views import iso, stream_view
 from supervisor.http.whip_routes import register_whip_routes
 from supervisor.metrics import Metrics, viewer_key
+from supervisor.registry.interface import RegistryUnavailable
 from supervisor.requests import RequestInvalid, parse_stream_request
 from supervisor.service import (
     AtCapacity,
@@ -71,6 +72,18 @@ def error_response(
     for name, value in headers.items():
         response.headers[name.replace("_", "-")] = value
     return response
+
+
+def registry_unavailable(error: RegistryUnavailable) -> Response:
+    """The registry did not answer: nothing changed (a running stream keeps running)."""
+    log.error("registry_unavailable", error=str(error))
+    return error_response(
+        503,
+        "registry_unavailable",
+        "the stream registry is not answering; nothing was changed, try again",
+        None,
+        Retry_After="5",
+    )
 
 
 class RawResponse(Response):
@@ -255,6 +268,8 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             )
         except AtCapacity as full:
             return error_response(503, "at_capacity", str(full), None, Retry_After="30")
+        except RegistryUnavailable as down:
+            return registry_unavailable(down)
         response = json_response(view(actor, key), 201)
         response.headers["Location"] = f"/streams/{spec.stream_id}"
         if key is not None:
@@ -292,6 +307,8 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             actor = await service.delete(stream_id)
         except StreamNotFound:
             return error_response(404, "stream_not_found", f"no stream {stream_id!r}", "stream_id")
+        except RegistryUnavailable as down:
+            return registry_unavailable(down)
         payload = view(actor)
         payload["deleted"] = True
         return json_response(payload, 200)
