@@ -224,6 +224,8 @@ class WhipIngest:
         self._max_sessions = max_sessions
         self._sessions: dict[str, _Session] = {}
         self._nursery: trio.Nursery | None = None
+        # stream id → why its last WHIP session ended (logs and diagnostics)
+        self.last_end_reason: dict[str, str] = {}
         # once a WHIP stream exists (``prepare``), one idle peer child (~60 MB) waits ahead: a
         # publish skips its Python start-up
         self._warm_spare = warm_spare
@@ -384,6 +386,7 @@ class WhipIngest:
             if session.feed is not None:
                 session.feed.end()
             self._sessions.pop(session.session_id, None)
+            self.last_end_reason[session.stream_id] = reason
             log.info(
                 "whip_session_ended",
                 stream_id=session.stream_id,

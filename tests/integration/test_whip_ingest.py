@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import json
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from tests.integration.whip_helpers import (
     AUDIO_ONLY_OFFER,
     FFMPEG_OFFER,
     VP8_ONLY_OFFER,
+    post_reading_early,
     whip_peer_children,
     whip_publisher,
 )
@@ -228,8 +230,6 @@ async def test_refusals_are_clean_json_with_cors_and_spawn_nothing(nursery: trio
              400, "sdp_no_h264"),
             ("/streams/cam/whip", b"\x00\xff" * 500, {"Content-Type": sdp, "Authorization": auth},
              400, "sdp_invalid"),
-            ("/streams/cam/whip", FFMPEG_OFFER * 700,  # ~1 MB
-             {"Content-Type": sdp, "Authorization": auth}, 413, "offer_too_large"),
             # passes the text checks, but H.264 packetization-mode 0 only: aiortc has no match
             ("/streams/cam/whip", FFMPEG_OFFER.replace(b"packetization-mode=1", b"packetization-mode=0"),
              {"Content-Type": sdp, "Authorization": auth}, 400, "offer_refused"),
@@ -241,6 +241,14 @@ async def test_refusals_are_clean_json_with_cors_and_spawn_nothing(nursery: trio
             assert response.headers["access-control-allow-origin"] == "*"
             if status == 401:
                 assert response.headers["www-authenticate"].startswith("Bearer")
+        status, payload = await trio.to_thread.run_sync(
+            post_reading_early,
+            f"{base}/streams/cam/whip",
+            FFMPEG_OFFER * 700,  # ~1 MB
+            {"Content-Type": sdp, "Authorization": auth},
+        )
+        assert status == 413
+        assert json.loads(payload)["error"]["code"] == "offer_too_large"
         preflight = await client.options("/streams/cam/whip")
         assert preflight.status_code == 204
         assert preflight.headers["accept-post"] == "application/sdp"

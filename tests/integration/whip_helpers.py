@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
+import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,3 +83,31 @@ def whip_peer_children(*, besides: int | None = None) -> list[psutil.Process]:
             if child.status() != psutil.STATUS_ZOMBIE:
                 found.append(child)
     return found
+
+
+def post_reading_early(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    """POST ``body`` while reading the answer, as a careful client does: the service answers an
+    oversized request (413) from its Content-Length alone and closes without reading the rest
+    (Hypercorn has no lingering close), so a client that writes the whole megabyte first may get
+    a connection reset instead of the answer. Returns (status, response body)."""
+    parsed = urllib.parse.urlsplit(url)
+    head = [f"POST {parsed.path} HTTP/1.1", f"Host: {parsed.netloc}", "Connection: close"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    head.append(f"Content-Length: {len(body)}")
+    with socket.create_connection((parsed.hostname, parsed.port or 80), timeout=10) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+
+        def send_body() -> None:
+            with contextlib.suppress(OSError):
+                sock.sendall(body)
+
+        sender = threading.Thread(target=send_body, daemon=True)
+        sender.start()
+        received = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                received += chunk
+        sender.join(timeout=10)
+    status_line, _, rest = received.partition(b"\r\n")
+    _, _, payload = rest.partition(b"\r\n\r\n")
+    return int(status_line.split()[1]), payload

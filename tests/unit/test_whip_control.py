@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from actors.ingest.whip_peer import control
 from actors.ingest.whip_peer.muxer import contains_idr
 from actors.ingest.whip_peer.ports import parse_port_range, port_candidates
+from actors.ingest.whip_peer.timing import MEDIA_TIMEOUT_S, media_stopped
 from actors.ingest.whip_session import WhipPeerSettings, peer_argv
 
 MESSAGES = [
@@ -116,3 +117,9 @@ def test_peer_argv_is_a_list_with_each_setting() -> None:
     assert peer_argv(WhipPeerSettings(python_path="/py"), 3) == [
         "/py", "-m", "actors.ingest.whip_peer", "--control-fd", "3", "--sr-wait-s", "1.0",
     ]
+
+
+def test_a_publisher_is_gone_after_media_timeout_without_video() -> None:
+    assert not media_stopped(None, 1000.0)  # no video yet: the ICE deadline decides
+    assert not media_stopped(10.0, 10.0 + MEDIA_TIMEOUT_S - 0.01)
+    assert media_stopped(10.0, 10.0 + MEDIA_TIMEOUT_S)

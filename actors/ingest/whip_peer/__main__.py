@@ -34,7 +34,7 @@ from aiortc.mediastreams import MediaStreamError
 from actors.ingest.whip_peer import control, passthrough
 from actors.ingest.whip_peer.muxer import TsMuxer
 from actors.ingest.whip_peer.ports import parse_port_range, port_candidates
-from actors.ingest.whip_peer.timing import AvSync
+from actors.ingest.whip_peer.timing import MEDIA_TIMEOUT_S, AvSync, media_stopped
 from actors.ingest.whip_sdp import advertise_public_ip
 
 log = logging.getLogger("whip_peer")
@@ -131,6 +131,7 @@ class Session:
         self.writer = MediaWriter(sys.stdout.fileno())
         self.muxer: TsMuxer | None = None
         self.units = {"video": 0, "audio": 0}
+        self.last_video_at: float | None = None
         self.ended = asyncio.Event()
         self.end_reason = ""
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: no outside traffic
@@ -208,6 +209,8 @@ class Session:
                     self.end("publisher stopped sending video")
                 return
             assert isinstance(unit, passthrough.EncodedUnit)
+            if unit.kind == "video":
+                self.last_video_at = unit.arrival_s
             if unit.kind not in self.sync.clock_rates_hz:
                 continue
             self.emit(self.sync.push(unit.kind, unit.rtp_timestamp, unit.arrival_s, unit))
@@ -229,6 +232,8 @@ class Session:
                 self.emit(self.sync.poll(time.monotonic()))
             if self.writer.failed.is_set():
                 self.end("the media reader stopped reading")
+            if media_stopped(self.last_video_at, time.monotonic()):
+                self.end(f"no video from the publisher for {MEDIA_TIMEOUT_S:g} s")
 
     async def stats(self) -> None:
         while not self.ended.is_set():
@@ -298,6 +303,11 @@ async def main(argv: Sequence[str]) -> int:
             sync_reports.append((kind, ntp_s, rtp_timestamp))
 
     passthrough.install(on_sender_report)
+    # RFC 7675 consent freshness guards against *sending* to a peer that no longer wants our
+    # packets; we only receive (and send RTCP). FFmpeg's whip muxer does not answer aioice's
+    # consent checks, so aioice would close every FFmpeg session after ~30 s: never expire it,
+    # a silent publisher ends by MEDIA_TIMEOUT_S instead.
+    aioice.ice.CONSENT_FAILURES = sys.maxsize
     aiortc_codecs.CODECS["audio"] = [c for c in aiortc_codecs.CODECS["audio"] if c.name == "opus"]
     messages = read_messages(reader)
     try:

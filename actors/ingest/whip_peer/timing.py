@@ -16,8 +16,18 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 RTP_TIMESTAMP_MODULUS = 1 << 32
+# A publisher that vanishes without a word (killed, cable pulled) is only noticed by ICE consent
+# freshness after ~30 s; a live encoder sends video every frame (browsers too, even muted), so
+# no video for this long means it is gone, and its reconnect must not find the stream taken.
+MEDIA_TIMEOUT_S = 3.0
 _HALF_MODULUS = 1 << 31
 PayloadT = TypeVar("PayloadT")
+
+
+def media_stopped(last_video_at_s: float | None, now_s: float) -> bool:
+    """Whether a publisher that has sent video went silent for MEDIA_TIMEOUT_S (before its
+    first video, the ICE connect deadline decides)."""
+    return last_video_at_s is not None and now_s - last_video_at_s >= MEDIA_TIMEOUT_S
 
 
 def extend_rtp_timestamp(timestamp_32: int, near_extended: int) -> int:
