@@ -75,6 +75,13 @@ class WhipPeer:
     status: WhipPeerStatus
     _stop: trio.Event = field(default_factory=trio.Event)
     stop_reason: str = ""
+    _keyframe_wanted: trio.Event = field(default_factory=trio.Event)
+    keyframe_reason: str = ""
+
+    def request_keyframe(self, reason: str) -> None:
+        """Ask the publisher for an IDR (a new FFmpeg reads it); returns at once."""
+        self.keyframe_reason = reason
+        self._keyframe_wanted.set()
 
     def stop(self, reason: str) -> None:
         """Ask the session to end (DELETE, key rotation, stream stopped); returns at once."""
@@ -200,8 +207,17 @@ async def run_whip_peer(
                 await process.wait()
             cancel_scope.cancel()
 
+        async def forward_keyframe_requests() -> None:
+            while True:
+                await peer._keyframe_wanted.wait()
+                peer._keyframe_wanted = trio.Event()
+                message = control.RequestKeyframe(peer.keyframe_reason)
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stream.send_all(control.encode_message(message))
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(stop_on_request, nursery.cancel_scope)
+            nursery.start_soon(forward_keyframe_requests)
             nursery.start_soon(log_stderr)
             nursery.start_soon(read_control)
             await pump_media()  # EOF: the child is gone or closing

@@ -57,6 +57,7 @@ class FileFeed:
     path: Path
     first_byte_at: float | None = None
     bytes_in: int = 0
+    runs: int = 1
     ended: trio.Event = field(default_factory=trio.Event)
 
     async def send(self, data: bytes) -> None:

@@ -58,6 +58,9 @@ class PublisherBusyError(Exception):
 class WhipFeed(Protocol):
     """Where a session's MPEG-TS goes: the stream's current FFmpeg input."""
 
+    @property
+    def runs(self) -> int: ...  # FFmpeg inputs fed so far: it grows when FFmpeg restarts
+
     async def send(self, data: bytes) -> None: ...  # raises FeedGoneError
     def note_codec(self, codec: str) -> None: ...
     def end(self) -> None: ...
@@ -104,6 +107,10 @@ class PushInputTarget:
 class _SeamFeed:
     def __init__(self, feed: PublisherFeed) -> None:
         self._feed = feed
+
+    @property
+    def runs(self) -> int:
+        return self._feed.runs
 
     async def send(self, data: bytes) -> None:
         try:
@@ -187,6 +194,7 @@ class _Session:
     feed: WhipFeed | None = None
     peer: WhipPeer | None = None
     codec_noted: bool = False
+    runs_seen: int = 0
 
     async def sink(self, chunk: bytes) -> None:
         # the child may write before publish() attached the feed: hold the first bytes
@@ -200,6 +208,12 @@ class _Session:
                 f"{codec}/{connected.audio_codec.lower()}" if connected.audio_codec else codec
             )
             self.codec_noted = True
+        runs = self.feed.runs
+        if runs > max(self.runs_seen, 1) and self.peer is not None:
+            # FFmpeg restarted under this publisher: a browser sends SPS/PPS + IDR only when
+            # asked, and the new decoder can do nothing before them
+            self.peer.request_keyframe(f"encoder restarted (input {runs})")
+        self.runs_seen = runs
         try:
             await self.feed.send(chunk)
         except FeedGoneError as gone:

@@ -20,6 +20,18 @@ export function preferH264(codecs) {
     .map(({ codec }) => codec);
 }
 
+/** Under a low bandwidth estimate (every call starts at ~300 kb/s) a browser scales the picture
+ *  down and back up; each size change makes the service's ladder re-plan. Drop frames instead. */
+async function keepResolution(sender) {
+  try {
+    const params = sender.getParameters();
+    params.degradationPreference = "maintain-resolution";
+    await sender.setParameters(params);
+  } catch {
+    // not supported here: the browser adapts the way it likes
+  }
+}
+
 /** The WHIP endpoint of a stream, relative to the API base. */
 export function whipUrl(apiBase, streamId) {
   return new URL(`streams/${encodeURIComponent(streamId)}/whip`, apiBase).href;
@@ -84,6 +96,7 @@ export class WhipPublisher {
         const caps = RTCRtpSender.getCapabilities("video");
         if (caps) transceiver.setCodecPreferences(preferH264(caps.codecs));
       }
+      if (track.kind === "video") await keepResolution(transceiver.sender);
     }
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringDone(pc);

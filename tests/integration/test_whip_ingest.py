@@ -52,6 +52,7 @@ class _Feed:
     send_channel: trio.MemorySendChannel[bytes]
     codec: str | None = None
     bytes_sent: int = 0
+    runs: int = 1  # one FFmpeg per publisher here
     ended: trio.Event = field(default_factory=trio.Event)
 
     async def send(self, data: bytes) -> None:

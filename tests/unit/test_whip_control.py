@@ -11,12 +11,18 @@ from hypothesis import strategies as st
 from actors.ingest.whip_peer import control
 from actors.ingest.whip_peer.muxer import contains_idr
 from actors.ingest.whip_peer.ports import parse_port_range, port_candidates
-from actors.ingest.whip_peer.timing import MEDIA_TIMEOUT_S, media_stopped
+from actors.ingest.whip_peer.timing import (
+    KEYFRAME_INTERVAL_S,
+    MEDIA_TIMEOUT_S,
+    keyframe_due,
+    media_stopped,
+)
 from actors.ingest.whip_session import WhipPeerSettings, peer_argv
 
 MESSAGES = [
     control.Offer("v=0\r\n"),
     control.Stop("deleted"),
+    control.RequestKeyframe("encoder restarted (input 2)"),
     control.Answer("v=0\r\nm=video 9 x\r\n"),
     control.Connected("H264", None, "127.0.0.1:5000"),
     control.Connected("H264", "opus", None),
@@ -123,3 +129,15 @@ def test_a_publisher_is_gone_after_media_timeout_without_video() -> None:
     assert not media_stopped(None, 1000.0)  # no video yet: the ICE deadline decides
     assert not media_stopped(10.0, 10.0 + MEDIA_TIMEOUT_S - 0.01)
     assert media_stopped(10.0, 10.0 + MEDIA_TIMEOUT_S)
+
+
+def test_a_keyframe_is_asked_for_only_when_the_publisher_has_not_sent_one_for_a_while() -> None:
+    interval = KEYFRAME_INTERVAL_S
+    assert not keyframe_due(None, None, 100.0)  # no IDR yet: the start of the stream brings one
+    assert not keyframe_due(10.0, None, 10.0 + interval - 0.01)
+    assert keyframe_due(10.0, None, 10.0 + interval)
+    # asked at 12: not again before 12 + interval, even without an answer
+    assert not keyframe_due(10.0, 12.0, 12.0 + interval - 0.01)
+    assert keyframe_due(10.0, 12.0, 12.0 + interval)
+    # a publisher with a short GOP of its own is never asked
+    assert not keyframe_due(20.0, 12.0, 20.0 + interval / 2)

@@ -32,9 +32,9 @@ from aiortc import codecs as aiortc_codecs
 from aiortc.mediastreams import MediaStreamError
 
 from actors.ingest.whip_peer import control, passthrough
-from actors.ingest.whip_peer.muxer import TsMuxer
+from actors.ingest.whip_peer.muxer import TsMuxer, contains_idr
 from actors.ingest.whip_peer.ports import parse_port_range, port_candidates
-from actors.ingest.whip_peer.timing import MEDIA_TIMEOUT_S, AvSync, media_stopped
+from actors.ingest.whip_peer.timing import MEDIA_TIMEOUT_S, AvSync, keyframe_due, media_stopped
 from actors.ingest.whip_sdp import advertise_public_ip
 
 log = logging.getLogger("whip_peer")
@@ -132,6 +132,8 @@ class Session:
         self.muxer: TsMuxer | None = None
         self.units = {"video": 0, "audio": 0}
         self.last_video_at: float | None = None
+        self.last_idr_at: float | None = None
+        self.last_keyframe_request_at: float | None = None
         self.ended = asyncio.Event()
         self.end_reason = ""
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: no outside traffic
@@ -211,6 +213,8 @@ class Session:
             assert isinstance(unit, passthrough.EncodedUnit)
             if unit.kind == "video":
                 self.last_video_at = unit.arrival_s
+                if contains_idr(unit.data):
+                    self.last_idr_at = unit.arrival_s
             if unit.kind not in self.sync.clock_rates_hz:
                 continue
             self.emit(self.sync.push(unit.kind, unit.rtp_timestamp, unit.arrival_s, unit))
@@ -232,8 +236,11 @@ class Session:
                 self.emit(self.sync.poll(time.monotonic()))
             if self.writer.failed.is_set():
                 self.end("the media reader stopped reading")
-            if media_stopped(self.last_video_at, time.monotonic()):
+            now = time.monotonic()
+            if media_stopped(self.last_video_at, now):
                 self.end(f"no video from the publisher for {MEDIA_TIMEOUT_S:g} s")
+            elif keyframe_due(self.last_idr_at, self.last_keyframe_request_at, now):
+                await self.request_keyframe()
 
     async def stats(self) -> None:
         while not self.ended.is_set():
@@ -246,6 +253,16 @@ class Session:
                     sync_mode=self.sync.mode,
                 )
             )
+
+    async def request_keyframe(self) -> None:
+        """RTCP PLI to the publisher's video (RFC 4585 §6.3.1): it answers with an IDR."""
+        self.last_keyframe_request_at = time.monotonic()
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind != "video":
+                continue
+            receiver = transceiver.receiver
+            for source in receiver.getSynchronizationSources():
+                await receiver._send_rtcp_pli(source.source)
 
     async def ice_deadline(self) -> None:
         await asyncio.sleep(ICE_CONNECT_TIMEOUT_S)
@@ -336,6 +353,8 @@ async def main(argv: Sequence[str]) -> int:
                 if isinstance(message, control.Stop):
                     session.end(f"stopped: {message.reason}" if message.reason else "stopped")
                     return
+                if isinstance(message, control.RequestKeyframe):
+                    await session.request_keyframe()
         except control.ControlMessageError as exc:
             log.warning("bad control message: %s", exc)
         session.end("the service closed the control channel")

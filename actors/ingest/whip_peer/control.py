@@ -1,10 +1,10 @@
 """The control channel between the trio service and a WHIP peer child: JSON lines, both ways.
 
 Pure encode/decode shared by both ends (it imports neither trio nor asyncio). Parent → child:
-``offer`` (the SDP) and ``stop``. Child → parent: ``answer``, ``connected`` (ICE+DTLS up and the
-negotiated codecs), ``stats`` (bytes written), ``ended`` (why the session is over) and ``error``
-(the offer could not be answered). Media never goes through this channel: it is MPEG-TS on the
-child's stdout.
+``offer`` (the SDP), ``request_keyframe`` and ``stop``. Child → parent: ``answer``,
+``connected`` (ICE+DTLS up and the negotiated codecs), ``stats`` (bytes written), ``ended`` (why
+the session is over) and ``error`` (the offer could not be answered). Media never goes through
+this channel: it is MPEG-TS on the child's stdout.
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ class Offer:
 
 @dataclass(frozen=True, slots=True)
 class Stop:
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKeyframe:
+    """A new FFmpeg reads this publisher (a restart): it needs an IDR with SPS/PPS now, and a
+    browser sends one only when asked (RTCP PLI)."""
+
     reason: str = ""
 
 
@@ -60,10 +68,11 @@ class Error:
     message: str
 
 
-ControlMessage = Offer | Stop | Answer | Connected | Stats | Ended | Error
+ControlMessage = Offer | Stop | RequestKeyframe | Answer | Connected | Stats | Ended | Error
 _TYPES: dict[str, type[ControlMessage]] = {
     "offer": Offer,
     "stop": Stop,
+    "request_keyframe": RequestKeyframe,
     "answer": Answer,
     "connected": Connected,
     "stats": Stats,
