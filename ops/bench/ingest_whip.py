@@ -155,6 +155,7 @@ async def one_run(
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         await nursery.start(ingest.run)
+        ingest.prepare()  # as the service does when a WHIP stream is created
         await nursery.start(
             partial(serve_app, app, load_settings({"API_HOST": "127.0.0.1"}), port, stop.wait)
         )

@@ -149,6 +149,7 @@ async def whip_front(
     stop = trio.Event()
     async with trio.open_nursery() as inner:
         await inner.start(ingest.run)
+        ingest.prepare()  # as the service does when a WHIP stream is created
         await inner.start(partial(serve_app, app, settings, port, stop.wait))
         try:
             yield f"http://127.0.0.1:{port}", target, ingest

@@ -31,7 +31,7 @@ from aiortc import (
 from aiortc import codecs as aiortc_codecs
 from aiortc.mediastreams import MediaStreamError
 
-from actors.ingest.whip_peer import control, passthrough
+from actors.ingest.whip_peer import control, dtls_retry, passthrough
 from actors.ingest.whip_peer.muxer import TsMuxer, contains_idr
 from actors.ingest.whip_peer.ports import parse_port_range, port_candidates
 from actors.ingest.whip_peer.timing import MEDIA_TIMEOUT_S, AvSync, keyframe_due, media_stopped
@@ -320,6 +320,7 @@ async def main(argv: Sequence[str]) -> int:
             sync_reports.append((kind, ntp_s, rtp_timestamp))
 
     passthrough.install(on_sender_report)
+    dtls_retry.install()
     # RFC 7675 consent freshness guards against *sending* to a peer that no longer wants our
     # packets; we only receive (and send RTCP). FFmpeg's whip muxer does not answer aioice's
     # consent checks, so aioice would close every FFmpeg session after ~30 s: never expire it,
