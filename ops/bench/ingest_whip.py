@@ -37,28 +37,21 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import av
 import psutil
 import trio
-from quart_trio import QuartTrio
 
-from actors.ingest.whip_session import WhipPeerSettings
 from ops.bench.common import (
-    free_port,
     header,
     http,
     running_service,
     stop_process,
     wait_first_part_and_segment,
 )
-from supervisor.config import load_settings
-from supervisor.http.server import serve_app
-from supervisor.http.whip_routes import register_whip_routes
-from supervisor.ingest.whip import PublisherBusyError, WhipIngest
-from tests.integration.whip_helpers import whip_publisher_argv
+from supervisor.ingest.whip import PublisherBusyError
+from tests.integration.whip_helpers import serve_whip, whip_publisher_argv
 
 KEY = "bench.whip-bench-key-0123456789abcdef"
 STREAM = "bench"
@@ -135,31 +128,12 @@ def first_pts_s(path: Path) -> tuple[float, float]:
     return firsts.get("audio", float("nan")) - firsts["video"], last_video - firsts["video"]
 
 
-async def one_run(
-    seconds: float, size: str, bitrate: str, workdir: Path, index: int
-) -> Run:
+async def one_run(seconds: float, size: str, bitrate: str, workdir: Path, index: int) -> Run:
     ts_path = workdir / f"run{index}.ts"
     target = FileTarget(ts_path)
 
-    def lookup(stream_id: str) -> FileTarget:
-        if stream_id != STREAM:
-            raise LookupError(stream_id)
-        return target
-
-    ingest = WhipIngest(
-        peer_settings=WhipPeerSettings(host_addresses=("127.0.0.1",)), lookup=lookup
-    )
-    app = QuartTrio(__name__)
-    register_whip_routes(app, ingest)
-    port = free_port()
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(ingest.run)
-        ingest.prepare()  # as the service does when a WHIP stream is created
-        await nursery.start(
-            partial(serve_app, app, load_settings({"API_HOST": "127.0.0.1"}), port, stop.wait)
-        )
-        url = f"http://127.0.0.1:{port}/streams/{STREAM}/whip"
+    async with serve_whip({STREAM: target}) as (base, ingest):
+        url = f"{base}/streams/{STREAM}/whip"
         argv = whip_publisher_argv(url, KEY, size=size, video_bitrate=bitrate, seconds=seconds)
         started = time.monotonic()
         publisher = await trio.lowlevel.open_process(
@@ -193,8 +167,6 @@ async def one_run(
             if publisher.poll() is None:
                 publisher.kill()
             await publisher.wait()
-            stop.set()
-            nursery.cancel_scope.cancel()
     feed = target.feed
     assert feed is not None
     assert feed.first_byte_at is not None

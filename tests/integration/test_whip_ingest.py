@@ -19,19 +19,15 @@ from functools import partial
 import httpx
 import pytest
 import trio
-from quart_trio import QuartTrio
 
-from actors.ingest.whip_session import WhipPeerSettings
-from supervisor.config import load_settings
-from supervisor.http.server import serve_app
-from supervisor.http.whip_routes import register_whip_routes
 from supervisor.ingest.whip import FeedGoneError, PublisherBusyError, WhipIngest
-from tests.integration.live import FFMPEG, free_port, wait_for
+from tests.integration.live import FFMPEG, wait_for
 from tests.integration.whip_helpers import (
     AUDIO_ONLY_OFFER,
     FFMPEG_OFFER,
     VP8_ONLY_OFFER,
     post_reading_early,
+    serve_whip,
     whip_peer_children,
     whip_publisher,
 )
@@ -133,29 +129,8 @@ async def whip_front(
     nursery: trio.Nursery,
 ) -> AsyncIterator[tuple[str, DecodingTarget, WhipIngest]]:
     target = DecodingTarget(nursery)
-
-    def lookup(stream_id: str) -> DecodingTarget:
-        if stream_id != "cam":
-            raise LookupError(stream_id)
-        return target
-
-    ingest = WhipIngest(
-        peer_settings=WhipPeerSettings(host_addresses=("127.0.0.1",)), lookup=lookup
-    )
-    app = QuartTrio(__name__)
-    register_whip_routes(app, ingest)
-    port = free_port()
-    settings = load_settings({"API_HOST": "127.0.0.1"})
-    stop = trio.Event()
-    async with trio.open_nursery() as inner:
-        await inner.start(ingest.run)
-        ingest.prepare()  # as the service does when a WHIP stream is created
-        await inner.start(partial(serve_app, app, settings, port, stop.wait))
-        try:
-            yield f"http://127.0.0.1:{port}", target, ingest
-        finally:
-            stop.set()
-            inner.cancel_scope.cancel()
+    async with serve_whip({"cam": target}) as (base, ingest):
+        yield base, target, ingest
 
 
 async def test_ffmpeg_publishes_over_whip_and_the_input_decodes_once(nursery: trio.Nursery) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import trio
 
 from actors.ffmpeg.process import ProcessHandle, spawn_process
 from actors.ingest.whip_session import (
+    Spawn,
     WhipOfferError,
     WhipPeer,
     WhipPeerSettings,
@@ -44,7 +46,7 @@ control.recv(1)
 """
 
 
-def scripted(script: str) -> object:
+def scripted(script: str) -> Spawn:
     def spawn(argv: Sequence[str], pass_fds: Sequence[int]) -> ProcessHandle:
         # keep the real argv's options (the control fd) after our script
         return spawn_process(
@@ -52,6 +54,28 @@ def scripted(script: str) -> object:
         )
 
     return spawn
+
+
+async def no_media(chunk: bytes) -> None:
+    raise AssertionError("no media expected")
+
+
+async def start_peer(
+    nursery: trio.Nursery,
+    offer: str,
+    *,
+    sink: Callable[[bytes], Awaitable[None]] = no_media,
+    script: str | None = None,
+    settings: WhipPeerSettings | None = None,
+) -> WhipPeer:
+    """``run_whip_peer`` in ``nursery``, on a scripted child or (``script=None``) the real one."""
+    spawn = {} if script is None else {"spawn": scripted(script)}
+    peer: WhipPeer = await nursery.start(
+        partial(
+            run_whip_peer, offer, settings=settings or WhipPeerSettings(), media_sink=sink, **spawn
+        )
+    )
+    return peer
 
 
 async def test_stopping_a_session_whose_child_already_left_is_quiet() -> None:
@@ -63,15 +87,7 @@ async def test_stopping_a_session_whose_child_already_left_is_quiet() -> None:
         received.append(chunk)
 
     async with trio.open_nursery() as nursery:
-        peer: WhipPeer = await nursery.start(
-            lambda task_status: run_whip_peer(
-                "v=0 offer",
-                settings=WhipPeerSettings(),
-                media_sink=sink,
-                spawn=scripted(ANSWERS_THEN_LEAVES),  # type: ignore[arg-type]
-                task_status=task_status,
-            )
-        )
+        peer = await start_peer(nursery, "v=0 offer", sink=sink, script=ANSWERS_THEN_LEAVES)
         assert peer.status.answer_sdp == "v=0 answer"
         with trio.fail_after(10):
             while peer.status.ended_reason is None:  # noqa: ASYNC110 - set from the child's line
@@ -91,42 +107,20 @@ async def test_stopping_a_session_whose_child_already_left_is_quiet() -> None:
 async def test_a_child_that_cannot_answer_is_an_offer_error_and_is_reaped(
     script: str, message: str
 ) -> None:
-    async def sink(chunk: bytes) -> None:
-        raise AssertionError("no media expected")
-
     with trio.fail_after(15):
         async with trio.open_nursery() as nursery:
             with pytest.raises(WhipOfferError, match=message):
-                await nursery.start(
-                    lambda task_status: run_whip_peer(
-                        "v=0 offer",
-                        settings=WhipPeerSettings(),
-                        media_sink=sink,
-                        spawn=scripted(script),  # type: ignore[arg-type]
-                        task_status=task_status,
-                    )
-                )
+                await start_peer(nursery, "v=0 offer", script=script)
 
 
 @pytest.mark.parametrize("offer_name", sorted(REAL_OFFERS))
 async def test_the_real_peer_answers_real_offers_with_h264_and_opus(offer_name: str) -> None:
     offer = REAL_OFFERS[offer_name]
 
-    async def sink(chunk: bytes) -> None:
-        raise AssertionError("nobody connects: no media expected")
-
+    settings = WhipPeerSettings(host_addresses=("127.0.0.1",), udp_ports="41000-41099")
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            peer: WhipPeer = await nursery.start(
-                lambda task_status: run_whip_peer(
-                    offer,
-                    settings=WhipPeerSettings(
-                        host_addresses=("127.0.0.1",), udp_ports="41000-41099"
-                    ),
-                    media_sink=sink,
-                    task_status=task_status,
-                )
-            )
+            peer = await start_peer(nursery, offer, settings=settings)  # nobody connects
             answer = peer.status.answer_sdp
             peer.stop("test over")
     video = answer[answer.index("m=video") :]
@@ -144,18 +138,12 @@ async def test_the_real_peer_answers_real_offers_with_h264_and_opus(offer_name: 
 
 
 async def test_a_child_that_never_answers_times_out() -> None:
-    async def sink(chunk: bytes) -> None:
-        raise AssertionError("no media expected")
-
     with trio.fail_after(15):
         async with trio.open_nursery() as nursery:
             with pytest.raises(WhipOfferError, match="did not answer in time"):
-                await nursery.start(
-                    lambda task_status: run_whip_peer(
-                        "v=0 offer",
-                        settings=WhipPeerSettings(answer_timeout_s=0.5),
-                        media_sink=sink,
-                        spawn=scripted("import time; time.sleep(60)"),  # type: ignore[arg-type]
-                        task_status=task_status,
-                    )
+                await start_peer(
+                    nursery,
+                    "v=0 offer",
+                    script="import time; time.sleep(60)",
+                    settings=WhipPeerSettings(answer_timeout_s=0.5),
                 )

@@ -9,12 +9,20 @@ import socket
 import subprocess
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 
 import psutil
+import trio
+from quart_trio import QuartTrio
 
-from tests.integration.live import FFMPEG
+from actors.ingest.whip_session import WhipPeerSettings
+from supervisor.config import load_settings
+from supervisor.http.server import serve_app
+from supervisor.http.whip_routes import register_whip_routes
+from supervisor.ingest.whip import WhipIngest, WhipTarget
+from tests.integration.live import FFMPEG, free_port
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "whip"
 FFMPEG_OFFER = (FIXTURES / "ffmpeg_offer.sdp").read_bytes()
@@ -111,3 +119,32 @@ def post_reading_early(url: str, body: bytes, headers: dict[str, str]) -> tuple[
     status_line, _, rest = received.partition(b"\r\n")
     _, _, payload = rest.partition(b"\r\n\r\n")
     return int(status_line.split()[1]), payload
+
+
+@contextlib.asynccontextmanager
+async def serve_whip(targets: Mapping[str, WhipTarget]) -> AsyncIterator[tuple[str, WhipIngest]]:
+    """The WHIP routes alone (Quart-Trio on Hypercorn, 127.0.0.1, a free port) over stand-in
+    push streams (``targets``: stream id → target), with a prepared warm spare; yields the base
+    URL and the ingest."""
+
+    def lookup(stream_id: str) -> WhipTarget:
+        return targets[stream_id]  # KeyError is a LookupError: 404
+
+    ingest = WhipIngest(
+        peer_settings=WhipPeerSettings(host_addresses=("127.0.0.1",)), lookup=lookup
+    )
+    app = QuartTrio(__name__)
+    register_whip_routes(app, ingest)
+    port = free_port()
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ingest.run)
+        ingest.prepare()  # as the service does when a WHIP stream is created
+        await nursery.start(
+            partial(serve_app, app, load_settings({"API_HOST": "127.0.0.1"}), port, stop.wait)
+        )
+        try:
+            yield f"http://127.0.0.1:{port}", ingest
+        finally:
+            stop.set()
+            nursery.cancel_scope.cancel()
