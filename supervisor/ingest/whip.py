@@ -325,6 +325,7 @@ class WhipIngest:
         remote_address: str,
     ) -> WhipAnswer:
         """Check, spawn, answer. ``WhipRefused`` for every refusal (nothing is left running)."""
+        received_unix_s, received_s = time.time(), time.monotonic()
         self.authorize(stream_id, authorization=authorization, content_type=content_type)
         target = self._target(stream_id)
         problem = check_whip_offer(offer)
@@ -361,6 +362,9 @@ class WhipIngest:
             stream_id=stream_id,
             session_id=session.session_id,
             remote=remote_address,
+            # when the publish arrived and how long the answer took (ops/bench/ingest_whip.py)
+            received_unix_s=round(received_unix_s, 3),
+            answer_ms=round((time.monotonic() - received_s) * 1000, 1),
         )
         return WhipAnswer(session.session_id, peer.status.answer_sdp)
 
