@@ -76,16 +76,13 @@ class EncoderRun:
         *,
         spawner: Spawner,
         pipe_input: tuple[PublisherFeed, str] | None = None,
-        start_timeout_s: float | None = None,
     ) -> None:
         """``pipe_input``: a push stream's publisher and the demuxer of what it writes; FFmpeg
-        then reads it from a pipe instead of ``host.source``. ``start_timeout_s`` overrides the
-        settings' (an SRT listener may wait for its publisher as long as it likes)."""
+        then reads it from a pipe instead of ``host.source``."""
         self._host = host
         self.plan = plan
         self._spawn = spawner
         self._pipe_input = pipe_input
-        self._start_timeout_s = start_timeout_s
         self.confirmed = trio.Event()  # FFmpeg described the source and the ladder fits it
         self.replan: EncodePlan | None = None
         self.epoch_started = False
@@ -275,11 +272,6 @@ class EncoderRun:
                 changes.merge(timeline.on_fragment(rendition_id, record, now_unix_s=now))
         await self._host.apply_changes(changes)
 
-    @property
-    def saw_media(self) -> bool:
-        """FFmpeg delivered media in this run (an SRT listener: a publisher connected)."""
-        return self._first_media_at is not None
-
     def _note_media(self, rendition_id: str) -> None:
         now = trio.current_time()
         self._media_at[rendition_id] = now
@@ -298,11 +290,7 @@ class EncoderRun:
                 spawned_at=spawned_at,
                 now=trio.current_time(),
                 stall_s=stall_s,
-                start_timeout_s=(
-                    settings.start_timeout_s
-                    if self._start_timeout_s is None
-                    else self._start_timeout_s
-                ),
+                start_timeout_s=settings.start_timeout_s,
             )
             if stall is not None:
                 raise StallDetected(stall.message, idle_s=stall.idle_s)

@@ -331,10 +331,23 @@ class StreamActor:
                 )
             try:
                 await self._encode(None, pipe_input=(feed, pipe_format(push.protocol)))
-            except (EncoderExited, StallDetected) as error:
-                if not feed.ended.is_set() or feed.dropped_reason is not None:
+            except Exception as error:
+                # the watchdog's StallDetected comes out of the run's nursery as a group
+                leaves = exception_leaves(error) if isinstance(error, ExceptionGroup) else [error]
+                if not all(isinstance(e, EncoderExited | StallDetected) for e in leaves):
                     raise
-                log.info("publisher_left", reason=str(error)[:200], bytes_in=feed.bytes_in)
+                stalled = any(isinstance(e, StallDetected) for e in leaves)
+                if stalled and feed.silent:
+                    # the encoder starved because the publisher went quiet (a pulled cable, an
+                    # SRT peer not yet timed out): its input ended; a later byte gets it closed
+                    feed.drop("the publisher went silent")
+                elif not feed.ended.is_set() or feed.dropped_reason is not None:
+                    raise
+                log.info(
+                    "publisher_left",
+                    reason=describe_exception(leaves[0])[:200],
+                    bytes_in=feed.bytes_in,
+                )
 
     async def _encode(
         self,

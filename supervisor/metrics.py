@@ -214,8 +214,31 @@ class StreamCollector(Collector):
             "(behind a CDN: edges)",
             labels=["stream_id"],
         )
+        ingest_bytes = CounterMetricFamily(
+            "hlsdash_ingest_bytes",
+            "Bytes pushed by publishers into the stream (RTMP: FLV; SRT, WHIP: MPEG-TS)",
+            labels=["stream_id", "protocol"],
+        )
+        ingest_reconnects = CounterMetricFamily(
+            "hlsdash_ingest_reconnects",
+            "Publishers after the first (each continues the stream's timeline)",
+            labels=["stream_id", "protocol"],
+        )
+        ingest_connected = GaugeMetricFamily(
+            "hlsdash_ingest_connected",
+            "1 while a publisher is connected to the push stream",
+            labels=["stream_id"],
+        )
         target_s = service.settings.segment_duration_s
         for actor in actors:
+            ingest = service.ingest_state(actor)
+            if ingest is not None:
+                labels = [actor.status.stream_id, ingest.protocol]
+                ingest_bytes.add_metric(labels, ingest.bytes_total)
+                ingest_reconnects.add_metric(labels, ingest.reconnects)
+                ingest_connected.add_metric(
+                    [actor.status.stream_id], 1.0 if ingest.publisher is not None else 0.0
+                )
             status = actor.status
             sid = status.stream_id
             for candidate in StreamState:
@@ -232,6 +255,7 @@ class StreamCollector(Collector):
             segment_duration.add_metric([sid], target_s)
             viewers.add_metric([sid], self._viewers.count(sid))
         yield from (state, restarts, fps, speed, segments, age, served, segment_duration, viewers)
+        yield from (ingest_bytes, ingest_reconnects, ingest_connected)
 
 
 class Metrics:

@@ -27,6 +27,7 @@ KNOWN_FIELDS = (
 MAX_SOURCE_URL_CHARS = 2048
 INGEST_PROTOCOLS = ("whip", "rtmp", "srt")
 SRT_LATENCY_RANGE_MS = (20, 8000)
+_LATENCY_NEEDS_SRT = 'srt_latency_ms is for "ingest": "srt" streams only'
 
 
 class RequestInvalid(ValueError):  # noqa: N818 - reads as "the request is invalid"
@@ -109,10 +110,13 @@ def parse_stream_request(
 
 
 def _ingest(body: Mapping[str, Any]) -> tuple[str | None, int | None]:
-    """(push protocol or None, SRT latency or None); exactly one of source_url and ingest."""
-    has_source = body.get("source_url") is not None
-    ingest = body.get("ingest")
-    if ingest is None:
+    """(push protocol or None, SRT latency or None); exactly one of source_url and ingest.
+
+    Presence decides, not truthiness: ``"source_url": null`` is a source_url that is not a
+    string (422), never a way to slip past the either-or rule."""
+    has_source = "source_url" in body
+    has_latency = "srt_latency_ms" in body
+    if "ingest" not in body:
         if not has_source:
             raise RequestInvalid(
                 "source_url",
@@ -120,8 +124,8 @@ def _ingest(body: Mapping[str, Any]) -> tuple[str | None, int | None]:
                 f"({', '.join(INGEST_PROTOCOLS)}: publishers push to the service)",
                 "source_or_ingest_required",
             )
-        if body.get("srt_latency_ms") is not None:
-            raise RequestInvalid("srt_latency_ms", "srt_latency_ms needs \"ingest\": \"srt\"")
+        if has_latency:
+            raise RequestInvalid("srt_latency_ms", _LATENCY_NEEDS_SRT)
         return None, None
     if has_source:
         raise RequestInvalid(
@@ -129,14 +133,15 @@ def _ingest(body: Mapping[str, Any]) -> tuple[str | None, int | None]:
             "give either source_url or ingest, not both (a stream either pulls or is pushed to)",
             "source_and_ingest",
         )
+    ingest = body["ingest"]
     if not isinstance(ingest, str) or ingest not in INGEST_PROTOCOLS:
         raise RequestInvalid("ingest", f"ingest must be one of {', '.join(INGEST_PROTOCOLS)}")
-    latency = body.get("srt_latency_ms")
-    if latency is None:
+    if not has_latency:
         return ingest, None
-    low, high = SRT_LATENCY_RANGE_MS
     if ingest != "srt":
-        raise RequestInvalid("srt_latency_ms", "srt_latency_ms needs \"ingest\": \"srt\"")
+        raise RequestInvalid("srt_latency_ms", _LATENCY_NEEDS_SRT)
+    latency = body["srt_latency_ms"]
+    low, high = SRT_LATENCY_RANGE_MS
     if isinstance(latency, bool) or not isinstance(latency, int) or not low <= latency <= high:
         raise RequestInvalid(
             "srt_latency_ms", f"srt_latency_ms must be an integer from {low} to {high}"

@@ -22,7 +22,8 @@ does the same from its HTTP handler):
    died, the stream was deleted, the key rotated): then close the publisher's connection.
    ``feed.note_codec("h264/aac")`` once known; byte counts and bitrate are counted by ``send``.
    Send what a decoder needs before anything else (a container header, codec configuration)
-   with ``send(data, preamble=True)``: if FFmpeg is restarted under the same publisher (a crash,
+   with ``send(data, preamble="<slot>")`` (``"header"``, ``"video-config"``, …; a newer piece
+   replaces the older one of its slot): if FFmpeg is restarted under the same publisher (a crash,
    the ladder re-planned to the source) the next FFmpeg reads the preamble first. MPEG-TS
    repeats its tables and needs none.
 4. When the publisher leaves (connection closed, WHIP ``DELETE``), call ``feed.end()``
@@ -58,6 +59,9 @@ STREAM_KEY_BYTES = 24
 FEED_BUFFER_CHUNKS = 256
 # The bitrate shown is measured over this much recent time.
 BITRATE_WINDOW_S = 5.0
+# A publisher that sent nothing for this long has gone silent (a live encoder sends tens of
+# messages a second): the encoder starving then is the input ending, not the encoder failing.
+PUBLISHER_SILENT_S = 1.0
 
 
 class IngestProtocol(StrEnum):
@@ -169,37 +173,41 @@ class PublisherFeed:
     ) -> None:
         self.info = info
         self.bytes_in = 0
+        self._clock = clock
+        self._last_bytes_at = clock()
         self._rate = ByteRate(clock)
         self._on_bytes = on_bytes
         self._send, self._receive = trio.open_memory_channel[bytes](buffer_chunks)
         self.ended = trio.Event()  # the publisher left (end()) or was dropped
         self.dropped_reason: str | None = None
         # what a second FFmpeg on this same publisher must read first (an FFmpeg restart, a ladder
-        # re-plan): the container header and codec configuration, see ``send(preamble=True)``
-        self.preamble = b""
+        # re-plan): the container header and codec configuration, by slot (see ``send``)
+        self._preamble: dict[str, bytes] = {}
         self.runs = 0  # FFmpeg inputs this feed has been pumped into
 
     # ---------------------------------------------------------------- publisher side
 
-    async def send(self, data: bytes, *, preamble: bool = False) -> None:
+    async def send(self, data: bytes, *, preamble: str | None = None) -> None:
         """Queue ``data`` for FFmpeg (waits while the queue is full).
 
-        ``preamble=True`` marks bytes a decoder needs before any later byte makes sense (FLV:
-        the file header, ``onMetaData``, the AVC/AAC sequence headers): they are kept and written
-        again at the start of the next FFmpeg's pipe if FFmpeg is restarted under this publisher.
+        ``preamble="<slot>"`` marks bytes a decoder needs before any later byte makes sense (FLV:
+        the file header, ``onMetaData``, the AVC/AAC sequence headers): they are kept (the newest
+        of each slot, in first-seen order) and written again at the start of the next FFmpeg's
+        pipe if FFmpeg is restarted under this publisher.
 
         Raises:
             PublisherGone: the stream dropped this publisher (or ``end`` was called).
         """
         if not data:
             return
-        if preamble:
-            self.preamble += data
+        if preamble is not None:
+            self._preamble[preamble] = data
         try:
             await self._send.send(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise PublisherGone(self.dropped_reason or "the publisher has ended") from None
         self.bytes_in += len(data)
+        self._last_bytes_at = self._clock()
         self._rate.add(len(data))
         if self._on_bytes is not None:
             self._on_bytes(len(data))
@@ -222,6 +230,15 @@ class PublisherFeed:
             return await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             return None
+
+    @property
+    def preamble(self) -> bytes:
+        return b"".join(self._preamble.values())
+
+    @property
+    def silent(self) -> bool:
+        """Nothing came from the publisher for ``PUBLISHER_SILENT_S``."""
+        return self._clock() - self._last_bytes_at >= PUBLISHER_SILENT_S
 
     def drop(self, reason: str) -> None:
         """The stream stops taking this publisher's bytes; its next ``send`` raises."""

@@ -26,11 +26,14 @@ def push_placeholder_source() -> ValidatedSource:
     return ValidatedSource(url="pipe:", scheme="pipe", input_args=())
 
 
-# MPEG-TS has no header: FFmpeg probes up to ``-analyzeduration`` (default 5 s) of media, and with
-# ``nobuffer`` every packet it probed is dropped — measured: the first decoded picture came 5.9 s
-# after the publisher started, 0.9 s with 0.5 s. WHIP's and the SRT relay's TS start with an IDR
-# carrying SPS/PPS, so half a second finds every codec parameter.
-MPEGTS_ANALYZE_DURATION_US = 500_000
+# How much FFmpeg reads of a pipe before it starts decoding. FLV from RTMP carries the codec
+# configuration (AVC/AAC sequence headers) in its first tags, so a short probe is enough and
+# saves ~1 s of start-up (publish → first part, ops/bench/ingest.py); MPEG-TS may start mid-GOP
+# and needs to reach a keyframe's SPS, so it keeps a longer one.
+_PROBE_ARGS: dict[str, tuple[str, ...]] = {
+    "flv": ("-analyzeduration", "200000", "-probesize", "65536"),
+    "mpegts": ("-analyzeduration", "1000000"),
+}
 
 
 def pipe_source(demuxer: str, read_fd: int) -> ValidatedSource:
@@ -39,13 +42,18 @@ def pipe_source(demuxer: str, read_fd: int) -> ValidatedSource:
     ``-fflags nobuffer``: what FFmpeg reads while probing is not queued as a start-up backlog
     (the timeline anchors on the first fragment's arrival, see ``sources._network_input_args``).
     """
-    probe: tuple[str, ...] = ()
-    if demuxer == "mpegts":
-        probe = ("-analyzeduration", str(MPEGTS_ANALYZE_DURATION_US))
     return ValidatedSource(
         url=f"pipe:{read_fd}",
         scheme="pipe",
-        input_args=("-protocol_whitelist", "pipe", "-fflags", "nobuffer", *probe, "-f", demuxer),
+        input_args=(
+            "-protocol_whitelist",
+            "pipe",
+            "-fflags",
+            "nobuffer",
+            *_PROBE_ARGS.get(demuxer, ()),
+            "-f",
+            demuxer,
+        ),
     )
 
 

@@ -87,7 +87,13 @@ async def run_srt_relay(
 ) -> None:
     """Listen, relay one publisher, listen again — until cancelled (the stream ends)."""
     while not push.closed:
-        relayed = await _relay_once(push, listen, ffmpeg_path, spawner, wall_clock)
+        try:
+            relayed = await _relay_once(push, listen, ffmpeg_path, spawner, wall_clock)
+        except Exception:
+            # the relay is the stream's door, not the stream: a fault here (cannot spawn, a bug)
+            # is logged and the door reopened; the stream and its players carry on
+            log.exception("srt_relay_failed", port=listen.port)
+            relayed = False
         if not relayed:
             await trio.sleep(RELISTEN_PAUSE_S)
 
@@ -115,21 +121,23 @@ async def _relay_once(
                     nursery.cancel_scope.cancel(reason="stream key rotated")
 
             nursery.start_soon(relisten_on_key_rotation)
-            async for chunk in receive_chunks(process.stdout):
-                if feed is None:
-                    feed = push.attach(
-                        PublisherInfo(
-                            protocol=IngestProtocol.SRT,
-                            address="unknown (libsrt does not report it)",
-                            connected_since_unix_s=wall_clock(),
-                            codec="mpegts",
+            # errors are caught here, in the body: out of the nursery they would be a group
+            try:
+                async for chunk in receive_chunks(process.stdout):
+                    if feed is None:
+                        feed = push.attach(
+                            PublisherInfo(
+                                protocol=IngestProtocol.SRT,
+                                address="unknown (libsrt does not report it)",
+                                connected_since_unix_s=wall_clock(),
+                                codec="mpegts",
+                            )
                         )
-                    )
-                    log.info("srt_publisher_connected", port=listen.port)
-                await feed.send(chunk)
+                        log.info("srt_publisher_connected", port=listen.port)
+                    await feed.send(chunk)
+            except (PublisherGone, PublisherRefused) as error:
+                log.info("srt_publisher_dropped", reason=str(error))
             nursery.cancel_scope.cancel(reason="relay ended")
-    except (PublisherGone, PublisherRefused) as error:
-        log.info("srt_publisher_dropped", reason=str(error))
     finally:
         if feed is not None:
             feed.end()

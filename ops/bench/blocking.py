@@ -2,6 +2,7 @@
 
     python -m ops.bench.blocking                  # 2,000 waiters, 3 rounds
     python -m ops.bench.blocking --tiny           # 100 waiters, 1 round (the smoke test)
+    python -m ops.bench.blocking --edge varnish   # the same waiters through an edge cache
 
 A real service (subprocess) runs one 240p LL stream (2 s segments, 0.5 s parts). Each waiter is
 a raw keep-alive socket (the fd limit is raised with setrlimit). Right after a segment starts, all
@@ -19,6 +20,10 @@ Delay = publish → answer complete:
   that completed the response, so the time this Python client needs to get round 2,000 sockets is
   not charged to the server; the delays as the client saw them are printed too.
 
+With ``--edge NAME`` (an ``ops.bench.edge.CANDIDATES`` name) the waiters connect to that edge
+(``ops/nginx/run-edge``) in front of the origin instead, and each round also prints how many
+playlist requests reached the origin for those waiters (one if the edge collapsed them all).
+
 Every waiter counts. A 200 that lists the part is an answer; any other status, a 200 without the
 part, a closed connection or no complete answer within the client timeout is a failure, counted
 and shown in the percentiles as ``inf`` (never dropped). Prints p50/p99/max and the service's CPU
@@ -32,7 +37,6 @@ import contextlib
 import math
 import selectors
 import socket
-import struct
 import threading
 import time
 from collections import Counter
@@ -41,23 +45,26 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ops.bench.common import (
+    SO_TIMESTAMPNS,
+    TIMESTAMP_SPACE,
     Service,
     cpu_seconds,
     fmt_ms,
+    free_port,
     header,
     http,
+    kernel_receive_time,
     last_part,
     lavfi_source,
     percentile,
     raise_fd_limit,
     running_service,
 )
+from ops.bench.edge import CANDIDATES, Edge, origin_requests
 
 STREAM = "block"
 RENDITION = "240p"
 CLIENT_TIMEOUT_S = 15.0  # > the origin's own hold (3 × target duration = 6 s here)
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; not exported by every Python
-_TIMESTAMP_SPACE = socket.CMSG_SPACE(16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +164,8 @@ def current_part(origin: str) -> tuple[int, int]:
 
 def receive_stamped(sock: socket.socket) -> tuple[bytes, float | None]:
     """recv() plus the kernel's receive time (wall clock) of the data, when it gives one."""
-    data, ancillary, _, _ = sock.recvmsg(65536, _TIMESTAMP_SPACE)
-    for level, kind, raw in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
-            seconds, nanoseconds = struct.unpack("qq", raw[:16])
-            return data, seconds + nanoseconds / 1e9
-    return data, None
+    data, ancillary, _, _ = sock.recvmsg(65536, TIMESTAMP_SPACE)
+    return data, kernel_receive_time(ancillary)
 
 
 def response_complete(buf: bytes | bytearray) -> tuple[int, bytes] | None:
@@ -233,9 +236,15 @@ class Round:
     published_unix_s: float | None
     publish_error: str | None
     last_sent_unix_s: float
+    origin_playlists_at_send: float  # the origin's playlist request counter before the waiters
 
 
-def one_round(service: Service, socks: list[socket.socket], timeout_s: float) -> Round:
+def origin_playlist_requests(service: Service) -> float:
+    """The origin's playlist request counter (all statuses), from the service's /metrics."""
+    return origin_requests(http("GET", f"{service.api}/metrics")[1].decode(), "media_playlist")
+
+
+def one_round(service: Service, socks: list[socket.socket], timeout_s: float, port: int) -> Round:
     # wait for a fresh segment (its part 0), then target the next segment's part 0
     start = current_part(service.origin)
     while True:
@@ -247,8 +256,9 @@ def one_round(service: Service, socks: list[socket.socket], timeout_s: float) ->
     publish = PublishTime(service, target_msn=target[0])
     request = (
         f"GET /{STREAM}/{RENDITION}/playlist.m3u8?_HLS_msn={target[0]}&_HLS_part={target[1]} "
-        f"HTTP/1.1\r\nHost: 127.0.0.1:{service.origin_port}\r\n\r\n"
+        f"HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
     ).encode()
+    origin_playlists_at_send = origin_playlist_requests(service)
     selector = selectors.DefaultSelector()
     buffers: dict[socket.socket, bytearray] = {}
     for sock in socks:
@@ -297,6 +307,7 @@ def one_round(service: Service, socks: list[socket.socket], timeout_s: float) ->
         publish.result() if any(a.ok for a in answers.values()) else None,
         publish.error,
         last_sent_unix_s,
+        origin_playlists_at_send,
     )
 
 
@@ -337,6 +348,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--waiters", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument(
+        "--edge", choices=sorted(CANDIDATES), help="wait through this edge cache candidate"
+    )
     args = parser.parse_args(argv)
     if args.tiny:
         args.waiters, args.rounds = 100, 1
@@ -351,21 +365,31 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"publish = packager commit stamp, answer = kernel receive time; failures and "
             f"timeouts ({CLIENT_TIMEOUT_S:g} s) count as inf"
         )
-        socks = open_connections(service.origin_port, args.waiters)
+        edge = None
+        if args.edge:
+            log_path = service.log_path.with_name("edge.log")
+            edge = Edge(service.origin, free_port(), log_path, flags=CANDIDATES[args.edge])
+            print(f"through the edge: {args.edge} ({' '.join(CANDIDATES[args.edge]) or 'default'})")
+        port = edge.port if edge else service.origin_port
+        socks = open_connections(port, args.waiters)
         try:
             header("rounds")
             all_delays: list[float] = []
             svc = service.ps
             previous: list[Answer] = []
             for number in range(1, args.rounds + 1):
-                replaced = refresh_connections(service.origin_port, socks, previous)
+                replaced = refresh_connections(port, socks, previous)
                 if replaced:
                     print(f"(reopened {replaced} connections: closed, unanswered or stale)")
                 cpu0, t0 = cpu_seconds(svc), time.monotonic()
-                result = one_round(service, socks, timeout_s=CLIENT_TIMEOUT_S)
+                result = one_round(service, socks, timeout_s=CLIENT_TIMEOUT_S, port=port)
                 previous = result.answers
                 cpu1, t1 = cpu_seconds(svc), time.monotonic()
                 all_delays += report_round(number, result, cpu1 - cpu0, t1 - t0)
+                if edge:
+                    time.sleep(0.2)  # requests the edge forwarded at the end of the round
+                    forwarded = origin_playlist_requests(service) - result.origin_playlists_at_send
+                    print(f"  playlist requests the edge sent to the origin: {forwarded:.0f}")
             failures = sum(1 for d in all_delays if math.isinf(d))
             print(
                 f"all rounds: {len(all_delays)} waiters, {failures} failed or timed out (inf); "
@@ -377,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             for sock in socks:
                 with contextlib.suppress(OSError):
                     sock.close()
+            if edge:
+                edge.close()
         service.delete(STREAM)
 
 

@@ -15,6 +15,7 @@ import resource
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,21 @@ def lavfi_source(width: int, height: int, *, audio: bool = True, duration_s: flo
 def parse_size(text: str) -> tuple[int, int]:
     width, height = text.lower().split("x")
     return int(width), int(height)
+
+
+# Kernel receive timestamps (wall clock) on a socket: when an answer really arrived, whatever the
+# benchmark process was busy with at the time.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; not exported by every Python
+TIMESTAMP_SPACE = socket.CMSG_SPACE(16)
+
+
+def kernel_receive_time(ancillary: Sequence[tuple[int, int, bytes]]) -> float | None:
+    """The SO_TIMESTAMPNS stamp (unix seconds) in recvmsg()'s ancillary data, if there is one."""
+    for level, kind, raw in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", raw[:16])
+            return float(seconds + nanoseconds / 1e9)
+    return None
 
 
 def free_port() -> int:

@@ -1,28 +1,23 @@
-"""An nginx edge cache (shield) in front of an hlsdash origin: ``ops/nginx/run-edge``.
+"""nginx as the edge cache in front of an hlsdash origin: ``ops/nginx/run-edge --cache nginx``.
 
-    ops/nginx/run-edge --origin http://127.0.0.1:8084 --listen 8090
+    ops/nginx/run-edge --cache nginx --origin http://127.0.0.1:8084 --listen 8090
 
 runs Debian's nginx in the foreground with a config generated into a temporary directory (cache,
 temp files, pid), removed when nginx exits. ``edge_config`` is the config, a pure function; the
-README explains each choice. Unlike ``hlsdash.conf`` (nginx beside the origin, serving finished
-segments from ``OUTPUT_DIR``), the edge needs no access to the origin's disk: it caches what the
-origin says it may cache, for as long as its ``Cache-Control`` says, so it can run anywhere.
+README explains each choice, and why Varnish (``ops/varnish/edge.py``) is the default edge: nginx
+releases requests collapsed on its cache lock by polling every 500 ms. Unlike ``hlsdash.conf``
+(nginx beside the origin, serving finished segments from ``OUTPUT_DIR``), the edge needs no access
+to the origin's disk: it caches what the origin says it may cache, for as long as its
+``Cache-Control`` says, so it can run anywhere.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from urllib.parse import urlsplit
+from typing import Literal
+
+from ops.edge.upstream import HostPort
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # Longer than any blocking reload is held at the origin (3 x target duration; 30 s at TD = 10 s):
@@ -30,36 +25,11 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CACHE_LOCK_TIMEOUT_S = 35
 # The origin answers a blocking reload within 3 x TD; 65 s leaves room for TD up to 20 s.
 ORIGIN_READ_TIMEOUT_S = 65
+# What skips the cache lock (one origin request per player for it, no 500 ms lock polling):
+# nothing; blocking playlist reloads (``_HLS_msn``); or blocking reloads and parts (the live edge).
+Unlocked = Literal["nothing", "blocking-reloads", "live-edge"]
+UNLOCKED_CHOICES: tuple[Unlocked, ...] = ("nothing", "blocking-reloads", "live-edge")
 CACHE_KEY = "$uri?_HLS_msn=$arg__HLS_msn&_HLS_part=$arg__HLS_part&_HLS_skip=$arg__HLS_skip"
-
-
-@dataclass(frozen=True, slots=True)
-class HostPort:
-    host: str
-    port: int
-
-    @property
-    def authority(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-class BadOriginError(ValueError):
-    """The --origin URL is not ``http://host[:port]``."""
-
-
-def parse_origin(url: str) -> HostPort:
-    parts = urlsplit(url)
-    if parts.scheme != "http":
-        raise BadOriginError(f"--origin must be an http:// URL, got {url!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise BadOriginError(f"--origin must be http://host[:port] only, got {url!r}")
-    try:
-        port = parts.port or 80
-    except ValueError as error:
-        raise BadOriginError(f"--origin has a bad port: {url!r}") from error
-    if not parts.hostname:
-        raise BadOriginError(f"--origin has no host: {url!r}")
-    return HostPort(parts.hostname, port)
 
 
 def edge_config(
@@ -70,25 +40,31 @@ def edge_config(
     workdir: Path,
     run_as_root: bool,
     cache_max_size_mb: int = 1024,
-    collapse_live_edge: bool = True,
+    unlocked: Unlocked = "nothing",
+    cache_lock_timeout_ms: int = CACHE_LOCK_TIMEOUT_S * 1000,
     access_log: Path | None = None,
 ) -> str:
     """The whole nginx.conf of the edge.
 
-    ``collapse_live_edge=False`` takes blocking reloads and parts out of the cache lock: lower
-    latency (no 500 ms lock polling), one origin request per player for those (see below).
+    ``unlocked`` takes blocking reloads (and parts) out of the cache lock: no 500 ms lock
+    polling, one origin request per player for those (see below). A ``cache_lock_timeout_ms``
+    under 500 shortens a waiter's first poll, after which nginx sends it to the origin uncached.
     """
     listen = HostPort(listen_host, listen_port).authority
     # as root, nginx's workers would drop to "nobody", who cannot write the temp dir
     user = "user root;\n" if run_as_root else ""
     log = (
-        f"log_format edge '$msec \"$request\" $status $upstream_cache_status "
+        f'log_format edge \'$msec "$request" $status $upstream_cache_status '
         f"$upstream_response_time';\n    access_log {access_log} edge;"
         if access_log
         else "access_log off;"
     )
-    live_edge = "" if collapse_live_edge else _LIVE_EDGE_UNLOCKED
-    live_edge_locations = "" if collapse_live_edge else _LIVE_EDGE_LOCATIONS
+    live_edge = "" if unlocked == "nothing" else _BLOCKING_RELOADS_UNLOCKED
+    live_edge_locations = {
+        "nothing": "",
+        "blocking-reloads": _BLOCKING_RELOAD_LOCATION,
+        "live-edge": _BLOCKING_RELOAD_LOCATION + _PART_LOCATION,
+    }[unlocked]
     return f"""# generated by ops/nginx/edge.py: hlsdash edge cache in front of {origin.authority}
 {user}worker_processes 1;
 daemon off;
@@ -132,7 +108,7 @@ http {{
         # Concurrent misses for one object: one request goes to the origin, the others wait for
         # its answer (collapsed forwarding), for as long as a blocking reload may be held.
         proxy_cache_lock on;
-        proxy_cache_lock_timeout {CACHE_LOCK_TIMEOUT_S}s;
+        proxy_cache_lock_timeout {cache_lock_timeout_ms}ms;
         proxy_cache_lock_age {CACHE_LOCK_TIMEOUT_S}s;
         # A playlist that just expired is refreshed by one request; the others get the copy that
         # is at most a second old instead of queueing (and the last copy if the origin is down).
@@ -165,98 +141,30 @@ http {{
 """
 
 
-# nginx wakes a request waiting on proxy_cache_lock by polling every 500 ms (a timer in
-# ngx_http_file_cache_lock, not a notification), so a collapsed blocking reload or hinted part is
-# answered 0-500 ms after the origin answered the first. Without the lock on the live edge every
+# nginx wakes a request waiting on proxy_cache_lock by polling every 500 ms, not when the answer
+# arrives: `ngx_add_timer(&c->wait_event, (timer > 500) ? 500 : timer)` in ngx_http_file_cache_lock
+# and ngx_http_file_cache_lock_wait (src/http/ngx_http_file_cache.c, lines 455 and 515 in
+# release-1.22.1), so a collapsed blocking reload or hinted part is answered 0-500 ms after the
+# origin answered the first. Without the lock on the live edge every
 # such request goes to the origin (which collapses identical blocking reloads itself, cheaply).
-_LIVE_EDGE_UNLOCKED = """\
+_BLOCKING_RELOADS_UNLOCKED = """\
             # a blocking reload goes to its own location, which skips the cache lock
             if ($arg__HLS_msn != "") {
                 rewrite ^ /@blocking$uri last;
             }
 """
-_LIVE_EDGE_LOCATIONS = r"""
+_BLOCKING_RELOAD_LOCATION = r"""
         location ^~ /@blocking/ {
             internal;
             rewrite ^/@blocking(/.*)$ $1 break;
             proxy_cache_lock off;
             proxy_pass http://hlsdash_origin;
         }
-
+"""
+_PART_LOCATION = r"""
         # parts are asked for (hinted) before they exist and held at the origin until they do
         location ~ "/part_[0-9]+_[0-9]+\.m4s$" {
             proxy_cache_lock off;
             proxy_pass http://hlsdash_origin;
         }
 """
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="ops/nginx/run-edge",
-        description="Run an nginx edge cache in front of an hlsdash origin (foreground).",
-    )
-    parser.add_argument("--origin", required=True, help="the hlsdash origin, http://host:port")
-    parser.add_argument("--listen", required=True, type=int, help="port the edge listens on")
-    parser.add_argument("--listen-host", default="127.0.0.1", help="address (default 127.0.0.1)")
-    parser.add_argument("--cache-max-size-mb", type=int, default=1024)
-    parser.add_argument(
-        "--access-log", type=Path, help="log every request with its cache status to this file"
-    )
-    parser.add_argument(
-        "--no-collapse-live-edge",
-        dest="collapse_live_edge",
-        action="store_false",
-        help="send every blocking reload and part request to the origin instead of collapsing "
-        "them on nginx's cache lock (which answers waiters up to 500 ms late)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        origin = parse_origin(args.origin)
-    except BadOriginError as error:
-        parser.error(str(error))
-    if not 0 < args.listen < 65536:
-        parser.error(f"--listen must be a port number, got {args.listen}")
-    workdir = Path(tempfile.mkdtemp(prefix="hlsdash-edge-"))
-    try:
-        conf = workdir / "nginx.conf"
-        conf.write_text(
-            edge_config(
-                origin=origin,
-                listen_host=args.listen_host,
-                listen_port=args.listen,
-                workdir=workdir,
-                run_as_root=os.geteuid() == 0,
-                cache_max_size_mb=args.cache_max_size_mb,
-                collapse_live_edge=args.collapse_live_edge,
-                access_log=args.access_log,
-            )
-        )
-        check = subprocess.run(
-            [NGINX, "-t", "-q", "-p", str(workdir), "-c", str(conf)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if check.returncode != 0:
-            print(check.stderr, file=sys.stderr)
-            return 1
-        nginx = subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(conf)])
-
-        def forward(signum: int, _frame: FrameType | None) -> None:
-            nginx.send_signal(signum)  # SIGTERM/SIGINT: nginx's fast shutdown, workers follow
-
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
-            signal.signal(signum, forward)
-        print(
-            f"run-edge: http://{args.listen_host}:{args.listen} -> {origin.authority}",
-            file=sys.stderr,
-            flush=True,
-        )
-        return nginx.wait()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -42,6 +42,7 @@ _STREAM_LINKS = {
         ("GetStream", "getStream"),
         ("Heartbeat", "heartbeat"),
         ("DeleteStream", "deleteStream"),
+        ("RotateKey", "rotateKey"),
     )
 }
 
@@ -50,9 +51,41 @@ def openapi_document(version: str) -> dict[str, Any]:
     stream_request = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["stream_id", "source_url"],
+        "required": ["stream_id"],
+        # a stream pulls (source_url) or is pushed to (ingest): exactly one of the two;
+        # srt_latency_ms only with "ingest": "srt"
+        "oneOf": [
+            {
+                "required": ["source_url"],
+                "not": {"anyOf": [{"required": ["ingest"]}, {"required": ["srt_latency_ms"]}]},
+            },
+            {
+                "required": ["ingest"],
+                "properties": {"ingest": {"enum": ["rtmp", "whip"]}},
+                "not": {"anyOf": [{"required": ["source_url"]}, {"required": ["srt_latency_ms"]}]},
+            },
+            {
+                "required": ["ingest"],
+                "properties": {"ingest": {"const": "srt"}},
+                "not": {"required": ["source_url"]},
+            },
+        ],
         "properties": {
             "stream_id": {"type": "string", "pattern": STREAM_ID_PATTERN.pattern},
+            "ingest": {
+                "type": "string",
+                "enum": ["rtmp", "srt", "whip"],
+                "description": "Instead of source_url: publishers push to the service. The 201 "
+                "carries ingest.publish_url and ingest.stream_key (shown once; rotate with "
+                "POST /streams/{id}/ingest/rotate-key). The stream is waiting until a publisher "
+                "connects and again when it leaves; a new publisher continues the timeline.",
+            },
+            "srt_latency_ms": {
+                "type": "integer",
+                "minimum": 20,
+                "maximum": 8000,
+                "description": "SRT receiver latency (default SRT_LATENCY, 120).",
+            },
             "source_url": {
                 "type": "string",
                 "maxLength": 2048,
@@ -62,15 +95,19 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "Listener-mode URLs (srt mode=listener, udp://@:port, unicast udp/rtp, listen "
                 "options) are refused: 422 source_refused.",
             },
+            # null means "the default" for these four (supervisor.requests always took it so)
             "qualities": {
-                "type": "array",
+                "type": ["array", "null"],
                 "minItems": 1,
                 "items": {"type": "string", "enum": [*QUALITY_NAMES, "source"]},
                 "description": "Rungs to produce; rungs above the source height are dropped.",
             },
-            "enable_hls": {"type": "boolean", "default": True},
-            "enable_dash": {"type": "boolean", "default": True},
-            "low_latency": {"type": "boolean", "description": "Defaults to LOW_LATENCY_HLS."},
+            "enable_hls": {"type": ["boolean", "null"], "default": True},
+            "enable_dash": {"type": ["boolean", "null"], "default": True},
+            "low_latency": {
+                "type": ["boolean", "null"],
+                "description": "Defaults to LOW_LATENCY_HLS.",
+            },
         },
     }
     stream = {
@@ -81,9 +118,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "type": "string",
                 "enum": [s.value for s in StreamState],
                 "description": "starting → live → (restarting → live)* → stopping → stopped, "
-                "or failed / stale. degraded: running, but OUTPUT_DIR refuses writes (full, "
-                "quota, I/O error); the live edge is served from memory and the writes retried, "
-                "back to live by itself once the disk takes them (last_error says why).",
+                "or failed / stale. A push stream starts waiting (no publisher) and goes back "
+                "to waiting when its publisher leaves. degraded: running, but OUTPUT_DIR refuses "
+                "writes (full, quota, I/O error); the live edge is served from memory and the "
+                "writes retried, back to live by itself once the disk takes them (last_error "
+                "says why).",
             },
             "source_url": {"type": "string", "description": "Credentials redacted."},
             "qualities": {"type": "array", "items": {"type": "string"}},
@@ -114,6 +153,13 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "(a session query parameter, else address + user agent; behind a CDN, edges)",
             },
             "last_segment_at": {"type": ["string", "null"], "format": "date-time"},
+            "ingest": {
+                "type": ["object", "null"],
+                "description": "Push streams: protocol, publish_url, stream_key (only in the "
+                "answers that issue it, else null), RTMP server (OBS), SRT port and latency_ms, "
+                "publisher (address, protocol, codec, bitrate_in_bps, bytes_in, connected_since; "
+                "null while waiting), publishes, reconnects, bytes_in_total. null for pulls.",
+            },
             "urls": {
                 "type": "object",
                 "properties": {
@@ -181,7 +227,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "409": _error("A stream with this id exists"),
                         "413": _error("Body too large"),
                         "422": _error("Validation failed; error.field names the field"),
-                        "503": _error("At MAX_STREAMS"),
+                        "503": _error("At MAX_STREAMS, or every SRT_PORT_RANGE port in use"),
                     },
                 },
                 "get": {
@@ -267,6 +313,18 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "Ended"},
                         "404": _error("No such session"),
+                    },
+                },
+            },
+            "/streams/{stream_id}/ingest/rotate-key": {
+                "parameters": [_STREAM_ID_PARAM],
+                "post": {
+                    "summary": "Issue a new stream key for a push stream (shown once)",
+                    "operationId": "rotateKey",
+                    "responses": {
+                        "200": _json("The stream with ingest.stream_key set", _STREAM),
+                        "404": _error("Unknown or ended"),
+                        "409": _error("Not a push stream"),
                     },
                 },
             },

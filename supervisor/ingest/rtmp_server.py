@@ -120,6 +120,9 @@ class RtmpServer:
                     return
                 events = session.receive(data)
                 ended = False
+                # the tags of one read go to FFmpeg as one piece: one channel hand-over and one
+                # pipe write per socket read instead of one per audio/video message
+                batch = bytearray()
                 for event in events:
                     match event:
                         case PublishRequested(name=name):
@@ -127,16 +130,26 @@ class RtmpServer:
                             if feed is None:
                                 await self._flush(stream, session)
                                 return
-                            await feed.send(flv.FLV_HEADER)
+                            # the header, metadata and codec configuration are the preamble
+                            # a restarted FFmpeg on this same publisher reads again first
+                            await feed.send(flv.FLV_HEADER, preamble="header")
                         case Metadata(timestamp_ms=ts, script_body=body):
                             assert feed is not None
-                            await feed.send(flv.tag(flv.TAG_SCRIPT, ts, body))
+                            await _send_batch(feed, batch)
+                            await feed.send(flv.tag(flv.TAG_SCRIPT, ts, body), preamble="metadata")
                         case Media(tag_type=tag_type, timestamp_ms=ts, payload=payload):
                             assert feed is not None
                             _note_codec(feed, tag_type, payload)
-                            await feed.send(flv.tag(tag_type, ts, payload))
+                            slot = flv.codec_configuration_slot(tag_type, payload)
+                            if slot is None:
+                                batch += flv.tag(tag_type, ts, payload)
+                            else:
+                                await _send_batch(feed, batch)
+                                await feed.send(flv.tag(tag_type, ts, payload), preamble=slot)
                         case PublishEnded():
                             ended = True
+                if feed is not None:
+                    await _send_batch(feed, batch)
                 await self._flush(stream, session)
                 if ended or session.refused:
                     return
@@ -178,6 +191,12 @@ class RtmpServer:
         session.accept_publish()
         log.info("rtmp_publisher_accepted", peer=peer, stream_id=stream_id)
         return feed
+
+
+async def _send_batch(feed: PublisherFeed, batch: bytearray) -> None:
+    if batch:
+        await feed.send(bytes(batch))
+        batch.clear()
 
 
 def _note_codec(feed: PublisherFeed, tag_type: int, payload: bytes) -> None:

@@ -229,6 +229,13 @@ async function syncPlayer() {
     showPlayerMessage(`Stream ${stream.stream_id} is starting…`);
     return;
   }
+  if (stream.state === "waiting" && !stream.segments_produced) {
+    // a push stream nobody has published to yet (once it has media, a player keeps going
+    // across publisher reconnects)
+    stopPlayer();
+    showPlayerMessage(`Stream ${stream.stream_id} is waiting for a publisher…`);
+    return;
+  }
   const wanted = `${stream.stream_id}|${engine}|${src}|${lowLatency}`;
   if (wanted === playerKey) return;
   stopPlayer();

@@ -7,6 +7,8 @@ run in test_bench_smoke.py.
 from __future__ import annotations
 
 import math
+import socket
+import struct
 import subprocess
 from collections.abc import Iterator
 
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ops.bench import edge as edge_bench
 from ops.bench import steady
 from ops.bench.blocking import (
     Answer,
@@ -21,7 +24,14 @@ from ops.bench.blocking import (
     publish_delays_s,
     response_complete,
 )
-from ops.bench.common import FFMPEG, fmt_ms, fmt_spread, percentile
+from ops.bench.common import (
+    FFMPEG,
+    SO_TIMESTAMPNS,
+    fmt_ms,
+    fmt_spread,
+    kernel_receive_time,
+    percentile,
+)
 from ops.bench.compare import summary_lines
 from ops.bench.origin import (
     SHIPPED_CONF,
@@ -79,6 +89,37 @@ def test_formatting_of_spreads_and_infinite_delays() -> None:
 
 
 # --- blocking: every waiter is an answer or a failure ------------------------------------------
+
+
+METRICS_PAGE = """\
+# HELP hlsdash_http_requests_total HTTP requests by listener, route and status
+# TYPE hlsdash_http_requests_total counter
+hlsdash_http_requests_total{listener="origin",route="/{id}/media_playlist",status="200"} 40.0
+hlsdash_http_requests_total{listener="origin",route="/{id}/media_playlist",status="404"} 2.0
+hlsdash_http_requests_total{listener="origin",route="/{id}/part",status="200"} 39.0
+hlsdash_http_requests_total{listener="api",route="/metrics",status="200"} 7.0
+"""
+
+
+def test_origin_requests_by_route_kind_and_in_total() -> None:
+    assert edge_bench.origin_requests(METRICS_PAGE) == 81
+    assert edge_bench.origin_requests(METRICS_PAGE, "media_playlist") == 42
+    assert edge_bench.origin_requests(METRICS_PAGE, "part") == 39
+    assert edge_bench.origin_requests(METRICS_PAGE, "segment") == 0
+
+
+def test_player_targets_map_to_the_origins_route_kinds() -> None:
+    assert edge_bench.object_kind("/edge/240p/part_5_1.m4s") == "part"
+    assert edge_bench.object_kind("/edge/240p/playlist.m3u8?_HLS_msn=5&_HLS_part=1") == (
+        "media_playlist"
+    )
+
+
+def test_kernel_receive_time_from_the_ancillary_data() -> None:
+    stamp = struct.pack("qq", 1_800_000_000, 250_000_000)
+    assert kernel_receive_time([(socket.SOL_SOCKET, SO_TIMESTAMPNS, stamp)]) == 1_800_000_000.25
+    assert kernel_receive_time([]) is None
+    assert kernel_receive_time([(socket.IPPROTO_IP, 7, stamp)]) is None
 
 
 def test_every_waiter_counts_in_the_delays() -> None:

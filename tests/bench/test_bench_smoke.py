@@ -16,12 +16,14 @@ BENCHES = [
     ("ladder", ()),
     ("origin", ()),
     ("blocking", ()),
+    ("blocking", ("--edge", "varnish")),
     ("control_plane", ()),
     ("control_plane", ("--passthrough",)),
     ("first_part", ()),
     ("edge", ()),
     ("glass", ()),
     ("parts", ()),
+    ("ingest", ()),
     ("ingest_whip", ()),
 ]
 # headless Chromium, two live pipelines and two players: more than the others' 2 minutes
@@ -38,8 +40,13 @@ EXPECTED = {
     ),
     "origin": ("ratios (2xx req/s): origin/nginx segment ", "-> OK"),
     "blocking": ("round 1: 100 waiters {'ok': 100}", "0 failed or timed out (inf)"),
+    # every edge candidate ran beside the origin
+    "edge": ("  origin: ", "  varnish: ", "  nginx: ", "  nginx-unlocked-reloads: "),
+    "ingest": ("ratios push/pull: CPU per media second ", "push: ", "pull: "),
     "ingest_whip": ("median: peer CPU ", "(sender_report)"),
 }
+# ... and with an extra flag
+EXPECTED_WITH = {("blocking", ("--edge", "varnish")): ("the edge sent to the origin: 1\n",)}
 
 
 @pytest.mark.parametrize(("name", "extra"), BENCHES, ids=[" ".join((n, *e)) for n, e in BENCHES])
@@ -60,5 +67,5 @@ def test_bench_runs_at_tiny_size(name: str, extra: tuple[str, ...]) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "==" in result.stdout  # printed at least one section
-    for expected in EXPECTED.get(name, ()):
+    for expected in (*EXPECTED.get(name, ()), *EXPECTED_WITH.get((name, extra), ())):
         assert expected in result.stdout, f"{expected!r} missing:\n{result.stdout[-3000:]}"

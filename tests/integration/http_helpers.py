@@ -19,6 +19,7 @@ from supervisor.http.origin import OriginApp
 from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
+from supervisor.ingest.rtmp_server import RtmpServer
 from supervisor.metrics import Metrics
 from supervisor.service import StreamService
 from tests.integration.live import LAVFI_SOURCE, free_port, service_env, wait_for
@@ -60,6 +61,10 @@ async def running_front(output_dir: Path, **overrides: str) -> AsyncIterator[Fro
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
+        if settings.rtmp_port:
+            service.rtmp_port = await nursery.start(
+                RtmpServer(service).serve, "127.0.0.1", settings.rtmp_port
+            )
         await nursery.start(
             serve_app,
             create_api_app(service, metrics, playback),

@@ -90,15 +90,14 @@ class Publisher:
         self.process = None
 
 
-def publisher(
-    protocol: str,
+def live_encode_argv(
     *,
     width: int = 640,
     height: int = 360,
     audio: bool = True,
     keyframe_args: tuple[str, ...] = ("-g", "30"),
-) -> Publisher:
-    """A live source; ``keyframe_args`` decide its GOP (what a passthrough rung's segments follow)."""
+) -> list[str]:
+    """FFmpeg encoding testsrc2 (+ a tone) in real time, up to its output options."""
     source = [
         "-re",
         "-f",
@@ -121,7 +120,19 @@ def publisher(
     ]
     if audio:
         encode += ["-c:a", "aac", "-b:a", "96k"]
-    base = [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", *source, *encode]
+    return [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", *source, *encode]
+
+
+def publisher(
+    protocol: str,
+    *,
+    width: int = 640,
+    height: int = 360,
+    audio: bool = True,
+    keyframe_args: tuple[str, ...] = ("-g", "30"),
+) -> Publisher:
+    """A live source; ``keyframe_args`` decide its GOP (what a passthrough rung's segments follow)."""
+    base = live_encode_argv(width=width, height=height, audio=audio, keyframe_args=keyframe_args)
     if protocol == "rtmp":
         port = free_port()
         url = f"rtmp://127.0.0.1:{port}/live/test"

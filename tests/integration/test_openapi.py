@@ -83,6 +83,7 @@ def test_links_and_statuses_the_service_really_answers() -> None:
         "getStream",
         "heartbeat",
         "deleteStream",
+        "rotateKey",  # 200 for a push stream, 409 (documented) for a pull
     }
     for link in created["links"].values():
         assert link["operationId"] in operations

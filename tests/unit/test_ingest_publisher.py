@@ -202,13 +202,15 @@ def test_byte_rate_window() -> None:
 async def test_a_restarted_encoder_reads_the_preamble_first() -> None:
     push, _ = _push()
     feed = push.attach(_info())
-    await feed.send(b"HDR", preamble=True)
+    await feed.send(b"HD", preamble="header")
+    await feed.send(b"c0", preamble="config")
+    await feed.send(b"R", preamble="config")  # a newer configuration replaces the older
     await feed.send(b"m1")
     first_in, first_out = trio.testing.memory_stream_one_way_pair()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(pump_into, feed, first_in)
         await trio.testing.wait_all_tasks_blocked()
-        assert await first_out.receive_some() == b"HDRm1"
+        assert await first_out.receive_some() == b"HDc0Rm1"
         nursery.cancel_scope.cancel()  # that FFmpeg went away
     await feed.send(b"m2")
     feed.end()
@@ -223,3 +225,16 @@ async def test_a_restarted_encoder_reads_the_preamble_first() -> None:
         nursery.start_soon(pump_into, feed, second_in)
         nursery.start_soon(read_all)
     assert bytes(received) == b"HDRm2"
+    assert feed.preamble == b"HDR"
+
+
+async def test_a_feed_is_silent_after_a_second_without_bytes(autojump_clock: trio.abc.Clock) -> None:
+    push, _ = _push()
+    feed = push.attach(_info())
+    await feed.send(b"x")
+    await trio.sleep(0.9)
+    assert not feed.silent
+    await trio.sleep(0.1)
+    assert feed.silent
+    await feed.send(b"y")
+    assert not feed.silent

@@ -8,61 +8,29 @@ from pathlib import Path
 
 import pytest
 
+from ops.edge.upstream import HostPort
 from ops.nginx import edge
-from ops.nginx.edge import BadOriginError, HostPort, edge_config, parse_origin
+from ops.nginx.edge import Unlocked, edge_config
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("http://127.0.0.1:8084", HostPort("127.0.0.1", 8084)),
-        ("http://origin.example/", HostPort("origin.example", 80)),
-        ("http://[::1]:9000", HostPort("::1", 9000)),
-    ],
-)
-def test_parse_origin(url: str, expected: HostPort) -> None:
-    assert parse_origin(url) == expected
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://origin.example",  # the edge speaks plain HTTP to the origin
-        "127.0.0.1:8084",
-        "http://origin.example/streams",
-        "http://origin.example:99999",
-        "http://user:pw@origin.example",
-        "http://:8084",
-        "http://origin.example?x=1",
-    ],
-)
-def test_parse_origin_refuses(url: str) -> None:
-    with pytest.raises(BadOriginError):
-        parse_origin(url)
-
-
-def test_bracketed_authority() -> None:
-    assert HostPort("::1", 9).authority == "[::1]:9"
-    assert HostPort("a.example", 9).authority == "a.example:9"
-
-
-def render(tmp_path: Path, *, collapse: bool) -> str:
+def render(tmp_path: Path, *, unlocked: Unlocked = "nothing", lock_timeout_ms: int = 35000) -> str:
     return edge_config(
         origin=HostPort("127.0.0.1", 8084),
         listen_host="127.0.0.1",
         listen_port=8090,
         workdir=tmp_path,
         run_as_root=False,
-        collapse_live_edge=collapse,
+        unlocked=unlocked,
+        cache_lock_timeout_ms=lock_timeout_ms,
     )
 
 
-@pytest.mark.parametrize("collapse", [True, False])
-def test_nginx_accepts_the_config(tmp_path: Path, collapse: bool) -> None:
+@pytest.mark.parametrize("unlocked", edge.UNLOCKED_CHOICES)
+def test_nginx_accepts_the_config(tmp_path: Path, unlocked: Unlocked) -> None:
     conf = tmp_path / "nginx.conf"
-    conf.write_text(render(tmp_path, collapse=collapse))
+    conf.write_text(render(tmp_path, unlocked=unlocked))
     check = subprocess.run(
         [NGINX, "-t", "-p", str(tmp_path), "-c", str(conf)],
         capture_output=True,
@@ -73,7 +41,7 @@ def test_nginx_accepts_the_config(tmp_path: Path, collapse: bool) -> None:
 
 
 def test_cache_rules(tmp_path: Path) -> None:
-    text = render(tmp_path, collapse=True)
+    text = render(tmp_path)
     directives = {line.strip().rstrip(";") for line in text.splitlines()}
     # LL-HLS directives (only them) in the key
     assert f'proxy_cache_key "{edge.CACHE_KEY}"' in directives
@@ -82,7 +50,7 @@ def test_cache_rules(tmp_path: Path) -> None:
     assert "$args" not in edge.CACHE_KEY
     assert "$request_uri" not in edge.CACHE_KEY
     assert "proxy_cache_lock on" in directives
-    assert f"proxy_cache_lock_timeout {edge.CACHE_LOCK_TIMEOUT_S}s" in directives
+    assert f"proxy_cache_lock_timeout {edge.CACHE_LOCK_TIMEOUT_S * 1000}ms" in directives
     assert any(d.startswith("proxy_cache_use_stale updating") for d in directives)
     # the origin's Cache-Control decides: no proxy_cache_valid, Cache-Control not ignored
     assert not any(d.startswith("proxy_cache_valid") for d in directives)
@@ -90,17 +58,24 @@ def test_cache_rules(tmp_path: Path) -> None:
     assert "location ^~ /@blocking/ {" not in directives
 
 
-def test_uncollapsed_live_edge_skips_the_lock_for_blocking_reloads_and_parts(
-    tmp_path: Path,
-) -> None:
-    text = render(tmp_path, collapse=False)
+def test_unlocked_blocking_reloads_skip_the_lock_and_parts_keep_it(tmp_path: Path) -> None:
+    text = render(tmp_path, unlocked="blocking-reloads")
+    assert text.count("proxy_cache_lock off;") == 1
+    assert 'if ($arg__HLS_msn != "") {' in text
+    assert "location ^~ /@blocking/ {" in text
+    assert "part_[0-9]+_[0-9]+" not in text
+
+
+def test_unlocked_live_edge_skips_the_lock_for_blocking_reloads_and_parts(tmp_path: Path) -> None:
+    text = render(tmp_path, unlocked="live-edge")
     assert text.count("proxy_cache_lock off;") == 2
     assert 'location ~ "/part_[0-9]+_[0-9]+\\.m4s$" {' in text
     assert 'if ($arg__HLS_msn != "") {' in text
 
 
-def test_run_edge_refuses_a_bad_origin_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        edge.main(["--origin", "ftp://x", "--listen", "8090"])
-    assert exited.value.code == 2
-    assert "--origin must be an http:// URL" in capsys.readouterr().err
+def test_cache_lock_timeout_in_milliseconds(tmp_path: Path) -> None:
+    directives = {
+        line.strip().rstrip(";") for line in render(tmp_path, lock_timeout_ms=100).splitlines()
+    }
+    assert "proxy_cache_lock_timeout 100ms" in directives
+    assert f"proxy_cache_lock_age {edge.CACHE_LOCK_TIMEOUT_S}s" in directives

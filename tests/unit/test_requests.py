@@ -90,3 +90,52 @@ def test_any_json_is_accepted_or_refused_cleanly(body: Any) -> None:
         assert invalid.code
         return
     assert spec.stream_id
+
+
+# ---------------------------------------------------------------- push ingest
+
+
+@pytest.mark.parametrize("protocol", ["rtmp", "srt", "whip"])
+def test_a_push_stream_has_ingest_and_no_source(protocol: str) -> None:
+    spec, source = parse({"stream_id": "cam", "ingest": protocol, "qualities": ["240p"]})
+    assert source is None
+    assert spec.ingest == protocol
+    assert spec.source_url == ""
+    assert spec.qualities == ("240p",)
+
+
+def test_srt_latency_is_taken_for_srt_streams() -> None:
+    spec, _ = parse({"stream_id": "cam", "ingest": "srt", "srt_latency_ms": 80})
+    assert spec.srt_latency_ms == 80
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"stream_id": "x"}, "source_url", "source_or_ingest_required"),
+        (
+            {"stream_id": "x", "source_url": "rtmp://h/x", "ingest": "rtmp"},
+            "ingest",
+            "source_and_ingest",
+        ),
+        ({"stream_id": "x", "source_url": None, "ingest": "rtmp"}, "ingest", "source_and_ingest"),
+        ({"stream_id": "x", "ingest": None}, "ingest", "invalid_request"),
+        ({"stream_id": "x", "ingest": "rtsp"}, "ingest", "invalid_request"),
+        ({"stream_id": "x", "ingest": ["rtmp"]}, "ingest", "invalid_request"),
+        ({"stream_id": "x", "ingest": "rtmp", "srt_latency_ms": 100}, "srt_latency_ms", None),
+        ({"stream_id": "x", "source_url": "srt://h:1", "srt_latency_ms": 100}, "srt_latency_ms", None),
+        ({"stream_id": "x", "ingest": "srt", "srt_latency_ms": 5}, "srt_latency_ms", None),
+        ({"stream_id": "x", "ingest": "srt", "srt_latency_ms": True}, "srt_latency_ms", None),
+        ({"stream_id": "x", "ingest": "srt", "srt_latency_ms": None}, "srt_latency_ms", None),
+        ({"stream_id": "x", "ingest": "srt", "srt_latency_ms": 1.5}, "srt_latency_ms", None),
+    ],
+)
+def test_exactly_one_of_source_url_and_ingest(
+    body: dict[str, Any], field: str, code: str | None
+) -> None:
+    with pytest.raises(RequestInvalid) as raised:
+        parse(body)
+    assert raised.value.field == field
+    assert raised.value.message
+    if code is not None:
+        assert raised.value.code == code

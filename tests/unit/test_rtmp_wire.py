@@ -213,3 +213,21 @@ def test_codec_names() -> None:
     assert flv.video_codec(b"\x90hvc1") == "hevc"
     assert flv.audio_codec(b"\xaf\x00") == "aac"
     assert flv.video_codec(b"") is None
+
+
+def test_codec_configuration_is_recognised() -> None:
+    assert flv.codec_configuration_slot(flv.TAG_VIDEO, b"\x17\x00\x00") == "video-config"
+    assert flv.codec_configuration_slot(flv.TAG_VIDEO, b"\x17\x01\x00") is None  # a frame
+    assert flv.codec_configuration_slot(flv.TAG_VIDEO, b"\x90hvc1") == "video-config"
+    assert flv.codec_configuration_slot(flv.TAG_VIDEO, b"\x91hvc1") is None
+    assert flv.codec_configuration_slot(flv.TAG_AUDIO, b"\xaf\x00\x12") == "audio-config"
+    assert flv.codec_configuration_slot(flv.TAG_AUDIO, b"\xaf\x01\x12") is None
+    assert flv.codec_configuration_slot(flv.TAG_AUDIO, b"\x2f") is None
+
+
+@given(st.binary(min_size=1, max_size=300))
+def test_garbage_after_valid_chunks_is_still_a_chunk_error(data: bytes) -> None:
+    reader = ChunkReader()
+    valid = ChunkWriter().write(Message(chunk.VIDEO, b"v" * 300, stream_id=1))
+    with contextlib.suppress(ChunkError):
+        reader.feed(valid + data)  # anything but ChunkError (e.g. BufferError) fails the test

@@ -72,6 +72,7 @@ class ChunkReader:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.max_message_bytes = COMMAND_MESSAGE_BYTES
         self._buffer = bytearray()
+        self._pos = 0  # where the next chunk starts in _buffer, during feed()
         self._streams: dict[int, _ChunkStreamState] = {}
         self.bytes_read = 0
 
@@ -80,36 +81,46 @@ class ChunkReader:
         self._buffer.extend(data)
         self.bytes_read += len(data)
         messages: list[Message] = []
-        while True:
-            consumed, message = self._one_chunk()
-            if consumed == 0:
-                return messages
-            del self._buffer[:consumed]
-            if message is not None:
-                if message.type_id == SET_CHUNK_SIZE:
-                    self.chunk_size = parse_chunk_size(message.payload)
-                messages.append(message)
+        self._pos = 0
+        try:
+            while True:
+                consumed, message = self._one_chunk()
+                if consumed == 0:
+                    return messages
+                self._pos += consumed
+                if message is not None:
+                    if message.type_id == SET_CHUNK_SIZE:
+                        self.chunk_size = parse_chunk_size(message.payload)
+                    messages.append(message)
+        finally:
+            # consumed chunks leave the buffer once per feed, not once per chunk
+            del self._buffer[: self._pos]
+            self._pos = 0
 
     def _one_chunk(self) -> tuple[int, Message | None]:
         """(bytes consumed, completed message or None); (0, None) when more bytes are needed."""
+        # indices relative to ``base`` (no memoryview: an exception's traceback would keep it
+        # exported and the buffer could not be compacted)
         buf = self._buffer
-        if not buf:
+        base = self._pos
+        available = len(buf) - base
+        if available <= 0:
             return 0, None
-        fmt = buf[0] >> 6
-        csid = buf[0] & 0x3F
+        fmt = buf[base] >> 6
+        csid = buf[base] & 0x3F
         pos = 1
         if csid == 0:
-            if len(buf) < 2:
+            if available < 2:
                 return 0, None
-            csid = 64 + buf[1]
+            csid = 64 + buf[base + 1]
             pos = 2
         elif csid == 1:
-            if len(buf) < 3:
+            if available < 3:
                 return 0, None
-            csid = 64 + buf[1] + buf[2] * 256
+            csid = 64 + buf[base + 1] + buf[base + 2] * 256
             pos = 3
         header_size = (11, 7, 3, 0)[fmt]
-        if len(buf) < pos + header_size:
+        if available < pos + header_size:
             return 0, None
         state = self._streams.get(csid)
         if state is None:
@@ -118,7 +129,7 @@ class ChunkReader:
             if fmt != 0:
                 raise ChunkError(f"chunk stream {csid} starts without a full (fmt 0) header")
             state = _ChunkStreamState()
-        header = bytes(buf[pos : pos + header_size])
+        header = bytes(buf[base + pos : base + pos + header_size])
         pos += header_size
         starting = not state.partial
         if fmt == 3 and not state.has_header:
@@ -130,9 +141,9 @@ class ChunkReader:
             field_value = state.timestamp_field
             extended = state.extended
         if extended:
-            if len(buf) < pos + 4:
+            if available < pos + 4:
                 return 0, None
-            field_value_full = int.from_bytes(buf[pos : pos + 4], "big")
+            field_value_full = int.from_bytes(buf[base + pos : base + pos + 4], "big")
             pos += 4
         else:
             field_value_full = field_value
@@ -150,7 +161,7 @@ class ChunkReader:
             raise ChunkError(f"chunk stream {csid}: new header in the middle of a message")
         remaining = length - len(state.partial)
         take = min(remaining, self.chunk_size)
-        if len(buf) < pos + take:
+        if available < pos + take:
             return 0, None
         # the whole chunk is here: commit the header
         if fmt == 0:
@@ -168,7 +179,7 @@ class ChunkReader:
         state.stream_id = stream_id
         state.has_header = True
         self._streams[csid] = state
-        state.partial.extend(buf[pos : pos + take])
+        state.partial.extend(buf[base + pos : base + pos + take])
         pos += take
         if len(state.partial) < length:
             return pos, None

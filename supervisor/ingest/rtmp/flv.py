@@ -66,3 +66,18 @@ def audio_codec(payload: bytes) -> str | None:
     if not payload:
         return None
     return _AUDIO_CODECS.get(payload[0] >> 4)
+
+
+def codec_configuration_slot(tag_type: int, payload: bytes) -> str | None:
+    """``"video-config"`` for an AVC/HEVC decoder configuration record, ``"audio-config"`` for an
+    AAC AudioSpecificConfig, else None: what a decoder must have read before the frames after it
+    make sense (a new FFmpeg on the same publisher gets them again, ``PublisherFeed.send``)."""
+    if len(payload) < 2:
+        return None
+    if tag_type == TAG_VIDEO:
+        if payload[0] & 0x80:  # enhanced RTMP: packet type 0 is SequenceStart
+            return "video-config" if payload[0] & 0x0F == 0 else None
+        return "video-config" if payload[0] & 0x0F in (7, 12) and payload[1] == 0 else None
+    if tag_type == TAG_AUDIO and payload[0] >> 4 == 10 and payload[1] == 0:
+        return "audio-config"
+    return None
