@@ -2,7 +2,7 @@
 
 Chromium's fake camera and microphone (``--use-fake-device-for-media-stream``) are published over
 WHIP (H.264 preferred through ``setCodecPreferences``) to a push stream created with
-``"ingest": "whip"``; another tab plays the result with hls.js; stopping the button DELETEs the
+``"ingest": "whip"``; other tabs play the result with hls.js and dash.js; stopping the button DELETEs the
 session and the stream goes back to ``waiting``.
 """
 
@@ -80,12 +80,13 @@ def test_go_live_from_this_browser_and_watch_it_in_another_tab(
         assert publisher_info["protocol"] == "whip"
         assert str(publisher_info["codec"]).startswith("h264")
 
-        with player_harness.player(
-            service.api_url, "hlsjs", f"/streams/{STREAM}/playlist.m3u8", low_latency=True
-        ) as viewer:
-            state = viewer.wait_playing(min_advance_s=3.0, timeout_s=60)
-            assert state.video_width > 0
-            assert not viewer.console_errors, viewer.diagnostics(state)
+        for engine, path in (("hlsjs", "playlist.m3u8"), ("dashjs", "manifest.mpd")):
+            with player_harness.player(
+                service.api_url, engine, f"/streams/{STREAM}/{path}", low_latency=True
+            ) as viewer:
+                state = viewer.wait_playing(min_advance_s=3.0, timeout_s=60)
+                assert state.video_width > 0
+                assert not viewer.console_errors, viewer.diagnostics(state)
 
         assert page.locator("#api-error-box").is_hidden(), page.locator("#api-errors").inner_text()
         page.click("#golive")  # stop: DELETE on the session URL

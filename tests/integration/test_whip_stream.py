@@ -120,6 +120,19 @@ async def test_whip_publisher_goes_live_reconnects_and_continues(tmp_path: Path)
             )
         view = (await front.api.get("/streams/w1")).json()
         assert view["ingest"]["reconnects"] == 1
+        metrics = (await front.api.get("/metrics")).text
+        bytes_in = re.search(
+            r'^hlsdash_ingest_bytes_total\{protocol="whip",stream_id="w1"\} (\S+)$',
+            metrics,
+            re.MULTILINE,
+        )
+        assert bytes_in is not None, metrics[-2000:]
+        assert float(bytes_in.group(1)) > 10_000_000  # > 40 s at 4 Mb/s, both publishers
+        assert re.search(
+            r'^hlsdash_ingest_reconnects_total\{protocol="whip",stream_id="w1"\} 1\.0$',
+            metrics,
+            re.MULTILINE,
+        )
         playlist = (tmp_path / "w1" / "240p" / "playlist.m3u8").read_text()
         listed = numbers(playlist)
         assert listed == list(range(listed[0], listed[0] + len(listed)))  # no reuse, no gap
@@ -153,5 +166,3 @@ async def test_whip_on_a_stream_that_does_not_take_it(tmp_path: Path) -> None:
         assert preflight.status_code == 204
         assert "GET" not in preflight.headers.get("allow", "")
         assert whip_peer_children() == []
-
-

@@ -101,7 +101,9 @@ def test_port_candidates_visit_every_port_once_from_a_random_start() -> None:
 
 def test_idr_detection_in_annex_b() -> None:
     sps, pps, idr, non_idr = b"\x67\x42", b"\x68\xce", b"\x65\x88", b"\x41\x9a"
-    assert contains_idr(b"\x00\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + pps + b"\x00\x00\x01" + idr)
+    assert contains_idr(
+        b"\x00\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + pps + b"\x00\x00\x01" + idr
+    )
     assert not contains_idr(b"\x00\x00\x00\x01" + non_idr)
     assert not contains_idr(b"")
     assert not contains_idr(b"\x00\x00\x01")
@@ -116,12 +118,30 @@ def test_peer_argv_is_a_list_with_each_setting() -> None:
         sr_wait_s=0.5,
     )
     assert peer_argv(settings, 7) == [
-        "/py", "-m", "actors.ingest.whip_peer", "--control-fd", "7",
-        "--host-address", "127.0.0.1", "--host-address", "10.0.0.2",
-        "--udp-ports", "40000-40100", "--public-ip", "203.0.113.7", "--sr-wait-s", "0.5",
+        "/py",
+        "-m",
+        "actors.ingest.whip_peer",
+        "--control-fd",
+        "7",
+        "--host-address",
+        "127.0.0.1",
+        "--host-address",
+        "10.0.0.2",
+        "--udp-ports",
+        "40000-40100",
+        "--public-ip",
+        "203.0.113.7",
+        "--sr-wait-s",
+        "0.5",
     ]
     assert peer_argv(WhipPeerSettings(python_path="/py"), 3) == [
-        "/py", "-m", "actors.ingest.whip_peer", "--control-fd", "3", "--sr-wait-s", "1.0",
+        "/py",
+        "-m",
+        "actors.ingest.whip_peer",
+        "--control-fd",
+        "3",
+        "--sr-wait-s",
+        "1.0",
     ]
 
 

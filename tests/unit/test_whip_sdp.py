@@ -21,7 +21,9 @@ def _offer(*media: str) -> bytes:
     return ("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" + "".join(media)).encode()
 
 
-VP8_VIDEO = "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n"
+VP8_VIDEO = (
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n"
+)
 H264_VIDEO = "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n"
 OPUS_AUDIO = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"
 
@@ -42,7 +44,9 @@ def test_chromiums_real_offer_is_accepted_and_fits_the_size_limit() -> None:
 
 
 def test_h264_among_other_codecs_is_enough() -> None:
-    offer = _offer(OPUS_AUDIO, VP8_VIDEO.replace("96 97", "96 97 102") + "a=rtpmap:102 H264/90000\r\n")
+    offer = _offer(
+        OPUS_AUDIO, VP8_VIDEO.replace("96 97", "96 97 102") + "a=rtpmap:102 H264/90000\r\n"
+    )
     assert check_whip_offer(offer) is None
 
 
