@@ -17,10 +17,10 @@ import trio
 from actors.status import StreamState
 from tests.integration.http_helpers import Front, running_front, stream_body
 from tests.integration.live import ffmpeg_decode_errors, wait_for
+from tests.integration.push import kill
 from tests.integration.whip_helpers import (
     FFMPEG_OFFER,
     VP8_ONLY_OFFER,
-    kill_group,
     post_reading_early,
     whip_peer_children,
     whip_publisher,
@@ -108,7 +108,7 @@ async def test_whip_publisher_goes_live_reconnects_and_continues(tmp_path: Path)
                 front.service.whip.last_end_reason,
             )
             before_kill = actor.status.segments_produced
-            kill_group(publisher)  # no DELETE, no RTCP BYE: gone
+            kill(publisher)  # no DELETE, no RTCP BYE: gone
 
         # noticed by the media timeout (3 s), not ICE consent (~30 s)
         await wait_for(lambda: actor.status.state is StreamState.WAITING, 15, "waiting again")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
 import threading
@@ -23,6 +21,7 @@ from supervisor.http.server import serve_app
 from supervisor.http.whip_routes import register_whip_routes
 from supervisor.ingest.whip import WhipIngest, WhipTarget
 from tests.integration.live import FFMPEG, free_port
+from tests.integration.push import kill
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "whip"
 FFMPEG_OFFER = (FIXTURES / "ffmpeg_offer.sdp").read_bytes()
@@ -53,30 +52,26 @@ def whip_publisher_argv(
     ]  # fmt: skip
 
 
-@contextlib.contextmanager
-def whip_publisher(url: str, key: str, **kwargs: object) -> Iterator[subprocess.Popen[bytes]]:
-    """A running FFmpeg WHIP publisher (niced: it shares 2 cores with the service under test);
-    killed (its whole group) on exit."""
-    process = subprocess.Popen(
+def start_whip_publisher(url: str, key: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    """A running FFmpeg WHIP publisher (niced: it shares 2 cores with the service under test),
+    in its own process group (``tests.integration.push.kill`` ends it without a goodbye)."""
+    return subprocess.Popen(
         ["nice", "-n", "10", *whip_publisher_argv(url, key, **kwargs)],  # type: ignore[arg-type]
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+@contextlib.contextmanager
+def whip_publisher(url: str, key: str, **kwargs: object) -> Iterator[subprocess.Popen[bytes]]:
+    """``start_whip_publisher`` for the block; killed (its whole group) on exit."""
+    process = start_whip_publisher(url, key, **kwargs)
     try:
         yield process
     finally:
-        kill_group(process)
-
-
-def kill_group(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-    if process.stderr is not None:
-        process.stderr.close()
+        kill(process)
 
 
 def whip_peer_children(*, besides: int | None = None) -> list[psutil.Process]:
