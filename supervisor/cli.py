@@ -55,6 +55,11 @@ FLAG_HELP = {
     "LOG_LEVEL": "debug | info | warning | error (default info)",
     "ENCODER_NICE": "niceness of FFmpeg (0-19, default 15): under overload encoders yield to the "
     "API and the live edge",
+    "WEBRTC_PUBLIC_IP": "WHIP: the address WebRTC answers advertise (1:1 NAT; default: the local "
+    "addresses)",
+    "WEBRTC_UDP_PORTS": "WHIP: UDP port range for WebRTC media, e.g. 40000-40100 (default: any)",
+    "WEBRTC_HOST_ADDRESSES": "WHIP: comma-separated local addresses for ICE candidates (default: "
+    "every interface but loopback)",
     "SOURCE_DENY_LOOPBACK": "refuse sources on this host (loopback, this host's addresses) "
     "(default false)",
     "SOURCE_DENY_PRIVATE": "refuse sources on private addresses (RFC 1918, 100.64/10, fc00::/7) "

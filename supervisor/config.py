@@ -6,6 +6,7 @@ Invalid values stop the service at start-up with one message that names the vari
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -69,6 +70,12 @@ class Settings:
     tls_key: str = ""
     log_level: str = "info"
     encoder_nice: int = 15  # FFmpeg's niceness: encoders yield CPU to the service under load
+    # --- WHIP (WebRTC) ingest: what the answer SDP advertises and where the media sockets bind
+    webrtc_public_ip: str = ""  # 1:1 NAT: advertised instead of the local addresses
+    webrtc_udp_ports: tuple[int, int] | None = None  # (first, last) e.g. 40000-40100; None = any
+    # local addresses for ICE host candidates; () = every interface but loopback (aioice's
+    # default); tests and single-host set-ups name 127.0.0.1 here
+    webrtc_host_addresses: tuple[str, ...] = ()
     # --- source host policy (actors/ffmpeg/host_policy.py; link-local and cloud metadata are
     # always refused, the service's own ports too; these tighten or loosen the rest)
     source_deny_loopback: bool = False
@@ -159,6 +166,17 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _ip_address(raw: str) -> str:
+    text = raw.strip()
+    if text:
+        ipaddress.ip_address(text)  # ValueError names the problem
+    return text
+
+
+def _ip_addresses(raw: str) -> tuple[str, ...]:
+    return tuple(_ip_address(part) for part in raw.split(",") if part.strip())
+
+
 def _port_range(raw: str) -> tuple[int, int]:
     low_text, dash, high_text = raw.strip().partition("-")
     if not dash:
@@ -217,6 +235,9 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TLS_KEY": ("tls_key", _text),
     "LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),
     "ENCODER_NICE": ("encoder_nice", _integer(0, 19)),
+    "WEBRTC_PUBLIC_IP": ("webrtc_public_ip", _ip_address),
+    "WEBRTC_UDP_PORTS": ("webrtc_udp_ports", _port_range),
+    "WEBRTC_HOST_ADDRESSES": ("webrtc_host_addresses", _ip_addresses),
     # source host policy
     "SOURCE_DENY_LOOPBACK": ("source_deny_loopback", _parse_bool),
     "SOURCE_DENY_PRIVATE": ("source_deny_private", _parse_bool),

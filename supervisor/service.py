@@ -41,6 +41,7 @@ from actors.status import StreamSpec
 from actors.stream import StreamActor
 from supervisor.config import Settings
 from supervisor.errors import HlsdashError
+from supervisor.ingest.whip import WhipIngest, peer_settings_from, push_lookup
 from supervisor.otp.backoff import Backoff
 from supervisor.otp.errors import TooManyChildren, UnknownChild
 from supervisor.otp.policy import RestartType
@@ -243,6 +244,15 @@ class StreamService:
         )
         self.running = False
         self.rtmp_port = settings.rtmp_port  # the bound port once the RTMP listener runs
+        # WHIP sessions (aiortc children) live as long as the service, like its streams
+        self.whip = WhipIngest(
+            peer_settings=peer_settings_from(
+                host_addresses=settings.webrtc_host_addresses,
+                udp_ports=settings.webrtc_udp_ports,
+                public_ip=settings.webrtc_public_ip,
+            ),
+            lookup=push_lookup(self),
+        )
 
     @property
     def output_dir(self) -> Path:
@@ -252,6 +262,7 @@ class StreamService:
         await trio.to_thread.run_sync(lambda: self.output_dir.mkdir(parents=True, exist_ok=True))
         async with trio.open_nursery() as nursery:
             await nursery.start(self.root.run)
+            await nursery.start(self.whip.run)
             if self.registry_writer is not None:
                 # before the sweep: a resumed stream owns its folder again
                 await self.resume_owned()
@@ -412,6 +423,8 @@ class StreamService:
             # a pipe (or the relay's own listener) has no peer for the source host policy to watch
             stream_settings=dataclasses.replace(self.stream_settings, source_watch=None),
         )
+        if protocol is IngestProtocol.WHIP:
+            self.whip.prepare()
         log.info("stream_created", stream_id=spec.stream_id, ingest=spec.ingest)
         return actor, key
 

@@ -305,6 +305,30 @@ def last_part(playlist: str) -> tuple[int, int] | None:
     return int(n), int(k)
 
 
+def wait_first_part_and_segment(
+    base: str, started: float, timeout_s: float = 60
+) -> tuple[float | None, float | None]:
+    """Poll the media playlist at ``base``/playlist.m3u8 every 10 ms: seconds from ``started``
+    (time.monotonic) until a listed EXT-X-PART, and a listed full segment, are fetched with a 200
+    (None: not within ``timeout_s``)."""
+    first_part = first_segment = None
+    deadline = started + timeout_s
+    while (first_part is None or first_segment is None) and time.monotonic() < deadline:
+        status, body, _ = http("GET", f"{base}/playlist.m3u8")
+        if status == 200:
+            text = body.decode()
+            if first_part is None:
+                part = re.search(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', text)
+                if part and http("GET", f"{base}/{part.group(1)}")[0] == 200:
+                    first_part = time.monotonic() - started
+            if first_segment is None:
+                seg = re.search(r"^(seg_\d+\.m4s)$", text, flags=re.MULTILINE)
+                if seg and http("GET", f"{base}/{seg.group(1)}")[0] == 200:
+                    first_segment = time.monotonic() - started
+        time.sleep(0.01)
+    return first_part, first_segment
+
+
 def newest_segment(playlist: str) -> int | None:
     found = re.findall(r"^seg_(\d+)\.m4s", playlist, flags=re.MULTILINE)
     return int(found[-1]) if found else None

@@ -12,11 +12,17 @@ listed and fetched. Source: lavfi testsrc2 + tone at real time (-re), the demo's
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from collections.abc import Sequence
 
-from ops.bench.common import header, http, lavfi_source, median, parse_size, running_service
+from ops.bench.common import (
+    header,
+    lavfi_source,
+    median,
+    parse_size,
+    running_service,
+    wait_first_part_and_segment,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -44,21 +50,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             base = f"{service.origin}/{sid}/{qualities[0]}"
             started = time.monotonic()
             service.create(sid, source, qualities=qualities, low_latency=True)
-            first_part = first_segment = None
-            deadline = started + 60
-            while (first_part is None or first_segment is None) and time.monotonic() < deadline:
-                status, body, _ = http("GET", f"{base}/playlist.m3u8")
-                if status == 200:
-                    text = body.decode()
-                    if first_part is None:
-                        part = re.search(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', text)
-                        if part and http("GET", f"{base}/{part.group(1)}")[0] == 200:
-                            first_part = time.monotonic() - started
-                    if first_segment is None:
-                        seg = re.search(r"^(seg_\d+\.m4s)$", text, flags=re.MULTILINE)
-                        if seg and http("GET", f"{base}/{seg.group(1)}")[0] == 200:
-                            first_segment = time.monotonic() - started
-                time.sleep(0.01)
+            first_part, first_segment = wait_first_part_and_segment(base, started)
             service.delete(sid)
             if first_part is None or first_segment is None:
                 print(f"{sid}: timed out (part {first_part}, segment {first_segment})")

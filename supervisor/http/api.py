@@ -40,6 +40,7 @@ from supervisor.http.readiness import (
     disk_check,
 )
 from supervisor.http.views import iso, stream_view
+from supervisor.http.whip_routes import register_whip_routes
 from supervisor.metrics import Metrics, viewer_key
 from supervisor.registry.interface import RegistryUnavailable
 from supervisor.requests import RequestInvalid, parse_stream_request
@@ -109,9 +110,10 @@ def json_response(payload: Any, status: int = 200) -> Response:
 class PlaybackPathConverter(PathConverter):
     """A playback object's path below ``/streams/{id}/``: never ``heartbeat``, the control
     endpoint beside it, so that OPTIONS and 405 answers for ``/streams/{id}/heartbeat`` advertise
-    the heartbeat's methods only (not the playback route's GET)."""
+    the heartbeat's methods only (not the playback route's GET); the same for the ingest key
+    rotation and the WHIP endpoints."""
 
-    regex = r"(?!heartbeat$|ingest/rotate-key$)[^/].*?"
+    regex = r"(?!heartbeat$|ingest/rotate-key$|whip$|whip/)[^/].*?"
 
 
 def create_api_app(service: StreamService, metrics: Metrics, playback: Playback) -> QuartTrio:
@@ -410,6 +412,9 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 
+    # -------------------------------------------------------------- WHIP ingest (RFC 9725)
+
+    register_whip_routes(app, service.whip)
     return app
 
 

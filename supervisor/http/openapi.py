@@ -197,7 +197,11 @@ def openapi_document(version: str) -> dict[str, Any]:
         "info": {"title": "hlsdash control API", "version": version},
         "components": {
             "schemas": {"StreamRequest": stream_request, "Stream": stream, "Error": error},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                # WHIP: the push stream's key, shown once in POST /streams' 201 body
+                "streamKey": {"type": "http", "scheme": "bearer"},
+            },
         },
         "paths": {
             "/streams": {
@@ -272,6 +276,54 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "responses": {
                         "200": _json("New expiry", {"type": "object"}),
                         "404": _error("Unknown or ended"),
+                    },
+                },
+            },
+            "/streams/{stream_id}/whip": {
+                "parameters": [_STREAM_ID_PARAM],
+                "post": {
+                    "summary": "WHIP (RFC 9725): publish WebRTC to a push stream (ingest whip)",
+                    "description": "Body: the SDP offer (application/sdp, ≤ 16 KiB, H.264 video"
+                    " required, Opus audio optional), Authorization: Bearer <stream_key>. No"
+                    " trickle ICE: send the offer once gathering is complete. CORS enabled.",
+                    "operationId": "whipPublish",
+                    "security": [{"streamKey": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/sdp": {"schema": {"type": "string"}}},
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "The answer SDP; Location is the session URL",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                            "content": {"application/sdp": {"schema": {"type": "string"}}},
+                        },
+                        "400": _error("Not SDP, no video, no H.264, or not answerable"),
+                        "401": _error("Missing or wrong stream key"),
+                        "404": _error("No such stream taking WHIP"),
+                        "409": _error("The stream already has a publisher"),
+                        "413": _error("Offer over 16 KiB"),
+                        "415": _error("Not application/sdp"),
+                        "503": _error("Too many WHIP sessions"),
+                    },
+                },
+            },
+            "/streams/{stream_id}/whip/{session_id}": {
+                "parameters": [
+                    _STREAM_ID_PARAM,
+                    {
+                        "name": "session_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "delete": {
+                    "summary": "End a WHIP session (the stream goes back to waiting)",
+                    "operationId": "whipEnd",
+                    "responses": {
+                        "200": {"description": "Ended"},
+                        "404": _error("No such session"),
                     },
                 },
             },

@@ -3,6 +3,7 @@
 import { ApiClient } from "./api.js";
 import { StreamCharts } from "./charts.js";
 import { ServerClock } from "./clock.js";
+import { wireGoLive } from "./golive.js";
 import { appendSample, sampleOf } from "./history.js";
 import { ErrorList, stopButton, wireCreateForm, wireHeartbeats } from "./operate.js";
 import { ENGINES, collectPageErrors, createPlayer, exposeTestHooks } from "./players.js";
@@ -32,6 +33,13 @@ const video = $("video");
 const api = new ApiClient(apiBase);
 const errors = new ErrorList($("api-error-box"), $("api-errors"));
 const charts = new StreamCharts($("charts"));
+wireGoLive({
+  form: $("golive-form"),
+  preview: $("golive-preview"),
+  statusNode: $("golive-status"),
+  apiBase,
+  errors,
+});
 window.__dashboard_charts = () => charts.summary();
 
 // Restore the selection from the fragment so a reload keeps watching.

@@ -13,7 +13,11 @@ export class ErrorList {
   }
 
   show(action, err) {
-    const text = err instanceof ApiError ? err.describe() : String(err?.message ?? err);
+    // ApiError and WhipError both describe themselves: "status code: message"
+    const text =
+      err instanceof ApiError || typeof err?.describe === "function"
+        ? err.describe()
+        : String(err?.message ?? err);
     const item = document.createElement("li");
     item.textContent = `${new Date().toLocaleTimeString()} ${action}: ${text}`;
     this.list.prepend(item);

@@ -24,6 +24,7 @@ BENCHES = [
     ("glass", ()),
     ("parts", ()),
     ("ingest", ()),
+    ("ingest_whip", ()),
 ]
 # headless Chromium, two live pipelines and two players: more than the others' 2 minutes
 TIMEOUT_S = {"glass": 300}
@@ -42,6 +43,7 @@ EXPECTED = {
     # every edge candidate ran beside the origin
     "edge": ("  origin: ", "  varnish: ", "  nginx: ", "  nginx-unlocked-reloads: "),
     "ingest": ("ratios push/pull: CPU per media second ", "push: ", "pull: "),
+    "ingest_whip": ("median: peer CPU ", "(sender_report)"),
 }
 # ... and with an extra flag
 EXPECTED_WITH = {("blocking", ("--edge", "varnish")): ("the edge sent to the origin: 1\n",)}

@@ -52,6 +52,10 @@ CHROMIUM_ARGS: tuple[str, ...] = (
     "--disable-component-update",
     "--disable-sync",
     "--mute-audio",
+    # a fake camera and microphone, granted without a prompt: the dashboard's "Go live from this
+    # browser" (WHIP) publishes them in tests/e2e/test_whip_dashboard.py
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 )
 
 # Engine names understood by player.html (and the dashboard's selector).

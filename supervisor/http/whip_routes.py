@@ -1,0 +1,85 @@
+"""WHIP routes on the API port (RFC 9725): ``POST /streams/{id}/whip`` → 201 + ``Location`` +
+answer SDP; ``DELETE`` on the location ends the session; ``OPTIONS`` and CORS on every answer so
+a browser on another origin can publish. Thin: ``supervisor.ingest.whip.WhipIngest`` decides.
+
+These routes are not behind API_TOKEN: the stream key (``Authorization: Bearer``) is the
+credential, checked before the body is read and before any process starts.
+"""
+
+from __future__ import annotations
+
+import json
+
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from supervisor.ingest.whip import MAX_OFFER_BYTES, SDP_CONTENT_TYPE, WhipIngest, WhipRefused
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Expose-Headers": "Location",
+    "Access-Control-Max-Age": "600",
+}
+
+
+def _with_cors(response: Response) -> Response:
+    for name, value in CORS_HEADERS.items():
+        response.headers[name] = value
+    return response
+
+
+def _refusal(refused: WhipRefused) -> Response:
+    body = json.dumps({"error": {"code": refused.code, "message": refused.message, "field": None}})
+    response = Response(body, status=refused.status, content_type="application/json")
+    for name, value in refused.headers.items():
+        response.headers[name.replace("_", "-")] = value
+    return _with_cors(response)
+
+
+def register_whip_routes(app: QuartTrio, whip: WhipIngest) -> None:
+    @app.route("/streams/<stream_id>/whip", methods=["POST", "OPTIONS"])
+    async def whip_publish(stream_id: str) -> Response:
+        if request.method == "OPTIONS":
+            response = Response("", status=204)
+            response.headers["Accept-Post"] = SDP_CONTENT_TYPE
+            return _with_cors(response)
+        authorization = request.headers.get("Authorization")
+        content_type = request.headers.get("Content-Type")
+        try:
+            # key and content type before the body is read: a wrong key costs nothing
+            whip.authorize(stream_id, authorization=authorization, content_type=content_type)
+            try:
+                raw = await request.get_data(cache=False, as_text=False)
+            except RequestEntityTooLarge:
+                raise WhipRefused(
+                    413, "offer_too_large", f"the SDP offer is over {MAX_OFFER_BYTES} bytes"
+                ) from None
+            answer = await whip.publish(
+                stream_id,
+                authorization=authorization,
+                content_type=content_type,
+                offer=raw if isinstance(raw, bytes) else raw.encode(),
+                remote_address=_remote(request.remote_addr),
+            )
+        except WhipRefused as refused:
+            return _refusal(refused)
+        response = Response(answer.answer_sdp, status=201, content_type=SDP_CONTENT_TYPE)
+        response.headers["Location"] = f"/streams/{stream_id}/whip/{answer.session_id}"
+        return _with_cors(response)
+
+    @app.route("/streams/<stream_id>/whip/<session_id>", methods=["DELETE", "OPTIONS"])
+    async def whip_session(stream_id: str, session_id: str) -> Response:
+        if request.method == "OPTIONS":
+            return _with_cors(Response("", status=204))
+        try:
+            whip.end(stream_id, session_id)
+        except WhipRefused as refused:
+            return _refusal(refused)
+        return _with_cors(Response("", status=200))
+
+
+def _remote(address: str | None) -> str:
+    return address or "unknown"
