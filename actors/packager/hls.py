@@ -26,6 +26,9 @@ _VERSION_WITH_SKIP = 9
 
 # Parts older than this many target durations from the live edge are dropped (rfc8216bis §6.2.2).
 _PART_WINDOW_TARGET_DURATIONS = 3
+# a segment ending on the part window's edge is inside it: sums of float durations differ by
+# rounding noise (0.1 vs 3.1 - 3.0), which must not decide whether its parts are listed
+PART_WINDOW_TOLERANCE_S = 1e-6
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -233,7 +236,7 @@ def render_media_playlist(p: MediaPlaylistInput) -> str:
         previous = segments[i - 1] if i > 0 else None
         # The first segment after a SKIP repeats its MAP: the tag that set it may have been skipped.
         lines += _segment_lead_tags(seg, previous, force_map=(i == skipped))
-        if ll is not None and ends_s[i] >= part_cutoff_s:
+        if ll is not None and ends_s[i] >= part_cutoff_s - PART_WINDOW_TOLERANCE_S:
             lines += _part_lines(seg.number, seg.parts)
         lines.append(f"#EXTINF:{format_decimal(seg.duration_s)},")
         lines.append(segment_file_name(seg.number))

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.packager.hls import (
+    PART_WINDOW_TOLERANCE_S,
     AudioRendition,
     LowLatencyHls,
     MediaPlaylistInput,
@@ -652,7 +653,7 @@ def test_random_windows_round_trip(
     end_s = sum(s.duration_s for s in segs[: parsed.skipped])
     for got, want in zip(parsed.segments, listed, strict=True):
         end_s += want.duration_s
-        in_window = ll and end_s >= edge_s - 3 * p.target_duration_s - 1e-9
+        in_window = ll and end_s >= edge_s - 3 * p.target_duration_s - PART_WINDOW_TOLERANCE_S
         if in_window:
             assert [pt["URI"] for pt in got.parts] == [
                 part_file_name(want.number, pt.index) for pt in want.parts
