@@ -2,11 +2,11 @@
 
 Every key this module touches, and its lifetime (nothing else in the service writes them):
 
-* ``hlsdash:node:{node_id}`` — string, the node's JSON record (:class:`NodeInfo`), written by the
+* ``hlsdash:member:{node_id}`` — string, the node's JSON record (:class:`NodeInfo`), written by the
   node every ``heartbeat_interval_s`` with ``PX = node_ttl_s``. Present ⇔ the node is alive: a
   node that stops heartbeating (killed, frozen, cut off) is gone ``node_ttl_s`` after its last
   beat, and the reconciler of any other node then claims its streams.
-* ``hlsdash:nodes`` — set of every node id ever seen (listing without ``SCAN``). An id whose
+* ``hlsdash:members`` — set of every node id ever seen (listing without ``SCAN``). An id whose
   node key is gone is a dead node; it is removed once it owns nothing (``forget``).
 * ``hlsdash:drain:{node_id}`` — string ``"1"``, set by ``POST /cluster/nodes/{id}/drain`` on any
   node, ``PX = drain_ttl_s`` (a drain request does not outlive a forgotten rolling deploy). The
@@ -27,11 +27,11 @@ import coredis
 from supervisor.cluster.placement import NodeInfo
 
 KEY_PREFIX: Final = "hlsdash:"
-NODES_KEY: Final = KEY_PREFIX + "nodes"
+NODES_KEY: Final = KEY_PREFIX + "members"
 
 
 def node_key(node_id: str) -> str:
-    return f"{KEY_PREFIX}node:{node_id}"
+    return f"{KEY_PREFIX}member:{node_id}"
 
 
 def drain_key(node_id: str) -> str:

@@ -88,10 +88,36 @@ class ProxySettings:
     max_exchange_s: float = 60.0
 
 
-class OwnerLookup(Protocol):
-    """Where a stream this node does not run is served: the owner's origin base URL, or None."""
+class ClusterView(Protocol):
+    """What the origin asks the cluster about a stream (``supervisor.cluster`` answers)."""
 
-    async def owner_origin_url(self, stream_id: str) -> str | None: ...
+    async def proxy_target(self, stream_id: str) -> str | None:
+        """The owner's origin base URL when another node runs the stream; None to answer here
+        (this node runs it, or no node does and the local answer is the 404)."""
+        ...
+
+    def fenced(self, stream_id: str) -> bool:
+        """This node runs the stream without a lease it knows valid: publish nothing of it.
+
+        Synchronous and local (a deadline on trio's clock), so it can be asked again after an
+        answer was computed: a node frozen past its lease (SIGSTOP) and woken up must not hand
+        out what its live edge produced meanwhile, before its lease keeper has had a turn."""
+        ...
+
+
+LEASE_LOST: Final = origin_core.error_json(
+    503, "lease_lost", "this node no longer holds the stream's lease; ask again"
+)
+
+
+async def fenced_chunks(
+    chunks: AsyncIterator[bytes], view: ClusterView, stream_id: str
+) -> AsyncIterator[bytes]:
+    """A local streamed body that stops the moment the node loses the stream's lease."""
+    async for chunk in chunks:
+        if view.fenced(stream_id):
+            raise UpstreamBroken("the stream's lease was lost while its segment was sent")
+        yield chunk
 
 
 class UpstreamBroken(Exception):  # noqa: N818 - a condition, raised into a streamed body

@@ -8,7 +8,7 @@ import trio
 
 from supervisor.cluster.membership import Membership, decode_node, encode_node, node_key
 from supervisor.cluster.placement import NodeInfo
-from tests.redis_server import redis_server
+from tests.cluster_redis import redis_server
 
 pytestmark = pytest.mark.integration
 
