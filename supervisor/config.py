@@ -78,6 +78,11 @@ class Settings:
     origin_send_timeout_s: float = 10.0  # a client that reads nothing for this long is closed
     origin_max_connections: int = 0  # 0 → derived from the fd budget (origin_limits)
     ready_min_free_mb: float = 64.0  # /ready is 503 with less free space in OUTPUT_DIR
+    # -- the cluster (REGISTRY_URL=redis://…, NODE_ID): supervisor/cluster --
+    node_api_url: str = ""  # how peers reach this API; empty → http://<host name>:API_PORT
+    node_origin_url: str = ""  # how peers reach this origin; empty → http://<host name>:ORIGIN_PORT
+    node_capacity_cores: float = 0.0  # encoder CPU this node offers; 0 → its CPU count
+    cluster_lease_ttl_s: float = 6.0  # stream leases and membership; renewed every third of it
 
 
 def _parse_bool(raw: str) -> bool:
@@ -185,6 +190,10 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ORIGIN_SEND_TIMEOUT": ("origin_send_timeout_s", _number(1, 300)),
     "ORIGIN_MAX_CONNECTIONS": ("origin_max_connections", _integer(0, 10_000_000)),
     "READY_MIN_FREE_MB": ("ready_min_free_mb", _number(0, 10_000_000)),
+    "NODE_API_URL": ("node_api_url", _text),
+    "NODE_ORIGIN_URL": ("node_origin_url", _text),
+    "NODE_CAPACITY_CORES": ("node_capacity_cores", _number(0, 4096)),
+    "CLUSTER_LEASE_TTL": ("cluster_lease_ttl_s", _number(1.5, 300)),
 }
 
 

@@ -278,6 +278,11 @@ class StreamService:
         """What the HTTP layer serves a stream from: its live-edge interface, nothing deeper."""
         return self.get(stream_id).edge
 
+    def runs(self, stream_id: str) -> bool:
+        """Is the stream running here (not ended)?"""
+        actor = self._actors.get(stream_id)
+        return actor is not None and not actor.finished.is_set()
+
     def list(self) -> list[StreamActor]:
         return list(self._actors.values())
 

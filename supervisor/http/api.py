@@ -27,6 +27,7 @@ from actors.ffmpeg.host_guard import SourceRefused
 from actors.files import read_or_none
 from actors.packager.layout import resolve_inside
 from supervisor import __version__
+from supervisor.http.cluster_api import ClusterApi
 from supervisor.http.openapi import openapi_document
 from supervisor.http.origin import SESSION_PARAMETER, is_viewer_poll
 from supervisor.http.origin_core import OriginResponse
@@ -55,7 +56,15 @@ MAX_BODY_BYTES = 16 * 1024
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # the control endpoints; playback, health, metrics, docs and the dashboard stay public
 _PROTECTED_ENDPOINTS = frozenset(
-    {"create_stream", "list_streams", "get_stream", "delete_stream", "heartbeat"}
+    {
+        "create_stream",
+        "list_streams",
+        "get_stream",
+        "delete_stream",
+        "heartbeat",
+        "cluster_view",
+        "drain_node",
+    }
 )
 
 
@@ -98,7 +107,12 @@ class PlaybackPathConverter(PathConverter):
     regex = r"(?!heartbeat$)[^/].*?"
 
 
-def create_api_app(service: StreamService, metrics: Metrics, playback: Playback) -> QuartTrio:
+def create_api_app(
+    service: StreamService,
+    metrics: Metrics,
+    playback: Playback,
+    cluster: ClusterApi | None = None,
+) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
     # "//" in a path must be a JSON 404 like any unknown path, not werkzeug's HTML 308 redirect
     app.url_map.merge_slashes = False
@@ -123,13 +137,24 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     def view(actor: Any) -> dict[str, Any]:
         api_base, cdn_base = bases()
-        return stream_view(
+        payload = stream_view(
             actor.status,
             api_base=api_base,
             cdn_base=cdn_base,
             now_unix_s=time.time(),
             viewers=metrics.viewers.count(actor.status.stream_id),
             newest_segments=actor.edge.newest_segment_sizes(),
+        )
+        if cluster is not None:
+            payload["node"] = cluster.node_id
+        return payload
+
+    async def elsewhere(stream_id: str) -> Response | None:
+        """In a cluster, a stream not running here is its owner's to answer."""
+        if cluster is None or service.runs(stream_id):
+            return None
+        return await cluster.elsewhere(
+            request.method, stream_id, request.full_path.rstrip("?"), request.headers
         )
 
     @app.before_request
@@ -212,26 +237,40 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             )
         except RequestInvalid as invalid:
             return error_response(422, invalid.code, invalid.message, invalid.field)
+        if cluster is not None:
+            placed = await cluster.before_create(spec, raw, request.headers)
+            if placed is not None:
+                return placed
         try:
             actor = await service.create(spec, source)
-        except SourceRefused as refused:
-            return error_response(422, "source_refused", str(refused), "source_url")
-        except StreamExists:
-            return error_response(
-                409, "stream_exists", f"stream {spec.stream_id!r} already exists", "stream_id"
-            )
-        except AtCapacity as full:
-            return error_response(503, "at_capacity", str(full), None, Retry_After="30")
+        except (SourceRefused, StreamExists, AtCapacity) as refused:
+            if cluster is not None:
+                await cluster.create_failed(spec.stream_id)
+            if isinstance(refused, SourceRefused):
+                return error_response(422, "source_refused", str(refused), "source_url")
+            if isinstance(refused, StreamExists):
+                return error_response(
+                    409, "stream_exists", f"stream {spec.stream_id!r} already exists", "stream_id"
+                )
+            return error_response(503, "at_capacity", str(refused), None, Retry_After="30")
         response = json_response(view(actor), 201)
         response.headers["Location"] = f"/streams/{spec.stream_id}"
         return response
 
     @app.get("/streams")
     async def list_streams() -> Response:
-        return json_response({"streams": [view(a) for a in service.list()]})
+        views = [view(a) for a in service.list()]
+        others = await cluster.list_others(request.headers) if cluster is not None else None
+        if others is None:
+            return json_response({"streams": views})
+        found, unreachable = others
+        views = sorted(views + found, key=lambda v: str(v.get("stream_id", "")))
+        return json_response({"streams": views, "nodes_unreachable": unreachable})
 
     @app.get("/streams/<stream_id>")
     async def get_stream(stream_id: str) -> Response:
+        if (answer := await elsewhere(stream_id)) is not None:
+            return answer
         try:
             return json_response(view(service.get(stream_id)))
         except StreamNotFound:
@@ -239,16 +278,22 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     @app.delete("/streams/<stream_id>")
     async def delete_stream(stream_id: str) -> Response:
+        if (answer := await elsewhere(stream_id)) is not None:
+            return answer
         try:
             actor = await service.delete(stream_id)
         except StreamNotFound:
             return error_response(404, "stream_not_found", f"no stream {stream_id!r}", "stream_id")
+        if cluster is not None:
+            await cluster.forget(stream_id)
         payload = view(actor)
         payload["deleted"] = True
         return json_response(payload, 200)
 
     @app.post("/streams/<stream_id>/heartbeat")
     async def heartbeat(stream_id: str) -> Response:
+        if (answer := await elsewhere(stream_id)) is not None:
+            return answer
         try:
             expires = service.heartbeat(stream_id)
         except StreamNotFound:
@@ -264,6 +309,20 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
                 "lease_seconds": settings.stale_threshold_s,
             }
         )
+
+    # -------------------------------------------------------------- the cluster
+
+    @app.get("/cluster")
+    async def cluster_view() -> Response:
+        if cluster is None:
+            return error_response(404, "not_clustered", "this service runs alone (no REGISTRY_URL)")
+        return json_response(cluster.describe())
+
+    @app.post("/cluster/nodes/<node_id>/drain")
+    async def drain_node(node_id: str) -> Response:
+        if cluster is None:
+            return error_response(404, "not_clustered", "this service runs alone (no REGISTRY_URL)")
+        return await cluster.drain(node_id)
 
     # -------------------------------------------------------------- playback on the API port
 
