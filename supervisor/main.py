@@ -15,6 +15,7 @@ import trio
 from actors.ffmpeg.sources import synthetic_source
 from actors.status import StreamSpec
 from supervisor import __version__
+from supervisor.cluster.runtime import ClusterParts, is_cluster, run_cluster
 from supervisor.config import Settings
 from supervisor.http.api import create_api_app
 from supervisor.http.origin import OriginApp
@@ -77,15 +78,24 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, stop)
         await nursery.start(service.run)
+        cluster: ClusterParts | None = None
+        if is_cluster(settings):
+            cluster = await nursery.start(run_cluster, settings, service)
         api_urls = await nursery.start(
             serve_app,
-            create_api_app(service, metrics, playback),
+            create_api_app(service, metrics, playback, cluster.api if cluster else None),
             settings,
             settings.api_port,
             stop.wait,
         )
+        origin = OriginApp(
+            playback,
+            metrics,
+            cluster=cluster.node if cluster else None,
+            proxy=cluster.proxy if cluster else None,
+        )
         origin_urls = await nursery.start(
-            serve_origin, OriginApp(playback, metrics), settings, settings.origin_port, stop.wait
+            serve_origin, origin, settings, settings.origin_port, stop.wait
         )
         log.info(
             "service_started",
@@ -109,6 +119,8 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
             )
         await stop.wait()
         log.info("service_stopping")
+        if cluster is not None:
+            cluster.node.stopping = True  # streams stopped now are released, not removed
         with trio.CancelScope(shield=True) as cleanup:
             cleanup.deadline = trio.current_time() + 12
             stragglers = await service.root.shutdown(timeout_s=10.0)

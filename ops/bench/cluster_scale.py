@@ -1,0 +1,443 @@
+"""Cluster scale without FFmpeg: many nodes and streams on one real Redis; Redis load, fail-over.
+
+Every node is a real ``ClusterNode`` (membership beats, per-stream lease renewals with fencing,
+the reconciler claiming orphans) over the real ``RedisRegistry``; only the encoder is replaced
+by a synthetic fragment source: each running stream commits a "segment" every
+``--segment-s`` and writes its timeline position to the registry, fenced, as a real stream does.
+Nodes run in ``--processes`` worker processes (nodes/processes each, one trio loop per process).
+
+Measured:
+
+* **Redis operations per stream per second** in steady state: ``INFO stats``
+  ``total_commands_processed`` (commands sent by clients; a Lua script is one) and ``INFO
+  commandstats`` (every command, those run inside scripts too) over ``--steady-s``, divided by
+  streams and seconds. Goal ≤ 1.
+* **Fail-over time**: SIGKILL of one worker process (its ``--kill-nodes`` nodes and their
+  streams), then the time until every one of those streams is owned by a live node with a new
+  fencing epoch and has written a new position from there (running again). Goal ≤ 15 s.
+* **Redis CPU**: ``used_cpu_sys + used_cpu_user`` over the steady window, in cores.
+
+Usage: ``python -m ops.bench.cluster_scale`` (100 nodes, 5,000 streams) or ``--tiny``. On a
+shared 2-core machine the figures are noisy: the nodes' Python competes with Redis for CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------------- the worker (nodes)
+
+
+def _worker(args: argparse.Namespace) -> None:
+    import trio  # noqa: PLC0415
+
+    trio.run(_worker_main, args)
+
+
+async def _worker_main(args: argparse.Namespace) -> None:
+    import coredis  # noqa: PLC0415
+    import trio  # noqa: PLC0415
+    from supervisor.registry import open_registry  # noqa: PLC0415
+
+    from actors.status import StreamSpec  # noqa: PLC0415
+    from supervisor.cluster.node import ClusterNode, ClusterSettings  # noqa: PLC0415
+
+    node_ids: list[str] = args.node_ids.split(",")
+    streams_per_node = args.streams_per_node
+    async with (
+        open_registry(args.redis_url) as registry,
+        coredis.Redis.from_url(args.redis_url, decode_responses=True) as redis,
+        trio.open_nursery() as nursery,
+    ):
+        nodes: list[ClusterNode] = []
+        for node_id in node_ids:
+            streams = SyntheticStreams(registry, segment_s=args.segment_s)
+            node = ClusterNode(
+                ClusterSettings(
+                    node_id=node_id,
+                    api_url=f"http://{node_id}.invalid:8083",
+                    origin_url=f"http://{node_id}.invalid:8084",
+                    capacity_cores=2.0,
+                    lease_ttl_s=args.lease_ttl_s,
+                    safety_margin_s=min(1.0, args.lease_ttl_s / 6),
+                ),
+                redis=redis,
+                registry=registry,
+                streams=streams,
+                measured_cost_cores=streams.cost_cores,
+            )
+            streams.node = node
+            nodes.append(node)
+            await nursery.start(node.run)
+            nursery.start_soon(streams.run)
+        for node in nodes:
+            for index in range(streams_per_node):
+                spec = StreamSpec(
+                    stream_id=f"{node.node_id}-s{index:03d}",
+                    source_url="http://synthetic.invalid/live",
+                    qualities=("240p",),
+                )
+                sent_at = trio.current_time()
+                ownership = await registry.register(
+                    spec,
+                    node_id=node.node_id,
+                    created_unix_s=time.time(),
+                    lease_ttl_s=args.lease_ttl_s,
+                )
+                await node.adopt(spec.stream_id, ownership, sent_at=sent_at)
+                record = await registry.get(spec.stream_id)
+                assert record is not None
+                await node.streams.start(record)
+        print("ready", flush=True)
+        await trio.sleep_forever()
+
+
+class SyntheticStreams:
+    """``LocalStreams`` whose streams are a timer writing a timeline position per segment."""
+
+    def __init__(self, registry: Any, *, segment_s: float) -> None:
+        import trio  # noqa: PLC0415
+
+        self.registry = registry
+        self.segment_s = segment_s
+        self.node: Any = None
+        self._running: dict[str, Any] = {}  # stream id → spec
+        self._numbers: dict[str, int] = {}
+        self._wake = trio.Event()
+
+    def running(self) -> dict[str, Any]:
+        return dict(self._running)
+
+    def ended(self) -> list[str]:
+        return []
+
+    def unmeasured_cost_cores(self) -> float:
+        return 0.0
+
+    def cost_cores(self) -> float:
+        return 0.05 * len(self._running)  # a 240p ladder's measured order of magnitude
+
+    async def start(self, record: Any) -> None:
+        self._running[record.stream_id] = record.spec
+        position = record.position
+        self._numbers[record.stream_id] = position.last_number if position is not None else 0
+
+    async def stop(self, stream_id: str, reason: str) -> None:
+        self._running.pop(stream_id, None)
+
+    async def run(self) -> None:
+        """Every segment duration, each stream commits one segment (one fenced write)."""
+        import trio  # noqa: PLC0415
+        from supervisor.registry.interface import (  # noqa: PLC0415
+            StaleFencingEpoch,
+            StreamNotRegistered,
+        )
+
+        from actors.packager.timeline import TimelinePosition  # noqa: PLC0415
+
+        while True:
+            await trio.sleep(self.segment_s)
+            node = self.node
+            for stream_id in list(self._running):
+                epoch = node.owned.get(stream_id)
+                if epoch is None or not node.gate.valid(stream_id):
+                    continue  # fenced: publishes nothing
+                number = self._numbers[stream_id] = self._numbers[stream_id] + 1
+                position = TimelinePosition(
+                    availability_start_unix_s=0.0,
+                    encoder_epoch=epoch,
+                    last_number=number,
+                    media_end_s=number * self.segment_s,
+                    discontinuities=0,
+                )
+                try:
+                    await self.registry.write_position(
+                        stream_id, fencing_epoch=epoch, position=position
+                    )
+                except (StaleFencingEpoch, StreamNotRegistered):
+                    self._running.pop(stream_id, None)
+
+
+# ---------------------------------------------------------------------- the driver
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _redis_cli(port: int, *words: str) -> str:
+    """One command over a plain socket (RESP inline), the reply's text."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall((" ".join(words) + "\r\n").encode())
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if data.startswith(b"$"):
+                header, _, rest = data.partition(b"\r\n")
+                if len(rest) >= int(header[1:]) + 2:
+                    return rest[: int(header[1:])].decode()
+            elif data.endswith(b"\r\n"):
+                return data.decode().strip()
+
+
+def redis_info(port: int) -> dict[str, str]:
+    info: dict[str, str] = {}
+    for line in _redis_cli(port, "INFO", "everything").splitlines():
+        if ":" in line and not line.startswith("#"):
+            key, _, value = line.partition(":")
+            info[key] = value
+    return info
+
+
+def commandstats_calls(info: dict[str, str]) -> int:
+    total = 0
+    for key, value in info.items():
+        if key.startswith("cmdstat_"):
+            fields = dict(part.split("=") for part in value.split(","))
+            total += int(fields["calls"])
+    return total
+
+
+def redis_cpu_s(info: dict[str, str]) -> float:
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+@dataclass
+class Result:
+    nodes: int
+    streams: int
+    processes: int
+    steady_s: float
+    client_ops_per_stream_s: float
+    all_ops_per_stream_s: float
+    redis_cpu_cores: float
+    killed_nodes: int
+    moved_streams: int
+    failover_s: float | None
+    unowned_at_end: int
+
+
+def run(args: argparse.Namespace) -> Result:
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    port = _free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    redis = subprocess.Popen(
+        [
+            redis_server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    workers: list[subprocess.Popen[str]] = []
+    try:
+        _wait_redis(port)
+        per_process = args.nodes // args.processes
+        streams_per_node = args.streams // args.nodes
+        node_groups = [
+            [f"n{p:02d}x{i:02d}" for i in range(per_process)] for p in range(args.processes)
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for group in node_groups:
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "ops.bench.cluster_scale",
+                        "worker",
+                        "--redis-url",
+                        url,
+                        "--node-ids",
+                        ",".join(group),
+                        "--streams-per-node",
+                        str(streams_per_node),
+                        "--lease-ttl-s",
+                        str(args.lease_ttl_s),
+                        "--segment-s",
+                        str(args.segment_s),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    cwd=ROOT,
+                    env=env,
+                )
+            )
+        for worker in workers:
+            assert worker.stdout is not None
+            line = worker.stdout.readline()
+            if line.strip() != "ready":
+                raise SystemExit(f"a worker did not start (exit {worker.poll()})")
+        streams = streams_per_node * per_process * args.processes
+        time.sleep(args.lease_ttl_s)  # settle: every loop has run a few rounds
+        before, started = redis_info(port), time.monotonic()
+        time.sleep(args.steady_s)
+        after, steady_s = redis_info(port), time.monotonic() - started
+        client_ops = int(after["total_commands_processed"]) - int(
+            before["total_commands_processed"]
+        )
+        all_ops = commandstats_calls(after) - commandstats_calls(before)
+        cpu = (redis_cpu_s(after) - redis_cpu_s(before)) / steady_s
+
+        # fail-over: SIGKILL the first worker (its nodes and their streams)
+        killed = node_groups[0]
+        moved = [f"{n}-s{i:03d}" for n in killed for i in range(streams_per_node)]
+        epochs = _owners(port, moved)
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait()
+        killed_at = time.monotonic()
+        failover_s = None
+        deadline = killed_at + args.failover_timeout_s
+        while time.monotonic() < deadline:
+            now = _owners(port, moved)
+            if all(
+                owner is not None
+                and owner not in killed
+                and epoch != epochs[s][1]
+                and number > epochs[s][2]
+                for s, (owner, epoch, number) in now.items()
+            ):
+                failover_s = time.monotonic() - killed_at
+                break
+            time.sleep(0.1)
+        final = _owners(
+            port, [f"{n}-s{i:03d}" for g in node_groups for n in g for i in range(streams_per_node)]
+        )
+        unowned = _unowned(final)
+        return Result(
+            nodes=per_process * args.processes,
+            streams=streams,
+            processes=args.processes,
+            steady_s=round(steady_s, 2),
+            client_ops_per_stream_s=round(client_ops / streams / steady_s, 3),
+            all_ops_per_stream_s=round(all_ops / streams / steady_s, 3),
+            redis_cpu_cores=round(cpu, 3),
+            killed_nodes=len(killed),
+            moved_streams=len(moved),
+            failover_s=None if failover_s is None else round(failover_s, 2),
+            unowned_at_end=unowned,
+        )
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(timeout=10)
+        redis.kill()
+        redis.wait(timeout=10)
+
+
+def _wait_redis(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if _redis_cli(port, "PING") == "+PONG":
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("redis-server did not come up")
+
+
+def _owners(port: int, stream_ids: list[str]) -> dict[str, tuple[str | None, str, int]]:
+    """stream → (owner, fencing epoch, last number) straight from the registry's hashes."""
+    from supervisor.registry.redis_backend import PREFIX  # noqa: PLC0415
+
+    out: dict[str, tuple[str | None, str, int]] = {}
+    for stream_id in stream_ids:
+        raw = _redis_cli(
+            port,
+            "HMGET",
+            f"{PREFIX}stream:{stream_id}",
+            "owner_node_id",
+            "fencing_epoch",
+            "last_number",
+        )
+        values = _parse_array(raw)
+        owner, epoch, number = ([*values, None, None, None])[:3]
+        out[stream_id] = (owner, epoch or "", int(number or 0))
+    return out
+
+
+def _parse_array(raw: str) -> list[str | None]:
+    lines = raw.split("\r\n")
+    values: list[str | None] = []
+    index = 1
+    while index < len(lines):
+        line = lines[index]
+        if line.startswith("$-1"):
+            values.append(None)
+            index += 1
+        elif line.startswith("$"):
+            values.append(lines[index + 1])
+            index += 2
+        else:
+            index += 1
+    return values
+
+
+def _unowned(owners: dict[str, tuple[str | None, str, int]]) -> int:
+    """Streams without an owner in the registry at the end."""
+    return sum(1 for owner, _epoch, _number in owners.values() if owner is None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    worker = sub.add_parser("worker")
+    worker.add_argument("--redis-url", required=True)
+    worker.add_argument("--node-ids", required=True)
+    worker.add_argument("--streams-per-node", type=int, required=True)
+    worker.add_argument("--lease-ttl-s", type=float, required=True)
+    worker.add_argument("--segment-s", type=float, required=True)
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--streams", type=int, default=5000)
+    parser.add_argument(
+        "--processes", type=int, default=10, help="also: nodes killed = nodes/processes"
+    )
+    parser.add_argument("--lease-ttl-s", type=float, default=6.0)
+    parser.add_argument("--segment-s", type=float, default=2.0)
+    parser.add_argument("--steady-s", type=float, default=20.0)
+    parser.add_argument("--failover-timeout-s", type=float, default=60.0)
+    parser.add_argument("--tiny", action="store_true", help="6 nodes, 60 streams, 3 processes")
+    args = parser.parse_args(argv)
+    if args.command == "worker":
+        _worker(args)
+        return
+    if args.tiny:
+        args.nodes, args.streams, args.processes = 6, 60, 3
+        args.lease_ttl_s, args.steady_s = 3.0, 4.0
+    result = run(args)
+    print(json.dumps(result.__dict__, indent=2))
+
+
+if __name__ == "__main__":
+    main()
