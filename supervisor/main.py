@@ -8,6 +8,7 @@ folders removed), then return so the process exits 0.
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
@@ -15,7 +16,6 @@ import trio
 from actors.ffmpeg.sources import synthetic_source
 from actors.status import StreamSpec
 from supervisor import __version__
-from supervisor.cluster.runtime import ClusterParts, is_cluster, run_cluster
 from supervisor.config import Settings
 from supervisor.http.api import create_api_app
 from supervisor.http.origin import OriginApp
@@ -24,6 +24,9 @@ from supervisor.http.playback import Playback
 from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
 from supervisor.service import StreamService
+
+if TYPE_CHECKING:
+    from supervisor.cluster.runtime import ClusterParts
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +82,10 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
         nursery.start_soon(_watch_signals, stop)
         await nursery.start(service.run)
         cluster: ClusterParts | None = None
-        if is_cluster(settings):
+        if settings.registry_url.startswith("redis://"):
+            # only a cluster needs Redis, the registry's Redis side and the peer proxy
+            from supervisor.cluster.runtime import run_cluster  # noqa: PLC0415
+
             cluster = await nursery.start(run_cluster, settings, service)
         api_urls = await nursery.start(
             serve_app,

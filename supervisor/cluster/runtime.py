@@ -21,10 +21,6 @@ from supervisor.service import StreamService
 _REDIS_TIMEOUT_S = 5.0
 
 
-def is_cluster(settings: Settings) -> bool:
-    return settings.registry_url.startswith("redis://")
-
-
 @dataclass(frozen=True, slots=True)
 class ClusterParts:
     node: ClusterNode

@@ -13,7 +13,7 @@ import secrets
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
@@ -27,7 +27,6 @@ from actors.ffmpeg.host_guard import SourceRefused
 from actors.files import read_or_none
 from actors.packager.layout import resolve_inside
 from supervisor import __version__
-from supervisor.http.cluster_api import ClusterApi
 from supervisor.http.openapi import openapi_document
 from supervisor.http.origin import SESSION_PARAMETER, is_viewer_poll
 from supervisor.http.origin_core import OriginResponse
@@ -49,6 +48,9 @@ from supervisor.service import (
     StreamService,
     ffmpeg_version,
 )
+
+if TYPE_CHECKING:
+    from supervisor.http.cluster_api import ClusterApi
 
 log = structlog.get_logger(__name__)
 

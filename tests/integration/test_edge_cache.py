@@ -70,9 +70,7 @@ def test_edge_serves_the_origins_bytes_and_caches_by_origin_rules(
         edge.close()
 
 
-def test_edge_collapses_every_miss_of_many_ll_hls_players(
-    service: Service, tmp_path: Path
-) -> None:
+def test_edge_collapses_every_miss_of_many_ll_hls_players(service: Service, tmp_path: Path) -> None:
     edge = Edge(service.origin, free_port(), tmp_path / "edge.log")
     try:
         result = measure(
