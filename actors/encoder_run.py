@@ -33,6 +33,8 @@ from actors.ffmpeg.stderr import (
     parse_source_info,
     redact_line,
 )
+from actors.ingest.publisher import PublisherFeed, pump_into
+from actors.ingest.sources import pipe_source
 from actors.packager.bmff import BmffError, FragmentedMp4Reader
 from actors.packager.model import Fragment, InitSegment
 from actors.packager.timeline import Changes, StreamTimeline
@@ -67,10 +69,23 @@ class EncoderHost(Protocol):
 class EncoderRun:
     """One FFmpeg process of a stream. ``await run.run(task_status)`` once, then discard it."""
 
-    def __init__(self, host: EncoderHost, plan: EncodePlan, *, spawner: Spawner) -> None:
+    def __init__(
+        self,
+        host: EncoderHost,
+        plan: EncodePlan,
+        *,
+        spawner: Spawner,
+        pipe_input: tuple[PublisherFeed, str] | None = None,
+        start_timeout_s: float | None = None,
+    ) -> None:
+        """``pipe_input``: a push stream's publisher and the demuxer of what it writes; FFmpeg
+        then reads it from a pipe instead of ``host.source``. ``start_timeout_s`` overrides the
+        settings' (an SRT listener may wait for its publisher as long as it likes)."""
         self._host = host
         self.plan = plan
         self._spawn = spawner
+        self._pipe_input = pipe_input
+        self._start_timeout_s = start_timeout_s
         self.confirmed = trio.Event()  # FFmpeg described the source and the ladder fits it
         self.replan: EncodePlan | None = None
         self.epoch_started = False
@@ -88,17 +103,29 @@ class EncoderRun:
         rendition_ids = plan.rendition_ids
         pipes = [make_pipe() for _ in rendition_ids]
         write_fds = [w for _, w in pipes]
-        argv = build_ffmpeg_argv(encode_spec(plan, host.settings, host.source, write_fds))
+        ffmpeg_input = host.source
+        # a push stream: FFmpeg reads the publisher's bytes from this pipe (the read end is the
+        # child's; we keep the write end for the pump)
+        input_read_fds: list[int] = []
+        input_write_fd: int | None = None
+        if self._pipe_input is not None:
+            input_read, input_write_fd = make_pipe()
+            input_read_fds = [input_read]
+            ffmpeg_input = pipe_source(self._pipe_input[1], input_read)
+        argv = build_ffmpeg_argv(encode_spec(plan, host.settings, ffmpeg_input, write_fds))
         read_streams: list[trio.lowlevel.FdStream] = []
         try:
             # spawned from this (the trio) thread so PR_SET_PDEATHSIG stays tied to a thread that
-            # lives as long as the service; the spawner closes the write ends in the parent
-            process = self._spawn(argv, pass_fds=write_fds)
+            # lives as long as the service; the spawner closes the passed fds in the parent
+            process = self._spawn(argv, pass_fds=[*write_fds, *input_read_fds])
             read_streams = [trio.lowlevel.FdStream(r) for r, _ in pipes]
         except BaseException:
             for r, _ in pipes:
                 os.close(r)
+            if input_write_fd is not None:
+                os.close(input_write_fd)
             raise
+        input_pipe = trio.lowlevel.FdStream(input_write_fd) if input_write_fd is not None else None
         log.info("encoder_spawned", pid=process.pid, renditions=list(rendition_ids))
         host.update_status(encoder_pid=process.pid)
         spawned_at = trio.current_time()
@@ -112,6 +139,8 @@ class EncoderRun:
                     readers_done.append(done)
                     nursery.start_soon(self._read_rendition, rid, stream, done)
                 nursery.start_soon(self._watchdog, spawned_at)
+                if self._pipe_input is not None and input_pipe is not None:
+                    nursery.start_soon(pump_into, self._pipe_input[0], input_pipe)
                 if host.settings.source_watch is not None:
                     nursery.start_soon(self._watch_source, host.settings.source_watch, process)
                 if task_status is not None:
@@ -139,6 +168,8 @@ class EncoderRun:
                 await process.aclose("encoder run ended")
                 for stream in read_streams:
                     await stream.aclose()
+                if input_pipe is not None:
+                    await input_pipe.aclose()
                 if self.epoch_started:
                     await host.apply_changes(timeline.end_epoch(now_unix_s=host.wall_now()))
                 host.update_status(encoder_pid=None)
@@ -244,6 +275,11 @@ class EncoderRun:
                 changes.merge(timeline.on_fragment(rendition_id, record, now_unix_s=now))
         await self._host.apply_changes(changes)
 
+    @property
+    def saw_media(self) -> bool:
+        """FFmpeg delivered media in this run (an SRT listener: a publisher connected)."""
+        return self._first_media_at is not None
+
     def _note_media(self, rendition_id: str) -> None:
         now = trio.current_time()
         self._media_at[rendition_id] = now
@@ -262,7 +298,11 @@ class EncoderRun:
                 spawned_at=spawned_at,
                 now=trio.current_time(),
                 stall_s=stall_s,
-                start_timeout_s=settings.start_timeout_s,
+                start_timeout_s=(
+                    settings.start_timeout_s
+                    if self._start_timeout_s is None
+                    else self._start_timeout_s
+                ),
             )
             if stall is not None:
                 raise StallDetected(stall.message, idle_s=stall.idle_s)

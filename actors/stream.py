@@ -10,6 +10,10 @@ and the status snapshot. ``run()`` is the actor proper — a nursery owning
   (``actors.encoder_run``) spawns one FFmpeg, reads one fMP4 pipe per rendition into the
   packager, follows FFmpeg's ``-progress`` feed and stderr, and is watched by a stall watchdog.
   The actor is the run's host: it owns what outlives a run (timeline, plan, status, publishing).
+* for a push stream (``actors.ingest``): its ``PushInput``, and for SRT the relay that listens.
+  The stream is ``waiting`` until a publisher attaches; each encoder run then reads that
+  publisher from a pipe, and when the publisher leaves the run ends as an input ending — back to
+  ``waiting``, no restart counted — and the next publisher continues the timeline (new epoch).
 
 Cleanup (kill FFmpeg, remove the stream folder) runs in ``finally`` under a shielded, bounded
 scope, so cancelling the actor — DELETE, shutdown, stale lease — always leaves nothing behind.
@@ -18,6 +22,7 @@ scope, so cancelling the actor — DELETE, shutdown, stale lease — always leav
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -31,6 +36,7 @@ from actors.disk_writer import DiskWriter, describe_write_error
 from actors.edge import LiveEdge, next_incarnation
 from actors.edge.gates import EdgeGates
 from actors.encoder_run import EncoderRun
+from actors.errors import EncoderExited
 from actors.ffmpeg.command import Rung
 from actors.ffmpeg.process import Spawner
 from actors.ffmpeg.sources import ValidatedSource
@@ -38,16 +44,19 @@ from actors.ffmpeg.stderr import (
     SourceInfo,
     redact_line,
 )
+from actors.ingest.publisher import PublisherFeed, PushInput, pipe_format
+from actors.ingest.srt_relay import SrtListen, run_srt_relay
 from actors.lease import Lease
 from actors.packager import publish
 from actors.packager.layout import (
     stream_dir,
 )
 from actors.packager.model import TrackKind
-from actors.packager.timeline import Changes, StreamTimeline
+from actors.packager.timeline import Changes, StreamTimeline, TimelinePosition
 from actors.plan import AUDIO_ID, EncodePlan, Replan, plan_for
 from actors.settings import StreamSettings
 from actors.status import SourceDescription, StreamSpec, StreamState, StreamStatus
+from supervisor.otp.errors import StallDetected
 from supervisor.otp.policy import Intensity, RestartType
 from supervisor.otp.supervise import (
     ChildExited,
@@ -78,8 +87,20 @@ class StreamActor:
         spawner: Spawner,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        push: PushInput | None = None,
+        srt_listen: SrtListen | None = None,
+        resume_from: TimelinePosition | None = None,
+        created_unix_s: float | None = None,
+        on_position: Callable[[TimelinePosition], None] | None = None,
     ) -> None:
+        """``push``: a push stream's input (``source`` is then a placeholder the encoder run
+        replaces with the publisher's pipe); ``srt_listen``: where its SRT relay listens.
+        ``resume_from``/``created_unix_s``: a stream an earlier process published (the
+        registry's record): its timeline continues from there. ``on_position`` is told the
+        timeline's position after every commit; it must only note it (no I/O, no await)."""
         self.spec = spec
+        self._resume_from = resume_from
+        self._on_position = on_position
         self.source = source
         self.settings = settings
         self._spawn = spawner
@@ -87,15 +108,19 @@ class StreamActor:
         self._rng = rng or random.Random()  # noqa: S311 - restart jitter, not security
         self.folder = stream_dir(settings.output_dir, spec.stream_id)
         self.low_latency = spec.low_latency and settings.low_latency_allowed
+        self.push = push
+        self._srt_listen = srt_listen
+        self._feed: PublisherFeed | None = None  # the publisher the encoder reads (push)
         now = wall_clock()
+        first_state = StreamState.WAITING if push is not None else StreamState.STARTING
         self.status = StreamStatus(
             spec=spec,
-            state=StreamState.STARTING,
-            created_unix_s=now,
+            state=first_state,
+            created_unix_s=now if created_unix_s is None else created_unix_s,
             last_heartbeat_unix_s=now,
             lease_expires_unix_s=now + settings.stale_threshold_s,
             state_changed_unix_s=now,
-            history=((StreamState.STARTING.value, now),),
+            history=((first_state.value, now),),
         )
         self.publish_settings = publish.PublishSettings(
             segment_duration_s=settings.segment_duration_s,
@@ -127,6 +152,11 @@ class StreamActor:
 
     def wall_now(self) -> float:
         return self._wall()
+
+    @property
+    def srt_port(self) -> int | None:
+        """The UDP port an SRT push stream listens on."""
+        return self._srt_listen.port if self._srt_listen is not None else None
 
     def note_error(self, error: str) -> None:
         """Keep an error reported from outside (the supervisor) if the actor recorded none."""
@@ -169,6 +199,17 @@ class StreamActor:
                     nursery.start_soon(self._lease_timer, scope)
                     nursery.start_soon(self._janitor_loop)
                     nursery.start_soon(self._disk.run)
+                    if self.push is not None and self._srt_listen is not None:
+                        nursery.start_soon(
+                            functools.partial(
+                                run_srt_relay,
+                                self.push,
+                                self._srt_listen,
+                                ffmpeg_path=self.settings.ffmpeg_path,
+                                spawner=self._spawn,
+                                wall_clock=self._wall,
+                            )
+                        )
                     task_status.started()
                     outcome = await supervise(
                         self._encoder_run,
@@ -195,6 +236,8 @@ class StreamActor:
             log.exception("stream_actor_crashed")
             raise
         finally:
+            if self.push is not None:
+                self.push.close(self._stop_reason or "the stream ended")
             if terminal is StreamState.STOPPED and self.status.state is StreamState.STALE:
                 terminal = StreamState.STALE
             if self._source_refused is not None:
@@ -264,11 +307,46 @@ class StreamActor:
     # ------------------------------------------------------------------ one encoder run
 
     async def _encoder_run(self, *, task_status: trio.TaskStatus[None]) -> None:
+        if self.push is not None:
+            await self._push_encoder_runs(self.push, task_status)
+        else:
+            await self._encode(task_status)
+
+    async def _push_encoder_runs(self, push: PushInput, task_status: trio.TaskStatus[None]) -> None:
+        """Wait for a publisher, encode it until it leaves, wait again. A publisher leaving is its
+        input ending, not a failure: back to ``waiting``, nothing counted against the restart
+        intensity. FFmpeg failing under a connected publisher raises to the restart policy like a
+        pull stream's; the next run reads the same publisher (its preamble first)."""
+        task_status.started()
+        while True:
+            feed = self._feed
+            if feed is None or feed.ended.is_set():
+                self._set_state(StreamState.WAITING)
+                feed = self._feed = await push.next_publisher()
+                log.info(
+                    "publisher_attached",
+                    protocol=push.protocol.value,
+                    address=feed.info.address,
+                    publishes=push.publishes,
+                )
+            try:
+                await self._encode(None, pipe_input=(feed, pipe_format(push.protocol)))
+            except (EncoderExited, StallDetected) as error:
+                if not feed.ended.is_set() or feed.dropped_reason is not None:
+                    raise
+                log.info("publisher_left", reason=str(error)[:200], bytes_in=feed.bytes_in)
+
+    async def _encode(
+        self,
+        task_status: trio.TaskStatus[None] | None,
+        pipe_input: tuple[PublisherFeed, str] | None = None,
+    ) -> None:
+        """Encoder runs until one ends other than by a re-plan (it always raises)."""
         plan = self._plan or plan_for(self.spec.qualities, None)
-        reported = False
+        reported = task_status is None
         while True:
             try:
-                run = EncoderRun(self, plan, spawner=self._spawn)
+                run = EncoderRun(self, plan, spawner=self._spawn, pipe_input=pipe_input)
                 await run.run(task_status if not reported else None)
                 return
             except Replan as replan:
@@ -301,7 +379,10 @@ class StreamActor:
                 # players keep their renditions; FFmpeg still produces them (it may upscale).
                 return self.timeline
             self.timeline = publishing.new_timeline(
-                kinds, self.settings, availability_start_unix_s=self.status.created_unix_s
+                kinds,
+                self.settings,
+                availability_start_unix_s=self.status.created_unix_s,
+                resume_from=self._resume_from,
             )
             self.metas = publishing.rendition_metas(plan.rungs, include_audio=plan.include_audio)
         return self.timeline
@@ -360,10 +441,14 @@ class StreamActor:
                 segments_produced=timeline.segments_committed_total,
                 last_segment_unix_s=timeline.last_commit_unix_s,
             )
+            position = timeline.position()
+            if self._on_position is not None and position is not None:
+                self._on_position(position)
         await self._disk.write(writes)
         if changes.segments_committed and self.status.state in {
             StreamState.STARTING,
             StreamState.RESTARTING,
+            StreamState.WAITING,
         }:
             self._set_state(StreamState.DEGRADED if self._disk.degraded else StreamState.LIVE)
         self._notify()
