@@ -95,6 +95,7 @@ class Settings:
     @property
     def effective_registry_url(self) -> str:
         return self.registry_url or default_registry_url(self.output_dir)
+
     # -- the cluster (REGISTRY_URL=redis://…, NODE_ID): supervisor/cluster --
     node_api_url: str = ""  # how peers reach this API; empty → http://<host name>:API_PORT
     node_origin_url: str = ""  # how peers reach this origin; empty → http://<host name>:ORIGIN_PORT

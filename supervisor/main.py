@@ -78,9 +78,17 @@ async def start_demo_stream(service: StreamService) -> None:
 
 
 async def run_service(settings: Settings, demo: bool = False) -> None:
+    if _is_cluster(settings):
+        from supervisor.cluster.local import with_cluster_node_id  # noqa: PLC0415
+
+        settings = with_cluster_node_id(settings)
     # RegistryUnavailable (locked, corrupt, unreachable, newer schema) stops the start here
     async with open_registry(settings.effective_registry_url) as registry:
         await _run_with_registry(settings, registry, demo)
+
+
+def _is_cluster(settings: Settings) -> bool:
+    return settings.registry_url.startswith("redis://")
 
 
 async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo: bool) -> None:
@@ -97,8 +105,8 @@ async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo:
                 RtmpServer(service).serve, settings.api_host, settings.rtmp_port
             )
         cluster: ClusterParts | None = None
-        if settings.registry_url.startswith("redis://"):
-            # only a cluster needs Redis, the registry's Redis side and the peer proxy
+        if _is_cluster(settings):
+            # only a cluster needs membership, leases and the peer proxy
             from supervisor.cluster.runtime import run_cluster  # noqa: PLC0415
 
             cluster = await nursery.start(run_cluster, settings, service)
@@ -144,7 +152,7 @@ async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo:
         await stop.wait()
         log.info("service_stopping")
         if cluster is not None:
-            cluster.node.stopping = True  # streams stopped now are released, not removed
+            cluster.node.stopping = True  # the streams stopped now are released for the others
         with trio.CancelScope(shield=True) as cleanup:
             cleanup.deadline = trio.current_time() + 12
             stragglers = await service.root.shutdown(timeout_s=10.0)

@@ -51,10 +51,10 @@ def _worker(args: argparse.Namespace) -> None:
 async def _worker_main(args: argparse.Namespace) -> None:
     import coredis  # noqa: PLC0415
     import trio  # noqa: PLC0415
-    from supervisor.registry import open_registry  # noqa: PLC0415
 
     from actors.status import StreamSpec  # noqa: PLC0415
     from supervisor.cluster.node import ClusterNode, ClusterSettings  # noqa: PLC0415
+    from supervisor.registry import open_registry  # noqa: PLC0415
 
     node_ids: list[str] = args.node_ids.split(",")
     streams_per_node = args.streams_per_node
@@ -98,10 +98,8 @@ async def _worker_main(args: argparse.Namespace) -> None:
                     created_unix_s=time.time(),
                     lease_ttl_s=args.lease_ttl_s,
                 )
-                await node.adopt(spec.stream_id, ownership, sent_at=sent_at)
-                record = await registry.get(spec.stream_id)
-                assert record is not None
-                await node.streams.start(record)
+                node.adopt(spec.stream_id, ownership.fencing_epoch, sent_at=sent_at)
+                node.streams.run_here(spec, ownership.fencing_epoch, 0)
         print("ready", flush=True)
         await trio.sleep_forever()
 
@@ -110,20 +108,18 @@ class SyntheticStreams:
     """``LocalStreams`` whose streams are a timer writing a timeline position per segment."""
 
     def __init__(self, registry: Any, *, segment_s: float) -> None:
-        import trio  # noqa: PLC0415
-
         self.registry = registry
         self.segment_s = segment_s
         self.node: Any = None
         self._running: dict[str, Any] = {}  # stream id → spec
         self._numbers: dict[str, int] = {}
-        self._wake = trio.Event()
+        self._epochs: dict[str, int] = {}
 
     def running(self) -> dict[str, Any]:
         return dict(self._running)
 
-    def ended(self) -> list[str]:
-        return []
+    def fencing_epoch(self, stream_id: str) -> int | None:
+        return self._epochs.get(stream_id)
 
     def unmeasured_cost_cores(self) -> float:
         return 0.0
@@ -131,10 +127,25 @@ class SyntheticStreams:
     def cost_cores(self) -> float:
         return 0.05 * len(self._running)  # a 240p ladder's measured order of magnitude
 
-    async def start(self, record: Any) -> None:
-        self._running[record.stream_id] = record.spec
+    def run_here(self, spec: Any, fencing_epoch: int, last_number: int) -> None:
+        self._running[spec.stream_id] = spec
+        self._epochs[spec.stream_id] = fencing_epoch
+        self._numbers[spec.stream_id] = last_number
+
+    async def resume(self, record: Any) -> bool:
+        """Claim, then go on numbering above the registered position."""
+        owned = await self.registry.claim(
+            record.stream_id,
+            node_id=self.node.node_id,
+            expected_fencing_epoch=record.fencing_epoch,
+            lease_ttl_s=self.node.settings.lease_ttl_s,
+        )
+        if owned is None:
+            return False
         position = record.position
-        self._numbers[record.stream_id] = position.last_number if position is not None else 0
+        last = position.last_number + 1 if position is not None else 0
+        self.run_here(record.spec, owned.fencing_epoch, last)
+        return True
 
     async def stop(self, stream_id: str, reason: str) -> None:
         self._running.pop(stream_id, None)
@@ -142,18 +153,18 @@ class SyntheticStreams:
     async def run(self) -> None:
         """Every segment duration, each stream commits one segment (one fenced write)."""
         import trio  # noqa: PLC0415
+
+        from actors.packager.timeline import TimelinePosition  # noqa: PLC0415
         from supervisor.registry.interface import (  # noqa: PLC0415
             StaleFencingEpoch,
             StreamNotRegistered,
         )
 
-        from actors.packager.timeline import TimelinePosition  # noqa: PLC0415
-
         while True:
             await trio.sleep(self.segment_s)
             node = self.node
             for stream_id in list(self._running):
-                epoch = node.owned.get(stream_id)
+                epoch = self._epochs.get(stream_id)
                 if epoch is None or not node.gate.valid(stream_id):
                     continue  # fenced: publishes nothing
                 number = self._numbers[stream_id] = self._numbers[stream_id] + 1

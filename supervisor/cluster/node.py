@@ -12,7 +12,7 @@ Every node is equal and runs the same three loops (each every ``lease_ttl_s / 3`
   expired, and streams released by a draining node, are shared out over the live nodes
   (``placement.assign_orphans``, deterministic); each node claims its share with the registry's
   compare-and-set on the epoch it read (exactly one claimer wins) and starts it. A stream still
-  unclaimed after two rounds may be claimed by any node, so a disagreement about the live set
+  unclaimed after four rounds may be claimed by any node, so a disagreement about the live set
   never leaves a stream behind.
 
 What this module reads and writes in Redis is the registry's (``supervisor.registry``: records,
@@ -22,13 +22,13 @@ released by a draining or stopping node, so a claimer finds them without listing
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import coredis
 import structlog
@@ -44,7 +44,6 @@ from supervisor.cluster.placement import (
     estimated_cost_cores,
 )
 from supervisor.registry.interface import (
-    Ownership,
     RegistryError,
     RegistryUnavailable,
     StaleFencingEpoch,
@@ -60,6 +59,9 @@ ORPHANS_KEY = KEY_PREFIX + "orphans"
 _OWNER_CACHE_S = 1.0
 # a placement made here counts on its node until that node has reported twice since
 _RESERVATION_BEATS = 2
+# an orphan still unclaimed after this many rounds here may be claimed by any node: longer than
+# a lease (3 rounds), so a node slower to see the death still gets to claim its share
+_OVERDUE_ROUNDS = 4
 # bounds on the work done while stopping (releasing leases, leaving the member set)
 _STOP_TIMEOUT_S = 5.0
 
@@ -80,23 +82,30 @@ class ClusterSettings:
         return self.lease_ttl_s / 3
 
 
-class LocalStreams:
-    """What the node needs of the local stream service (``StreamService`` fits via an adapter)."""
+class LocalStreams(Protocol):
+    """What the node needs of the local stream service (``local.ServiceStreams`` adapts
+    ``StreamService``; the scale benchmark has a synthetic one)."""
 
-    def running(self) -> dict[str, StreamSpec]:  # pragma: no cover - interface
-        raise NotImplementedError
+    def running(self) -> dict[str, StreamSpec]:
+        """The streams running here now, by id."""
+        ...
 
-    def ended(self) -> list[str]:  # pragma: no cover - interface
-        raise NotImplementedError
+    def fencing_epoch(self, stream_id: str) -> int | None:
+        """The epoch under which this node registered or claimed the stream (None: unknown)."""
+        ...
 
-    def unmeasured_cost_cores(self) -> float:  # pragma: no cover - interface
-        raise NotImplementedError
+    def unmeasured_cost_cores(self) -> float:
+        """Estimated cost of the streams whose encoders cannot have been measured yet."""
+        ...
 
-    async def start(self, record: StreamRecord) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    async def resume(self, record: StreamRecord) -> bool:
+        """Claim ``record`` (compare-and-set on its epoch) and run it here, its timeline going
+        on from its registered position; False when another node won the claim."""
+        ...
 
-    async def stop(self, stream_id: str, reason: str) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    async def stop(self, stream_id: str, reason: str) -> None:
+        """Stop the stream here (FFmpeg killed, folder removed); its record is not touched."""
+        ...
 
 
 @dataclass(eq=False, slots=True)
@@ -105,10 +114,20 @@ class _Orphan:
     first_seen_round: int
 
 
-@dataclass(slots=True)
-class _Reservation:
+@dataclass(eq=False, slots=True)
+class Reservation:
+    """A placement made here that the target node may not have reported yet."""
+
+    node_id: str
     cost_cores: float
-    until: float
+    until: float  # trio clock: forgotten then in any case
+    done_unix_s: float | None = None  # the stream exists on the node since (this wall clock)
+
+    def pending(self, node: NodeInfo, now: float) -> bool:
+        """Not in the node's record yet: its record is older than the stream."""
+        if now >= self.until:
+            return False
+        return self.done_unix_s is None or node.seen_unix_s < self.done_unix_s
 
 
 class ClusterNode:
@@ -141,13 +160,14 @@ class ClusterNode:
         self.draining = False
         self.stopping = False
         self._started_unix_s = wall_clock()
-        self._reserved: dict[str, list[_Reservation]] = {}
+        self._reserved: list[Reservation] = []
         self._owner_cache: dict[str, tuple[float, str | None]] = {}
         self._orphans: dict[str, _Orphan] = {}
         self._round = 0
         self._nursery: trio.Nursery | None = None
         self._changed = trio.Event()  # a lease deadline moved: the fence watcher looks again
         self.claims_won = 0
+        self._giving_up: set[str] = set()
 
     # ------------------------------------------------------------------ running
 
@@ -212,12 +232,7 @@ class ClusterNode:
         live, dead = await self.membership.live_nodes()
         self.nodes, self.dead_nodes = live, dead
         now = trio.current_time()
-        for node_id, held in list(self._reserved.items()):
-            kept = [r for r in held if r.until > now]
-            if kept:
-                self._reserved[node_id] = kept
-            else:
-                del self._reserved[node_id]
+        self._reserved = [r for r in self._reserved if r.until > now]
         if must_drain and not self.draining:
             self.draining = True
             log.info("cluster_drain_started", node_id=self.node_id, streams=len(self.owned))
@@ -233,20 +248,28 @@ class ClusterNode:
 
     # ------------------------------------------------------------------ leases
 
-    async def adopt(self, stream_id: str, ownership: Ownership, *, sent_at: float) -> None:
-        """This node holds ``ownership`` (registered or claimed at ``sent_at``, trio clock)."""
-        self.owned[stream_id] = ownership.fencing_epoch
+    def adopt(self, stream_id: str, fencing_epoch: int, *, sent_at: float) -> None:
+        """This node registered or claimed the stream under ``fencing_epoch`` at ``sent_at``
+        (trio clock): its lease runs from then."""
+        self.owned[stream_id] = fencing_epoch
         self.gate.renewed(stream_id, sent_at=sent_at, ttl_s=self.settings.lease_ttl_s)
         self._changed.set()
 
     async def _renew_all(self) -> None:
-        for stream_id in self.streams.ended():
-            await self._ended(stream_id)
         running = self.streams.running()
+        for stream_id in [s for s in self.owned if s not in running]:
+            # ended here (deleted, failed, stale: the service removed its record) or stopped
+            self.owned.pop(stream_id, None)
+            self.gate.forget(stream_id)
+        for stream_id in running:
+            if stream_id not in self.owned and not self.gate.knows(stream_id):
+                # resumed by the service at start (its own streams): renewed from now on
+                epoch = self.streams.fencing_epoch(stream_id)
+                if epoch is not None:
+                    self.owned[stream_id] = epoch
         async with trio.open_nursery() as nursery:
             for stream_id, epoch in list(self.owned.items()):
-                if stream_id in running:
-                    nursery.start_soon(self._renew, stream_id, epoch)
+                nursery.start_soon(self._renew, stream_id, epoch)
 
     async def _renew(self, stream_id: str, epoch: int) -> None:
         sent_at = trio.current_time()
@@ -268,45 +291,47 @@ class ClusterNode:
             self.gate.renewed(stream_id, sent_at=sent_at, ttl_s=self.settings.lease_ttl_s)
             self._changed.set()
 
-    async def _ended(self, stream_id: str) -> None:
-        """A stream ended here by itself (failed, stale): it ends for the cluster."""
-        if self.stopping:
-            self.owned.pop(stream_id, None)
-            self.gate.forget(stream_id)
-            return
-        await self.forget(stream_id)
-
-    async def forget(self, stream_id: str) -> None:
-        """A stream deleted or ended here ends for the whole cluster (its record is removed)."""
-        epoch = self.owned.pop(stream_id, None)
+    def forget(self, stream_id: str) -> None:
+        """The stream no longer runs here (deleted: the service removed its record)."""
+        self.owned.pop(stream_id, None)
         self.gate.forget(stream_id)
-        if epoch is None:
-            return
-        # refused when someone else holds it now, or gone already: nothing of ours to remove
-        with contextlib.suppress(StaleFencingEpoch, StreamNotRegistered):
-            await self.registry.remove(stream_id, fencing_epoch=epoch)
 
     async def _fence_watch(self) -> None:
-        """Stop a stream the moment its local lease deadline passes without a renewal."""
+        """Stop every stream whose local lease deadline passed without a renewal, all at once
+        (the gate already fences them from the origin; this stops their encoders)."""
         while True:
-            for stream_id in self.gate.expired():
-                if stream_id in self.owned:
-                    log.warning("cluster_lease_expired_locally", stream_id=stream_id)
-                    await self.give_up(stream_id, reason="lease not renewed in time", release=False)
-                else:
-                    self.gate.forget(stream_id)
+            expired = [s for s in self.gate.expired() if s in self.owned]
+            if expired:
+                async with trio.open_nursery() as nursery:
+                    for stream_id in expired:
+                        log.warning("cluster_lease_expired_locally", stream_id=stream_id)
+                        nursery.start_soon(
+                            functools.partial(
+                                self.give_up,
+                                stream_id,
+                                reason="lease not renewed in time",
+                                release=False,
+                            )
+                        )
             self._changed = trio.Event()
             with trio.move_on_at(self.gate.next_deadline()):
                 await self._changed.wait()
 
     async def give_up(self, stream_id: str, *, reason: str, release: bool) -> None:
-        """Stop publishing the stream at once, stop it here, and (``release``) hand it over."""
+        """Stop publishing the stream at once, stop it here, and (``release``) hand it over.
+
+        The gate stays fenced until the local copy is gone: only then may the origin look for
+        the stream elsewhere (or answer 404)."""
+        if stream_id in self._giving_up:
+            return
+        self._giving_up.add(stream_id)
         epoch = self.owned.pop(stream_id, None)
         self.gate.lost(stream_id)  # fenced from this instant: the origin answers nothing of it
         try:
             await self.streams.stop(stream_id, reason)
         finally:
             self.gate.forget(stream_id)
+            self._giving_up.discard(stream_id)
         if release and epoch is not None:
             try:
                 await self.registry.release(stream_id, fencing_epoch=epoch)
@@ -332,13 +357,13 @@ class ClusterNode:
                     candidates[record.stream_id] = record
         released = sorted(await self._redis.smembers(ORPHANS_KEY))
         for stream_id in released:
-            record = await self.registry.get(stream_id)
-            if record is None or (
-                record.owner_node_id is not None and not _lease_over(record, server_now)
+            found = await self.registry.get(stream_id)
+            if found is None or (
+                found.owner_node_id is not None and not _lease_over(found, server_now)
             ):
                 await self._redis.srem(ORPHANS_KEY, [stream_id])  # gone, or owned again
-            elif record.owner_node_id is None or record.owner_node_id in self.dead_nodes:
-                candidates[stream_id] = record
+            elif found.owner_node_id is None or found.owner_node_id in self.dead_nodes:
+                candidates[stream_id] = found
         for stream_id in list(self._orphans):
             if stream_id not in candidates:
                 del self._orphans[stream_id]
@@ -348,50 +373,43 @@ class ClusterNode:
             known = self._orphans.get(stream_id)
             if known is None or known.record.fencing_epoch != record.fencing_epoch:
                 self._orphans[stream_id] = _Orphan(record, self._round)
+        # this node as it is now: its own record may predate the claims of its last round
+        view = [self.info() if n.node_id == self.node_id else n for n in self.nodes]
         assignment = assign_orphans(
-            self.nodes,
+            view,
             [(s, estimated_cost_cores(r.spec.qualities)) for s, r in sorted(candidates.items())],
         )
         for stream_id, record in sorted(candidates.items()):
             mine = assignment.get(stream_id) == self.node_id
-            overdue = self._round - self._orphans[stream_id].first_seen_round >= 2
+            overdue = self._round - self._orphans[stream_id].first_seen_round >= _OVERDUE_ROUNDS
             if mine or overdue:
                 await self.claim(record)
 
     async def claim(self, record: StreamRecord) -> bool:
-        """Take an orphan (compare-and-set on the epoch read) and start it here."""
+        """Take an orphan (compare-and-set on the epoch read) and run it here, numbers going on
+        above its last position; False when another node won it or it cannot run here."""
         stream_id = record.stream_id
         sent_at = trio.current_time()
-        ownership = await self.registry.claim(
-            stream_id,
-            node_id=self.node_id,
-            expected_fencing_epoch=record.fencing_epoch,
-            lease_ttl_s=self.settings.lease_ttl_s,
-        )
-        if ownership is None:
+        try:
+            started = await self.streams.resume(record)
+        except Exception:  # a stream that cannot start here: the others may try
+            log.exception("cluster_claimed_stream_failed_to_start", stream_id=stream_id)
+            return False
+        epoch = self.streams.fencing_epoch(stream_id) if started else None
+        if epoch is None:
             return False  # another node won
         self.claims_won += 1
         self._orphans.pop(stream_id, None)
         await self._redis.srem(ORPHANS_KEY, [stream_id])
-        await self.adopt(stream_id, ownership, sent_at=sent_at)
+        self.owned[stream_id] = epoch
+        self.gate.renewed(stream_id, sent_at=sent_at, ttl_s=self.settings.lease_ttl_s)
+        self._changed.set()
         log.info(
             "cluster_stream_claimed",
             stream_id=stream_id,
             previous_owner=record.owner_node_id,
-            fencing_epoch=ownership.fencing_epoch,
+            fencing_epoch=epoch,
         )
-        try:
-            await self.streams.start(record)
-        except Exception as error:  # a stream that cannot start here goes back to the pool
-            log.exception("cluster_claimed_stream_failed_to_start", stream_id=stream_id)
-            self.owned.pop(stream_id, None)
-            self.gate.forget(stream_id)
-            try:
-                await self.registry.release(stream_id, fencing_epoch=ownership.fencing_epoch)
-                await self._redis.sadd(ORPHANS_KEY, [stream_id])
-            except RegistryError:
-                log.warning("cluster_release_failed", stream_id=stream_id, error=str(error))
-            return False
         return True
 
     async def _server_time(self) -> float:
@@ -401,17 +419,33 @@ class ClusterNode:
 
     # ------------------------------------------------------------------ placement, lookups
 
-    def place(self, spec: StreamSpec) -> NodeInfo | None:
-        """The node a new stream goes to (counting placements made here since the last beats)."""
+    def place(self, spec: StreamSpec) -> Reservation | None:
+        """Where a new stream goes: the least-loaded node, this node as it is now (not as it
+        last reported), others as reported plus the placements made here that their records do
+        not show yet. Call :meth:`placed` once the stream exists there."""
         cost = estimated_cost_cores(spec.qualities)
-        reserved = {
-            node_id: sum(r.cost_cores for r in held) for node_id, held in self._reserved.items()
-        }
-        chosen = choose_node(self.nodes, cost, reserved_cores=reserved)
-        if chosen is not None:
-            until = trio.current_time() + _RESERVATION_BEATS * self.settings.round_s
-            self._reserved.setdefault(chosen.node_id, []).append(_Reservation(cost, until))
-        return chosen
+        now = trio.current_time()
+        nodes = [self.info() if n.node_id == self.node_id else n for n in self.nodes]
+        reserved: dict[str, float] = {}
+        for node in nodes:
+            if node.node_id != self.node_id:
+                reserved[node.node_id] = sum(
+                    r.cost_cores
+                    for r in self._reserved
+                    if r.node_id == node.node_id and r.pending(node, now)
+                )
+        chosen = choose_node(nodes, cost, reserved_cores=reserved)
+        if chosen is None:
+            return None
+        until = now + _RESERVATION_BEATS * self.settings.round_s
+        reservation = Reservation(chosen.node_id, cost, until)
+        self._reserved.append(reservation)
+        return reservation
+
+    def placed(self, reservation: Reservation) -> None:
+        """The placed stream exists on its node now (or failed: either way, its next record
+        tells the truth)."""
+        reservation.done_unix_s = self._wall()
 
     def node(self, node_id: str) -> NodeInfo | None:
         return next((n for n in self.nodes if n.node_id == node_id), None)

@@ -15,10 +15,16 @@ from supervisor.config import Settings
 from supervisor.http.cluster_api import ClusterApi
 from supervisor.http.peer_proxy import PeerProxy
 from supervisor.metrics import ProcessSampler
-from supervisor.registry import open_registry
 from supervisor.service import StreamService
 
 _REDIS_TIMEOUT_S = 5.0
+
+
+def _encoder_cores(sampler: ProcessSampler) -> float:
+    """CPU cores this node's FFmpeg children used since the last sample (the encoders' cost:
+    the service's own CPU — start-up, HTTP — says nothing about what another ladder would cost)."""
+    sampler.sample()
+    return sampler.children_cpu_percent / 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +49,16 @@ async def run_cluster(
         connect_timeout=_REDIS_TIMEOUT_S,
         stream_timeout=_REDIS_TIMEOUT_S,
     )
-    async with (
-        open_registry(settings.registry_url) as registry,
-        redis,
-        trio.open_nursery() as nursery,
-    ):
+    registry = service.registry
+    if registry is None:
+        raise ValueError("a cluster node needs the service's registry (REGISTRY_URL=redis://…)")
+    async with redis, trio.open_nursery() as nursery:
         node = ClusterNode(
             cluster_settings_from(settings),
             redis=redis,
             registry=registry,
             streams=ServiceStreams(service),
-            # the service's own CPU counts too: packaging is part of a stream's cost
-            measured_cost_cores=lambda: sampler.sample()[1] / 100,
+            measured_cost_cores=lambda: _encoder_cores(sampler),
         )
         proxy = PeerProxy()
         front = ClusterFront(node)

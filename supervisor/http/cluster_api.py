@@ -8,16 +8,14 @@ Kept beside ``api`` so that the single-node handlers stay as they were: with no 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import structlog
-import trio
 from quart import Response
 
 from actors.status import StreamSpec
 from supervisor.cluster.front import FORWARDED_HEADER, ClusterFront, Forwarded
-from supervisor.registry.interface import RegistryError, StreamAlreadyRegistered
+from supervisor.registry.interface import RegistryError
 
 log = structlog.get_logger(__name__)
 
@@ -47,39 +45,36 @@ class ClusterApi:
     async def before_create(
         self, spec: StreamSpec, raw: bytes | str, headers: Any
     ) -> Response | None:
-        """Place the stream; forward it, or register it here (None: create it locally now)."""
-        if not self.forwarded(headers):
-            target = self.node.place(spec)
-            if target is None:
-                return _error(503, "no_node", "no live node accepts streams now; retry")
-            if target.node_id != self.node_id:
-                body = raw.encode() if isinstance(raw, str) else raw
-                answer = await self.front.forward(
-                    target.node_id, target.api_url, "POST", "/streams", headers, body=body
-                )
-                return _passed_back(answer)
-        sent_at = trio.current_time()
+        """Place the stream: the answer of the node it went to, or None to create it here."""
+        if self.forwarded(headers):
+            return None
+        placement = self.node.place(spec)
+        if placement is None:
+            return _error(503, "no_node", "no live node accepts streams now; retry")
+        if placement.node_id == self.node_id:
+            self.node.placed(placement)  # this node counts its own streams as they are
+            return None
+        target = self.node.node(placement.node_id)
         try:
-            ownership = await self.node.registry.register(
-                spec,
-                node_id=self.node_id,
-                created_unix_s=time.time(),
-                lease_ttl_s=self.node.settings.lease_ttl_s,
+            if target is None:
+                return _error(503, "no_node", "the chosen node left the cluster; retry")
+            body = raw.encode() if isinstance(raw, str) else raw
+            answer = await self.front.forward(
+                target.node_id, target.api_url, "POST", "/streams", headers, body=body
             )
-        except StreamAlreadyRegistered:
-            return _error(
-                409, "stream_exists", f"stream {spec.stream_id!r} already exists", "stream_id"
-            )
-        await self.node.adopt(spec.stream_id, ownership, sent_at=sent_at)
-        return None
+            return _passed_back(answer)
+        finally:
+            self.node.placed(placement)
 
-    async def create_failed(self, stream_id: str) -> None:
-        """The local create refused after registering: the registry forgets it again."""
-        await self.node.forget(stream_id)
+    def created(self, stream_id: str, *, sent_at: float) -> None:
+        """Created here (the service registered it, asked at ``sent_at``): its lease is ours."""
+        epoch = self.node.streams.fencing_epoch(stream_id)
+        if epoch is not None:
+            self.node.adopt(stream_id, epoch, sent_at=sent_at)
 
-    async def forget(self, stream_id: str) -> None:
-        """A stream deleted here ends for the whole cluster."""
-        await self.node.forget(stream_id)
+    def forget(self, stream_id: str) -> None:
+        """Deleted here (the service removed its record)."""
+        self.node.forget(stream_id)
 
     async def elsewhere(
         self, method: str, stream_id: str, path: str, headers: Any
