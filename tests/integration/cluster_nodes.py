@@ -17,8 +17,8 @@ from typing import Any
 
 import psutil
 
-from tests.cluster_redis import redis_server
 from tests.integration.live import free_port, service_env
+from tests.redis_server import running_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 HLSDASH = [sys.executable, "-m", "supervisor.cli", "serve"]
@@ -97,9 +97,10 @@ def wait_until(what: str, predicate: Any, timeout_s: float = 30.0, every_s: floa
 
 @contextmanager
 def cluster_of(tmp_path: Path, count: int, **overrides: str) -> Iterator[list[Node]]:
-    with redis_server() as redis, ExitStack() as stack:
+    with running_redis(tmp_path / "redis") as port, ExitStack() as stack:
+        url = f"redis://127.0.0.1:{port}/0"
         nodes = [
-            stack.enter_context(_node(tmp_path, f"n{i + 1}", redis.url, overrides))
+            stack.enter_context(_node(tmp_path, f"n{i + 1}", url, overrides))
             for i in range(count)
         ]
         for node in nodes:

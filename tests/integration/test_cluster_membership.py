@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import coredis
 import pytest
 import trio
 
 from supervisor.cluster.membership import Membership, decode_node, encode_node, node_key
 from supervisor.cluster.placement import NodeInfo
-from tests.cluster_redis import redis_server
+from tests.redis_server import running_redis
 
 pytestmark = pytest.mark.integration
 
@@ -34,9 +36,9 @@ def test_a_record_survives_its_encoding() -> None:
     assert decode_node('{"node_id": "x"}') is None
 
 
-async def test_live_nodes_dead_nodes_and_drain() -> None:
-    with redis_server() as server:
-        client = coredis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
+async def test_live_nodes_dead_nodes_and_drain(tmp_path: Path) -> None:
+    with running_redis(tmp_path / "redis") as port:
+        client = coredis.Redis(host="127.0.0.1", port=port, decode_responses=True)
         async with client:
             one = Membership(client, node_id="n1", node_ttl_s=0.3)
             two = Membership(client, node_id="n2", node_ttl_s=30)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import coredis
 import pytest
@@ -17,7 +18,7 @@ from actors.status import StreamSpec
 from supervisor.cluster.node import ORPHANS_KEY, ClusterNode, ClusterSettings
 from supervisor.registry import open_registry
 from supervisor.registry.interface import StreamRecord, StreamRegistry
-from tests.cluster_redis import redis_server
+from tests.redis_server import running_redis
 
 pytestmark = pytest.mark.integration
 
@@ -111,14 +112,15 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster() -> AsyncIterator[Cluster]:
-    with redis_server() as server:
+async def cluster(folder: Path) -> AsyncIterator[Cluster]:
+    with running_redis(folder / "redis") as port:
+        url = f"redis://127.0.0.1:{port}/0"
         async with (
-            open_registry(server.url) as registry,
-            coredis.Redis.from_url(server.url, decode_responses=True) as redis,
+            open_registry(url) as registry,
+            coredis.Redis.from_url(url, decode_responses=True) as redis,
             trio.open_nursery() as nursery,
         ):
-            yield Cluster(server.url, redis, registry, nursery)
+            yield Cluster(url, redis, registry, nursery)
             nursery.cancel_scope.cancel()
 
 
@@ -129,8 +131,8 @@ async def wait_for(predicate: object, timeout_s: float = 10.0) -> None:
             await trio.sleep(0.05)
 
 
-async def test_leases_are_renewed_while_the_node_lives() -> None:
-    async with cluster() as c:
+async def test_leases_are_renewed_while_the_node_lives(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as c:
         node, streams, _ = await c.node("n1")
         await c.create(node, streams, "cam")
         await trio.sleep(TTL_S * 3)  # three leases long: only renewals keep it
@@ -141,8 +143,8 @@ async def test_leases_are_renewed_while_the_node_lives() -> None:
         assert streams.stopped == []
 
 
-async def test_a_dead_nodes_streams_are_claimed_once_and_numbers_fence_the_old_owner() -> None:
-    async with cluster() as c:
+async def test_a_dead_nodes_streams_are_claimed_once_and_numbers_fence_the_old_owner(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as c:
         one, one_streams, one_scope = await c.node("n1")
         two, two_streams, _ = await c.node("n2")
         three, three_streams, _ = await c.node("n3")
@@ -165,8 +167,8 @@ async def test_a_dead_nodes_streams_are_claimed_once_and_numbers_fence_the_old_o
         assert two.claims_won + three.claims_won == 4
 
 
-async def test_a_renewal_refused_stops_the_stream_here_at_once() -> None:
-    async with cluster() as c:
+async def test_a_renewal_refused_stops_the_stream_here_at_once(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as c:
         node, streams, _ = await c.node("n1")
         await c.create(node, streams, "cam")
         record = await c.registry.get("cam")
@@ -183,8 +185,8 @@ async def test_a_renewal_refused_stops_the_stream_here_at_once() -> None:
         assert after.owner_node_id == "other"  # our late writes changed nothing
 
 
-async def test_an_unreachable_registry_stops_streams_at_the_local_deadline() -> None:
-    async with cluster() as c:
+async def test_an_unreachable_registry_stops_streams_at_the_local_deadline(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as c:
         node, streams, _ = await c.node("n1")
         await c.create(node, streams, "cam")
 
@@ -202,8 +204,8 @@ async def test_an_unreachable_registry_stops_streams_at_the_local_deadline() -> 
         assert not node.gate.valid("cam")
 
 
-async def test_drain_hands_every_stream_to_the_others() -> None:
-    async with cluster() as c:
+async def test_drain_hands_every_stream_to_the_others(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as c:
         one, one_streams, _ = await c.node("n1")
         two, two_streams, _ = await c.node("n2")
         for index in range(3):
