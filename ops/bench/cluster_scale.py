@@ -44,8 +44,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _worker(args: argparse.Namespace) -> None:
+    import logging  # noqa: PLC0415
+
+    import structlog  # noqa: PLC0415
     import trio  # noqa: PLC0415
 
+    # stdout is the driver's "ready" line: the nodes' warnings go to stderr
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
     trio.run(_worker_main, args)
 
 
@@ -355,8 +363,10 @@ def run(args: argparse.Namespace) -> Result:
             )
         for worker in workers:
             assert worker.stdout is not None
-            line = worker.stdout.readline()
-            if line.strip() != "ready":
+            for line in worker.stdout:
+                if line.strip() == "ready":
+                    break
+            else:
                 raise SystemExit(f"a worker did not start (exit {worker.poll()})")
         streams = streams_per_node * per_process * args.processes
         time.sleep(args.lease_ttl_s)  # settle: every loop has run a few rounds

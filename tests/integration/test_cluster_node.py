@@ -232,7 +232,7 @@ class _Refusing:
 
     def __init__(self, registry: StreamRegistry, refuse: object) -> None:
         self._registry = registry
-        self.renew = refuse
+        self.renew = self.renew_many = refuse
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._registry, name)
