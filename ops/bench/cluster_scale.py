@@ -75,8 +75,11 @@ async def _worker_main(args: argparse.Namespace) -> None:
         sent = _count_commands(redis, registry._client)
         nursery.start_soon(_report_counts, sent, Path(args.count_file))
         nodes: list[ClusterNode] = []
+        streams_of: dict[str, SyntheticStreams] = {}
         for node_id in node_ids:
-            streams = SyntheticStreams(registry, segment_s=args.segment_s)
+            streams = SyntheticStreams(
+                registry, node_id, lease_ttl_s=args.lease_ttl_s, segment_s=args.segment_s
+            )
             node = ClusterNode(
                 ClusterSettings(
                     node_id=node_id,
@@ -92,6 +95,7 @@ async def _worker_main(args: argparse.Namespace) -> None:
                 measured_cost_cores=streams.cost_cores,
             )
             streams.node = node
+            streams_of[node_id] = streams
             nodes.append(node)
             await nursery.start(node.run)
             nursery.start_soon(streams.run)
@@ -110,7 +114,7 @@ async def _worker_main(args: argparse.Namespace) -> None:
                     lease_ttl_s=args.lease_ttl_s,
                 )
                 node.adopt(spec.stream_id, ownership.fencing_epoch, sent_at=sent_at)
-                node.streams.run_here(spec, ownership.fencing_epoch, 0)
+                streams_of[node.node_id].run_here(spec, ownership.fencing_epoch)
         print("ready", flush=True)
         await trio.sleep_forever()
 
@@ -140,51 +144,67 @@ async def _report_counts(sent: list[int], path: Path) -> None:
         await trio.sleep(0.5)
 
 
-class SyntheticStreams:
-    """``LocalStreams`` whose streams are a timer writing a timeline position per segment."""
+class RecordStreams:
+    """``LocalStreams`` whose streams are registry records only: claimed for real (the
+    registry's compare-and-set), no encoder. The benchmark's nodes run on it, and so do the
+    ClusterNode tests (``tests/integration/test_cluster_node.py``)."""
 
-    def __init__(self, registry: Any, *, segment_s: float) -> None:
+    def __init__(self, registry: Any, node_id: str, *, lease_ttl_s: float) -> None:
         self.registry = registry
-        self.segment_s = segment_s
-        self.node: Any = None
-        self._running: dict[str, Any] = {}  # stream id → spec
-        self._numbers: dict[str, int] = {}
-        self._epochs: dict[str, int] = {}
+        self.node_id = node_id
+        self.lease_ttl_s = lease_ttl_s
+        self.specs: dict[str, Any] = {}  # stream id → spec, running here
+        self.epochs: dict[str, int] = {}
+        self.numbers: dict[str, int] = {}  # the last segment number committed
+        self.started: list[str] = []  # claimed and started here, in order
+        self.stopped: list[tuple[str, str]] = []  # (stream id, reason)
 
     def running(self) -> dict[str, Any]:
-        return dict(self._running)
+        return dict(self.specs)
 
     def fencing_epoch(self, stream_id: str) -> int | None:
-        return self._epochs.get(stream_id)
+        return self.epochs.get(stream_id)
 
     def unmeasured_cost_cores(self) -> float:
         return 0.0
 
-    def cost_cores(self) -> float:
-        return 0.05 * len(self._running)  # a 240p ladder's measured order of magnitude
-
-    def run_here(self, spec: Any, fencing_epoch: int, last_number: int) -> None:
-        self._running[spec.stream_id] = spec
-        self._epochs[spec.stream_id] = fencing_epoch
-        self._numbers[spec.stream_id] = last_number
+    def run_here(self, spec: Any, fencing_epoch: int, last_number: int = 0) -> None:
+        self.specs[spec.stream_id] = spec
+        self.epochs[spec.stream_id] = fencing_epoch
+        self.numbers[spec.stream_id] = last_number
 
     async def resume(self, record: Any) -> bool:
         """Claim, then go on numbering above the registered position."""
         owned = await self.registry.claim(
             record.stream_id,
-            node_id=self.node.node_id,
+            node_id=self.node_id,
             expected_fencing_epoch=record.fencing_epoch,
-            lease_ttl_s=self.node.settings.lease_ttl_s,
+            lease_ttl_s=self.lease_ttl_s,
         )
         if owned is None:
             return False
         position = record.position
         last = position.last_number + 1 if position is not None else 0
         self.run_here(record.spec, owned.fencing_epoch, last)
+        self.started.append(record.stream_id)
         return True
 
     async def stop(self, stream_id: str, reason: str) -> None:
-        self._running.pop(stream_id, None)
+        self.specs.pop(stream_id, None)
+        self.stopped.append((stream_id, reason))
+
+
+class SyntheticStreams(RecordStreams):
+    """Record streams that commit a segment every ``segment_s``: a fenced position write each,
+    as a real stream's registry writer does."""
+
+    def __init__(self, registry: Any, node_id: str, *, lease_ttl_s: float, segment_s: float):
+        super().__init__(registry, node_id, lease_ttl_s=lease_ttl_s)
+        self.segment_s = segment_s
+        self.node: Any = None
+
+    def cost_cores(self) -> float:
+        return 0.05 * len(self.specs)  # a 240p ladder's measured order of magnitude
 
     async def run(self) -> None:
         """Every segment duration, each stream commits one segment (one fenced write)."""
@@ -199,11 +219,11 @@ class SyntheticStreams:
         while True:
             await trio.sleep(self.segment_s)
             node = self.node
-            for stream_id in list(self._running):
-                epoch = self._epochs.get(stream_id)
+            for stream_id in list(self.specs):
+                epoch = self.epochs.get(stream_id)
                 if epoch is None or not node.gate.valid(stream_id):
                     continue  # fenced: publishes nothing
-                number = self._numbers[stream_id] = self._numbers[stream_id] + 1
+                number = self.numbers[stream_id] = self.numbers[stream_id] + 1
                 position = TimelinePosition(
                     availability_start_unix_s=0.0,
                     encoder_epoch=epoch,
@@ -216,7 +236,7 @@ class SyntheticStreams:
                         stream_id, fencing_epoch=epoch, position=position
                     )
                 except (StaleFencingEpoch, StreamNotRegistered):
-                    self._running.pop(stream_id, None)
+                    self.specs.pop(stream_id, None)
 
 
 # ---------------------------------------------------------------------- the driver

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import coredis
@@ -15,53 +15,15 @@ import pytest
 import trio
 
 from actors.status import StreamSpec
+from ops.bench.cluster_scale import RecordStreams
 from supervisor.cluster.node import ORPHANS_KEY, ClusterNode, ClusterSettings
 from supervisor.registry import open_registry
-from supervisor.registry.interface import StreamRecord, StreamRegistry
+from supervisor.registry.interface import StreamRegistry
 from tests.redis_server import running_redis
 
 pytestmark = pytest.mark.integration
 
 TTL_S = 1.5  # rounds of 0.5 s: short, yet renewals keep up on a loaded 2-core machine
-
-
-@dataclass
-class MemoryStreams:
-    """Local streams that are only records: claimed through the real registry."""
-
-    registry: StreamRegistry
-    node_id: str = ""
-    specs: dict[str, StreamSpec] = field(default_factory=dict)
-    epochs: dict[str, int] = field(default_factory=dict)
-    started: list[str] = field(default_factory=list)
-    stopped: list[tuple[str, str]] = field(default_factory=list)
-
-    def running(self) -> dict[str, StreamSpec]:
-        return dict(self.specs)
-
-    def fencing_epoch(self, stream_id: str) -> int | None:
-        return self.epochs.get(stream_id)
-
-    def unmeasured_cost_cores(self) -> float:
-        return 0.0
-
-    async def resume(self, record: StreamRecord) -> bool:
-        owned = await self.registry.claim(
-            record.stream_id,
-            node_id=self.node_id,
-            expected_fencing_epoch=record.fencing_epoch,
-            lease_ttl_s=TTL_S,
-        )
-        if owned is None:
-            return False
-        self.specs[record.stream_id] = record.spec
-        self.epochs[record.stream_id] = owned.fencing_epoch
-        self.started.append(record.stream_id)
-        return True
-
-    async def stop(self, stream_id: str, reason: str) -> None:
-        self.specs.pop(stream_id, None)
-        self.stopped.append((stream_id, reason))
 
 
 @dataclass
@@ -73,8 +35,8 @@ class Cluster:
 
     async def node(
         self, node_id: str, cost: float = 0.0
-    ) -> tuple[ClusterNode, MemoryStreams, trio.CancelScope]:
-        streams = MemoryStreams(self.registry, node_id)
+    ) -> tuple[ClusterNode, RecordStreams, trio.CancelScope]:
+        streams = RecordStreams(self.registry, node_id, lease_ttl_s=TTL_S)
         node = ClusterNode(
             ClusterSettings(
                 node_id=node_id,
@@ -98,7 +60,7 @@ class Cluster:
         await self.nursery.start(run)
         return node, streams, scope
 
-    async def create(self, node: ClusterNode, streams: MemoryStreams, stream_id: str) -> None:
+    async def create(self, node: ClusterNode, streams: RecordStreams, stream_id: str) -> None:
         spec = StreamSpec(
             stream_id=stream_id, source_url="http://source.invalid/x", qualities=("240p",)
         )
@@ -107,8 +69,7 @@ class Cluster:
             spec, node_id=node.node_id, created_unix_s=time.time(), lease_ttl_s=TTL_S
         )
         node.adopt(stream_id, ownership.fencing_epoch, sent_at=sent_at)
-        streams.specs[stream_id] = spec
-        streams.epochs[stream_id] = ownership.fencing_epoch
+        streams.run_here(spec, ownership.fencing_epoch)
 
 
 @asynccontextmanager
@@ -143,7 +104,9 @@ async def test_leases_are_renewed_while_the_node_lives(tmp_path: Path) -> None:
         assert streams.stopped == []
 
 
-async def test_a_dead_nodes_streams_are_claimed_once_and_numbers_fence_the_old_owner(tmp_path: Path) -> None:
+async def test_a_dead_nodes_streams_are_claimed_once_and_numbers_fence_the_old_owner(
+    tmp_path: Path,
+) -> None:
     async with cluster(tmp_path) as c:
         one, one_streams, one_scope = await c.node("n1")
         two, two_streams, _ = await c.node("n2")
@@ -213,7 +176,9 @@ async def test_drain_hands_every_stream_to_the_others(tmp_path: Path) -> None:
         await one.membership.request_drain("n1")
         await wait_for(lambda: len(two_streams.started) == 3)
         assert one.draining
-        assert sorted(s for s, _ in one_streams.stopped) == ["cam0", "cam1", "cam2"], one_streams.stopped
+        assert sorted(s for s, _ in one_streams.stopped) == ["cam0", "cam1", "cam2"], (
+            one_streams.stopped
+        )
         assert {r.owner_node_id for r in await c.registry.list_streams()} == {"n2"}
         assert await c.redis.smembers(ORPHANS_KEY) == set()
         # a draining node is never chosen
