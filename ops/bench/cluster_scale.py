@@ -80,6 +80,7 @@ async def _worker_main(args: argparse.Namespace) -> None:
             streams = SyntheticStreams(
                 registry, node_id, lease_ttl_s=args.lease_ttl_s, segment_s=args.segment_s
             )
+            streams.counters = sent
             node = ClusterNode(
                 ClusterSettings(
                     node_id=node_id,
@@ -121,7 +122,7 @@ async def _worker_main(args: argparse.Namespace) -> None:
 
 def _count_commands(*clients: Any) -> list[int]:
     """Count every command these coredis clients send (a Lua script call is one; retries too)."""
-    sent = [0]
+    sent = [0, 0]  # commands sent, position writes (one per committed synthetic segment)
     for client in clients:
         execute = client._execute_command
 
@@ -139,7 +140,7 @@ async def _report_counts(sent: list[int], path: Path) -> None:
 
     scratch = path.with_suffix(".tmp")
     while True:
-        scratch.write_text(str(sent[0]))
+        scratch.write_text(f"{sent[0]} {sent[1]}")
         scratch.replace(path)
         await trio.sleep(0.5)
 
@@ -202,6 +203,7 @@ class SyntheticStreams(RecordStreams):
         super().__init__(registry, node_id, lease_ttl_s=lease_ttl_s)
         self.segment_s = segment_s
         self.node: Any = None
+        self.counters = [0, 0]
 
     def cost_cores(self) -> float:
         return 0.05 * len(self.specs)  # a 240p ladder's measured order of magnitude
@@ -235,6 +237,7 @@ class SyntheticStreams(RecordStreams):
                     await self.registry.write_position(
                         stream_id, fencing_epoch=epoch, position=position
                     )
+                    self.counters[1] += 1
                 except (StaleFencingEpoch, StreamNotRegistered):
                     self.specs.pop(stream_id, None)
 
@@ -312,12 +315,20 @@ class Result:
     processes: int
     steady_s: float
     client_ops_per_stream_s: float
+    # segments committed per stream per second (the target is 1 / --segment-s: lower means the
+    # workers could not keep up on this machine, and the ops figure is low by as much)
+    segments_per_stream_s: float
+    # renewals, membership and reconciling per stream per second, besides one write a segment:
+    # what the cluster adds to a stream's own registry writes
+    cluster_ops_per_stream_s: float
     all_ops_per_stream_s: float
     redis_cpu_cores: float
     calls_by_command: dict[str, int]
     killed_nodes: int
     moved_streams: int
-    failover_s: float | None
+    first_claim_s: float | None  # SIGKILL → the first of its streams claimed elsewhere
+    all_claimed_s: float | None  # → the last one claimed
+    failover_s: float | None  # → every one claimed and writing positions again (running)
     unowned_at_end: int
 
 
@@ -390,11 +401,13 @@ def run(args: argparse.Namespace) -> Result:
                 raise SystemExit(f"a worker did not start (exit {worker.poll()})")
         streams = streams_per_node * per_process * args.processes
         time.sleep(args.lease_ttl_s)  # settle: every loop has run a few rounds
-        sent_before = _sent(count_files)
+        sent_before, writes_before = _sent(count_files)
         before, started = redis_info(port), time.monotonic()
         time.sleep(args.steady_s)
         after, steady_s = redis_info(port), time.monotonic() - started
-        client_ops = _sent(count_files) - sent_before
+        sent_after, writes_after = _sent(count_files)
+        client_ops = sent_after - sent_before
+        writes = writes_after - writes_before
         all_ops = commandstats_calls(after) - commandstats_calls(before)
         cpu = (redis_cpu_s(after) - redis_cpu_s(before)) / steady_s
 
@@ -406,17 +419,21 @@ def run(args: argparse.Namespace) -> Result:
         workers[0].wait()
         killed_at = time.monotonic()
         failover_s = None
+        first_claim_s = all_claimed_s = None
         deadline = killed_at + args.failover_timeout_s
         while time.monotonic() < deadline:
             now = _owners(port, moved)
-            if all(
-                owner is not None
-                and owner not in killed
-                and epoch != epochs[s][1]
-                and number > epochs[s][2]
-                for s, (owner, epoch, number) in now.items()
-            ):
-                failover_s = time.monotonic() - killed_at
+            elapsed = time.monotonic() - killed_at
+            claimed = [
+                owner is not None and owner not in killed and epoch != epochs[s][1]
+                for s, (owner, epoch, _number) in now.items()
+            ]
+            if any(claimed) and first_claim_s is None:
+                first_claim_s = elapsed
+            if all(claimed) and all_claimed_s is None:
+                all_claimed_s = elapsed
+            if all(claimed) and all(number > epochs[s][2] for s, (_o, _e, number) in now.items()):
+                failover_s = elapsed
                 break
             time.sleep(0.1)
         final = _owners(
@@ -429,11 +446,15 @@ def run(args: argparse.Namespace) -> Result:
             processes=args.processes,
             steady_s=round(steady_s, 2),
             client_ops_per_stream_s=round(client_ops / streams / steady_s, 3),
+            segments_per_stream_s=round(writes / streams / steady_s, 3),
+            cluster_ops_per_stream_s=round((client_ops - writes) / streams / steady_s, 3),
             all_ops_per_stream_s=round(all_ops / streams / steady_s, 3),
             redis_cpu_cores=round(cpu, 3),
             calls_by_command=calls_by_command(before, after),
             killed_nodes=len(killed),
             moved_streams=len(moved),
+            first_claim_s=None if first_claim_s is None else round(first_claim_s, 2),
+            all_claimed_s=None if all_claimed_s is None else round(all_claimed_s, 2),
             failover_s=None if failover_s is None else round(failover_s, 2),
             unowned_at_end=unowned,
         )
@@ -446,9 +467,14 @@ def run(args: argparse.Namespace) -> Result:
         redis.wait(timeout=10)
 
 
-def _sent(count_files: list[Path]) -> int:
-    """Commands the workers have sent so far (their counters, read from their files)."""
-    return sum(int(f.read_text() or 0) for f in count_files if f.exists())
+def _sent(count_files: list[Path]) -> tuple[int, int]:
+    """(commands sent, positions written) by the workers so far, read from their files."""
+    totals = [0, 0]
+    for path in count_files:
+        if path.exists():
+            for index, word in enumerate(path.read_text().split()[:2]):
+                totals[index] += int(word)
+    return totals[0], totals[1]
 
 
 def _wait_redis(port: int) -> None:

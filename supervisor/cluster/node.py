@@ -11,9 +11,10 @@ Every node is equal and runs the same three loops (each every ``lease_ttl_s / 3`
   stops the stream here at once and fences it from the origin — split brain ends on our side.
 * **reconcile**: streams whose owner is dead (its membership key expired) and whose lease has
   expired, and streams released by a draining node, are shared out over the live nodes
-  (``placement.assign_orphans``, deterministic); each node claims its share with the registry's
-  compare-and-set on the epoch it read (exactly one claimer wins) and starts it. A stream still
-  unclaimed after four rounds may be claimed by any node, so a disagreement about the live set
+  (``placement.rendezvous_node``: every node agrees without talking); each node claims its
+  share with the registry's compare-and-set on the epoch it read (exactly one claimer wins)
+  and starts it. A stream still
+  unclaimed after two rounds may be claimed by any node, so a disagreement about the live set
   never leaves a stream behind.
 
 What this module reads and writes in Redis is the registry's (``supervisor.registry``: records,
@@ -40,9 +41,9 @@ from supervisor.cluster.gate import LeaseGate
 from supervisor.cluster.membership import KEY_PREFIX, Membership
 from supervisor.cluster.placement import (
     NodeInfo,
-    assign_orphans,
     choose_node,
     estimated_cost_cores,
+    rendezvous_node,
 )
 from supervisor.registry.interface import (
     RegistryError,
@@ -60,9 +61,11 @@ ORPHANS_KEY = KEY_PREFIX + "orphans"
 _OWNER_CACHE_S = 1.0
 # a placement made here counts on its node until that node has reported twice since
 _RESERVATION_BEATS = 2
-# an orphan still unclaimed after this many rounds here may be claimed by any node: longer than
-# a lease (3 rounds), so a node slower to see the death still gets to claim its share
-_OVERDUE_ROUNDS = 4
+# an orphan still unclaimed after this many rounds here may be claimed by any node (the node it
+# was meant for saw things differently, or died too): a bound on the delay views can add
+_OVERDUE_ROUNDS = 2
+# orphans this node claims and starts at the same time
+_CLAIMS_AT_ONCE = 4
 # bounds on the work done while stopping (releasing leases, leaving the member set)
 _STOP_TIMEOUT_S = 5.0
 
@@ -379,17 +382,24 @@ class ClusterNode:
             known = self._orphans.get(stream_id)
             if known is None or known.record.fencing_epoch != record.fencing_epoch:
                 self._orphans[stream_id] = _Orphan(record, self._round)
-        # this node as it is now: its own record may predate the claims of its last round
-        view = [self.info() if n.node_id == self.node_id else n for n in self.nodes]
-        assignment = assign_orphans(
-            view,
-            [(s, estimated_cost_cores(r.spec.qualities)) for s, r in sorted(candidates.items())],
-        )
-        for stream_id, record in sorted(candidates.items()):
-            mine = assignment.get(stream_id) == self.node_id
-            overdue = self._round - self._orphans[stream_id].first_seen_round >= _OVERDUE_ROUNDS
-            if mine or overdue:
+        claimers = [n.node_id for n in self.nodes if not n.draining]
+        mine = [
+            orphan.record
+            for stream_id, orphan in sorted(self._orphans.items())
+            if rendezvous_node(stream_id, claimers) == self.node_id
+            or self._round - orphan.first_seen_round >= _OVERDUE_ROUNDS
+        ]
+        # a few at a time: each start resolves a host and spawns an encoder, and starting them
+        # all at once only makes them all late
+        limiter = trio.CapacityLimiter(_CLAIMS_AT_ONCE)
+
+        async def claim_one(record: StreamRecord) -> None:
+            async with limiter:
                 await self.claim(record)
+
+        async with trio.open_nursery() as nursery:
+            for record in mine:
+                nursery.start_soon(claim_one, record)
 
     async def claim(self, record: StreamRecord) -> bool:
         """Take an orphan (compare-and-set on the epoch read) and run it here, numbers going on

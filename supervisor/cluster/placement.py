@@ -1,5 +1,10 @@
 """Placement: which live node takes a new (or orphaned) stream. Pure: node records in, a node out.
 
+A new stream goes to the least-loaded node (:func:`choose_node`); a stream whose node died goes
+to the node rendezvous hashing picks among the live ones (:func:`rendezvous_node`): every node
+must agree on who claims it without talking, and loads seen at slightly different moments would
+make them disagree.
+
 Load is encoder cost against capacity, not a stream count: a node with one 1080p ladder is busier
 than one with four passthrough streams. A node reports ``cost_cores`` — the CPU its FFmpeg
 children were *measured* using (psutil, CPU-seconds per second, like ``streaming_cpu_percent``)
@@ -11,8 +16,9 @@ CPU-s per media second, decode + split ~30 % of it), shared out over the rungs b
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 # x264 veryfast CPU-s per media second, measured ladder (0.85) split by pixel count per rung
@@ -83,20 +89,15 @@ def choose_node(
     return min(candidates, key=after_placing)
 
 
-def assign_orphans(
-    nodes: Sequence[NodeInfo], orphans: Sequence[tuple[str, float]]
-) -> dict[str, str]:
-    """stream id → node id for streams that lost their owner, biggest first, each to the node
-    least loaded after the ones before it. Deterministic, so every node that computes it from the
-    same view agrees on who claims what (the registry's compare-and-set settles disagreements)."""
-    view = {n.node_id: n for n in nodes if not n.draining}
-    out: dict[str, str] = {}
-    for stream_id, cost in sorted(orphans, key=lambda o: (-o[1], o[0])):
-        chosen = choose_node(list(view.values()), cost)
-        if chosen is None:
-            break
-        out[stream_id] = chosen.node_id
-        view[chosen.node_id] = replace(
-            chosen, cost_cores=chosen.cost_cores + cost, streams=chosen.streams + 1
-        )
-    return out
+def rendezvous_node(stream_id: str, node_ids: Iterable[str]) -> str | None:
+    """The node that should claim an orphaned stream: highest random weight (rendezvous)
+    hashing over the live nodes. It depends only on the stream id and the set of live nodes, so
+    every node that sees the same set agrees without exchanging anything, whatever each one's
+    view of the others' loads at that moment; the orphans of a dead node spread evenly over the
+    survivors, and a node's death moves only the streams it would have claimed."""
+    best: tuple[bytes, str] | None = None
+    for node_id in node_ids:
+        weight = hashlib.blake2b(f"{stream_id}\0{node_id}".encode(), digest_size=8).digest()
+        if best is None or (weight, node_id) > best:
+            best = (weight, node_id)
+    return None if best is None else best[1]

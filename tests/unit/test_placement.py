@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from supervisor.cluster.placement import (
     NodeInfo,
-    assign_orphans,
     choose_node,
     estimated_cost_cores,
+    rendezvous_node,
 )
 
 
@@ -69,23 +69,26 @@ def test_a_burst_spreads_with_reservations() -> None:
     assert sorted(placed) == ["n1", "n1", "n2", "n2", "n3", "n3"]
 
 
-def test_orphans_go_biggest_first_to_the_least_loaded() -> None:
-    nodes = [node("a", 0.5), node("b", 0.0), node("c", 0.2, draining=True)]
-    assignment = assign_orphans(nodes, [("small", 0.1), ("big", 0.8), ("mid", 0.4)])
-    assert assignment == {"big": "b", "mid": "a", "small": "b"}
+def test_rendezvous_agrees_whatever_the_order_and_spreads_evenly() -> None:
+    nodes = [f"n{i}" for i in range(5)]
+    owners = [rendezvous_node(f"cam{i}", nodes) for i in range(1000)]
+    assert owners == [rendezvous_node(f"cam{i}", list(reversed(nodes))) for i in range(1000)]
+    counts = {n: owners.count(n) for n in nodes}
+    assert min(counts.values()) > 150, counts  # 200 each on average
+    assert rendezvous_node("cam", []) is None
 
 
 @given(
-    costs=st.lists(st.floats(0, 4), min_size=1, max_size=8),
-    orphans=st.lists(st.floats(0.01, 1), max_size=20),
+    streams=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=40, unique=True),
+    nodes=st.lists(st.text(min_size=1, max_size=8), min_size=2, max_size=8, unique=True),
 )
-def test_orphan_assignment_is_deterministic_and_never_picks_a_draining_node(
-    costs: list[float], orphans: list[float]
+def test_a_nodes_death_moves_only_the_streams_it_would_have_claimed(
+    streams: list[str], nodes: list[str]
 ) -> None:
-    nodes = [node(f"n{i}", c, draining=i == 0) for i, c in enumerate(costs)]
-    named = [(f"s{i}", c) for i, c in enumerate(orphans)]
-    first = assign_orphans(nodes, named)
-    assert first == assign_orphans(list(reversed(nodes)), list(reversed(named)))
-    assert "n0" not in first.values()
-    if len(nodes) > 1:
-        assert set(first) == {s for s, _ in named}
+    dead, survivors = nodes[0], nodes[1:]
+    for stream_id in streams:
+        before = rendezvous_node(stream_id, nodes)
+        after = rendezvous_node(stream_id, survivors)
+        assert after in survivors
+        if before != dead:
+            assert after == before
