@@ -330,6 +330,7 @@ class Result:
     all_claimed_s: float | None  # → the last one claimed
     failover_s: float | None  # → every one claimed and writing positions again (running)
     unowned_at_end: int
+    unmoved_at_end: list[str]  # streams of the killed nodes not claimed by the end (the first 10)
 
 
 def run(args: argparse.Namespace) -> Result:
@@ -436,6 +437,10 @@ def run(args: argparse.Namespace) -> Result:
                 failover_s = elapsed
                 break
             time.sleep(0.1)
+        last = _owners(port, moved)
+        unmoved = sorted(
+            s for s, (owner, epoch, _n) in last.items() if owner in killed or epoch == epochs[s][1]
+        )
         final = _owners(
             port, [f"{n}-s{i:03d}" for g in node_groups for n in g for i in range(streams_per_node)]
         )
@@ -457,6 +462,7 @@ def run(args: argparse.Namespace) -> Result:
             all_claimed_s=None if all_claimed_s is None else round(all_claimed_s, 2),
             failover_s=None if failover_s is None else round(failover_s, 2),
             unowned_at_end=unowned,
+            unmoved_at_end=unmoved[:10],
         )
     finally:
         for worker in workers:
