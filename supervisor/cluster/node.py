@@ -24,6 +24,7 @@ released by a draining or stopping node, so a claimer finds them without listing
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import random
@@ -64,6 +65,8 @@ _RESERVATION_BEATS = 2
 # an orphan still unclaimed after this many rounds here may be claimed by any node (the node it
 # was meant for saw things differently, or died too): a bound on the delay views can add
 _OVERDUE_ROUNDS = 2
+# every this many rounds, the lowest-id live node looks at every record for lapsed leases
+_SWEEP_ROUNDS = 15
 # orphans this node claims and starts at the same time
 _CLAIMS_AT_ONCE = 4
 # bounds on the work done while stopping (releasing leases, leaving the member set)
@@ -300,6 +303,12 @@ class ClusterNode:
                         )
                     )
 
+    def _sweeps_for_all(self) -> bool:
+        """The live node with the lowest id does the catch-all sweep (the others need not
+        agree: a second sweeper costs reads, and claims are compare-and-set anyway)."""
+        live = [n.node_id for n in self.nodes]
+        return bool(live) and min(live) == self.node_id
+
     def forget(self, stream_id: str) -> None:
         """The stream no longer runs here (deleted: the service removed its record)."""
         self.owned.pop(stream_id, None)
@@ -347,6 +356,12 @@ class ClusterNode:
                 await self._redis.sadd(ORPHANS_KEY, [stream_id])
             except (StaleFencingEpoch, StreamNotRegistered):
                 log.info("cluster_release_refused", stream_id=stream_id)
+        elif epoch is not None:
+            # our lease lapsed (nobody claimed it yet, or we would have been refused): list it,
+            # so the others take it once the lease is over in Redis too — best effort, Redis may
+            # be what we lost
+            with contextlib.suppress(coredis.exceptions.RedisError, OSError):
+                await self._redis.sadd(ORPHANS_KEY, [stream_id])
 
     def fenced(self, stream_id: str) -> bool:
         return self.gate.fenced(stream_id)
@@ -371,8 +386,14 @@ class ClusterNode:
                 found.owner_node_id is not None and not _lease_over(found, server_now)
             ):
                 await self._redis.srem(ORPHANS_KEY, [stream_id])  # gone, or owned again
-            elif found.owner_node_id is None or found.owner_node_id in self.dead_nodes:
+            else:  # released, or its owner let the lease lapse (and stopped it)
                 candidates[stream_id] = found
+        if self._round % _SWEEP_ROUNDS == 0 and self._sweeps_for_all():
+            # a catch-all for a lease that lapsed where nobody listed it (its node alive but
+            # cut off when it gave the stream up): one node reads every record now and then
+            for record in await self.registry.list_streams():
+                if record.owner_node_id != self.node_id and _lease_over(record, server_now):
+                    candidates.setdefault(record.stream_id, record)
         for stream_id in list(self._orphans):
             if stream_id not in candidates:
                 del self._orphans[stream_id]

@@ -112,6 +112,7 @@ def cluster_of(tmp_path: Path, count: int, **overrides: str) -> Iterator[list[No
                 len([n for n in get_json(f"{x.api}/cluster")["nodes"] if n["alive"]]) == count
                 for x in nodes
             ),
+            timeout_s=60,  # a loaded 2-core machine starts three services slowly
         )
         yield nodes
 
