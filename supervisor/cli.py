@@ -1,4 +1,5 @@
-"""``hlsdash`` command line: ``serve`` (production), ``demo`` (service + synthetic live stream)."""
+"""``hlsdash`` command line: ``serve`` (production), ``demo`` (service + synthetic live stream),
+``drain`` (a cluster node hands its streams away)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,13 @@ FLAG_HELP = {
     "registry.db)",
     "NODE_ID": "this node's name in the registry; a restarted service resumes the streams "
     "registered under it (default local)",
+    "NODE_API_URL": "how other cluster nodes reach this API (default http://<host name>:API_PORT)",
+    "NODE_ORIGIN_URL": "how other cluster nodes reach this origin "
+    "(default http://<host name>:ORIGIN_PORT)",
+    "NODE_CAPACITY_CORES": "encoder CPU cores this node offers the cluster's placement "
+    "(default 0: its CPU count)",
+    "CLUSTER_LEASE_TTL": "seconds a cluster node's stream leases and membership last without "
+    "renewal; a dead node's streams move after about this (default 6)",
 }
 # extra spellings of a flag
 FLAG_ALIASES = {"API_HOST": ("--host",)}
@@ -107,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="run the service with a built-in synthetic live stream named 'demo'"
     )
+    drain = commands.add_parser(
+        "drain",
+        help="hand this cluster node's streams to the other nodes and wait (Kubernetes preStop)",
+    )
+    drain.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
     for sub in (serve, demo):
         for env in ENV_VARS:
             sub.add_argument(
@@ -140,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "drain":
+        from supervisor.cluster.drain_command import drain  # noqa: PLC0415
+
+        return drain(os.environ, timeout_s=args.timeout)
     try:
         settings = settings_from_args(args, dict(os.environ))
     except ConfigError as error:

@@ -103,6 +103,12 @@ class Settings:
     def effective_registry_url(self) -> str:
         return self.registry_url or default_registry_url(self.output_dir)
 
+    # -- the cluster (REGISTRY_URL=redis://…, NODE_ID): supervisor/cluster --
+    node_api_url: str = ""  # how peers reach this API; empty → http://<host name>:API_PORT
+    node_origin_url: str = ""  # how peers reach this origin; empty → http://<host name>:ORIGIN_PORT
+    node_capacity_cores: float = 0.0  # encoder CPU this node offers; 0 → its CPU count
+    cluster_lease_ttl_s: float = 6.0  # stream leases and membership; renewed every third of it
+
 
 def _parse_bool(raw: str) -> bool:
     lowered = raw.strip().lower()
@@ -254,6 +260,10 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "INGEST_PUBLIC_HOST": ("ingest_public_host", _text),
     "REGISTRY_URL": ("registry_url", _registry_url),
     "NODE_ID": ("node_id", _node_id),
+    "NODE_API_URL": ("node_api_url", _text),
+    "NODE_ORIGIN_URL": ("node_origin_url", _text),
+    "NODE_CAPACITY_CORES": ("node_capacity_cores", _number(0, 4096)),
+    "CLUSTER_LEASE_TTL": ("cluster_lease_ttl_s", _number(1.5, 300)),
 }
 
 

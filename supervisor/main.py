@@ -8,6 +8,7 @@ folders removed), then return so the process exits 0.
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
@@ -26,6 +27,9 @@ from supervisor.metrics import Metrics
 from supervisor.registry import open_registry
 from supervisor.registry.interface import StreamRegistry
 from supervisor.service import StreamService
+
+if TYPE_CHECKING:
+    from supervisor.cluster.runtime import ClusterParts
 
 log = structlog.get_logger(__name__)
 
@@ -74,9 +78,17 @@ async def start_demo_stream(service: StreamService) -> None:
 
 
 async def run_service(settings: Settings, demo: bool = False) -> None:
+    if _is_cluster(settings):
+        from supervisor.cluster.local import with_cluster_node_id  # noqa: PLC0415
+
+        settings = with_cluster_node_id(settings)
     # RegistryUnavailable (locked, corrupt, unreachable, newer schema) stops the start here
     async with open_registry(settings.effective_registry_url) as registry:
         await _run_with_registry(settings, registry, demo)
+
+
+def _is_cluster(settings: Settings) -> bool:
+    return settings.registry_url.startswith("redis://")
 
 
 async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo: bool) -> None:
@@ -92,15 +104,27 @@ async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo:
             service.rtmp_port = await nursery.start(
                 RtmpServer(service).serve, settings.api_host, settings.rtmp_port
             )
+        cluster: ClusterParts | None = None
+        if _is_cluster(settings):
+            # only a cluster needs membership, leases and the peer proxy
+            from supervisor.cluster.runtime import run_cluster  # noqa: PLC0415
+
+            cluster = await nursery.start(run_cluster, settings, service)
         api_urls = await nursery.start(
             serve_app,
-            create_api_app(service, metrics, playback),
+            create_api_app(service, metrics, playback, cluster.api if cluster else None),
             settings,
             settings.api_port,
             stop.wait,
         )
+        origin = OriginApp(
+            playback,
+            metrics,
+            cluster=cluster.node if cluster else None,
+            proxy=cluster.proxy if cluster else None,
+        )
         origin_urls = await nursery.start(
-            serve_origin, OriginApp(playback, metrics), settings, settings.origin_port, stop.wait
+            serve_origin, origin, settings, settings.origin_port, stop.wait
         )
         log.info(
             "service_started",
@@ -127,6 +151,8 @@ async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo:
             )
         await stop.wait()
         log.info("service_stopping")
+        if cluster is not None:
+            cluster.node.stopping = True  # the streams stopped now are released for the others
         with trio.CancelScope(shield=True) as cleanup:
             cleanup.deadline = trio.current_time() + 12
             stragglers = await service.root.shutdown(timeout_s=10.0)

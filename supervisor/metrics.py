@@ -107,6 +107,7 @@ class ProcessSampler:
         self._self = psutil.Process(os.getpid())
         self._self.cpu_percent(None)
         self._children: dict[tuple[int, float], psutil.Process] = {}
+        self.children_cpu_percent = 0.0
 
     def ffmpeg_children(self) -> list[psutil.Process]:
         found = []
@@ -144,6 +145,7 @@ class ProcessSampler:
             except psutil.Error:
                 continue
         self._children = live
+        self.children_cpu_percent = cpu  # the encoders alone (cluster placement reads it)
         try:
             cpu += self._self.cpu_percent(None)
             rss += self._self.memory_info().rss

@@ -239,6 +239,7 @@ class StreamService:
         # told the incarnation of every stream that ends (the origin drops its cached objects)
         self._end_listeners: list[Callable[[int], None]] = []
         self.registry = registry
+        self._handing_over: set[str] = set()  # stopped here, kept registered (hand_over)
         self.registry_writer = (
             RegistryWriter(registry, on_lost=self._ownership_lost) if registry is not None else None
         )
@@ -577,7 +578,7 @@ class StreamService:
         # FFmpegs at once only makes them all late
         for record in records:
             try:
-                if await self._resume(record):
+                if await self.resume(record):
                     resumed.append(record.stream_id)
             except RegistryUnavailable:
                 raise
@@ -587,7 +588,9 @@ class StreamService:
             log.info("streams_resumed", resumed=resumed, registered=len(records))
         return resumed
 
-    async def _resume(self, record: StreamRecord) -> bool:
+    async def resume(self, record: StreamRecord) -> bool:
+        """Claim a registered stream (its epoch as read) and run it here, numbers above its
+        last position; False when another node claimed it first or it cannot run here."""
         assert self.registry is not None
         stream_id = record.stream_id
         owned = await self.registry.claim(
@@ -670,6 +673,28 @@ class StreamService:
             media_end_s=position.media_end_s + skip * segment_s,
         )
 
+    async def hand_over(self, stream_id: str, reason: str) -> None:
+        """Stop the stream here but keep its registry record for the node that runs it next (a
+        lost lease, a drain): its last position is still written if this node holds the epoch."""
+        actor = self._actors.get(stream_id)
+        if actor is None:
+            return
+        self._handing_over.add(stream_id)
+        try:
+            if not actor.finished.is_set():
+                with contextlib.suppress(UnknownChild):
+                    await self.root.terminate_child(stream_id, reason=reason)
+            with trio.move_on_after(10):
+                await actor.finished.wait()
+        finally:
+            self._handing_over.discard(stream_id)
+        if self._actors.get(stream_id) is actor:
+            del self._actors[stream_id]
+        if self.registry_writer is not None:
+            with trio.move_on_after(5.0):
+                await self.registry_writer.flush()
+        log.info("stream_handed_over", stream_id=stream_id, reason=reason)
+
     def _ownership_lost(self, stream_id: str) -> None:
         """Another node claimed the stream (its write was refused): stop our copy, leave the
         record to its new owner."""
@@ -686,6 +711,11 @@ class StreamService:
     def edge(self, stream_id: str) -> LiveEdge:
         """What the HTTP layer serves a stream from: its live-edge interface, nothing deeper."""
         return self.get(stream_id).edge
+
+    def runs(self, stream_id: str) -> bool:
+        """Is the stream running here (not ended)?"""
+        actor = self._actors.get(stream_id)
+        return actor is not None and not actor.finished.is_set()
 
     def list(self) -> list[StreamActor]:
         return list(self._actors.values())
@@ -721,7 +751,7 @@ class StreamService:
 
     def _on_child_exit(self, stream_id: str, outcome: SupervisionOutcome) -> None:
         if self.registry_writer is not None:
-            if outcome.reason in _SHUTDOWN_REASONS:
+            if outcome.reason in _SHUTDOWN_REASONS or stream_id in self._handing_over:
                 self.registry_writer.leave(stream_id)  # kept registered: the next start resumes
             else:
                 self.registry_writer.end(stream_id)  # failed, stale, deleted: gone for good

@@ -13,7 +13,7 @@ import secrets
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
@@ -54,13 +54,25 @@ from supervisor.service import (
     ffmpeg_version,
 )
 
+if TYPE_CHECKING:
+    from supervisor.http.cluster_api import ClusterApi
+
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # the control endpoints; playback, health, metrics, docs and the dashboard stay public
 _PROTECTED_ENDPOINTS = frozenset(
-    {"create_stream", "list_streams", "get_stream", "delete_stream", "heartbeat", "rotate_key"}
+    {
+        "create_stream",
+        "list_streams",
+        "get_stream",
+        "delete_stream",
+        "heartbeat",
+        "rotate_key",
+        "cluster_view",
+        "drain_node",
+    }
 )
 
 
@@ -116,7 +128,12 @@ class PlaybackPathConverter(PathConverter):
     regex = r"(?!heartbeat$|ingest/rotate-key$|whip$|whip/)[^/].*?"
 
 
-def create_api_app(service: StreamService, metrics: Metrics, playback: Playback) -> QuartTrio:
+def create_api_app(
+    service: StreamService,
+    metrics: Metrics,
+    playback: Playback,
+    cluster: ClusterApi | None = None,
+) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
     # "//" in a path must be a JSON 404 like any unknown path, not werkzeug's HTML 308 redirect
     app.url_map.merge_slashes = False
@@ -170,7 +187,17 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             if state is not None
             else None
         )
+        if cluster is not None:
+            payload["node"] = cluster.node_id
         return payload
+
+    async def elsewhere(stream_id: str) -> Response | None:
+        """In a cluster, a stream not running here is its owner's to answer."""
+        if cluster is None or service.runs(stream_id):
+            return None
+        return await cluster.elsewhere(
+            request.method, stream_id, request.full_path.rstrip("?"), request.headers
+        )
 
     @app.before_request
     async def authenticate() -> Response | None:
@@ -252,6 +279,11 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             )
         except RequestInvalid as invalid:
             return error_response(422, invalid.code, invalid.message, invalid.field)
+        if cluster is not None:
+            placed = await cluster.before_create(spec, raw, request.headers)
+            if placed is not None:
+                return placed
+        asked_at = trio.current_time()
         key: str | None = None
         try:
             if source is None:
@@ -270,6 +302,8 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             return error_response(503, "at_capacity", str(full), None, Retry_After="30")
         except RegistryUnavailable as down:
             return registry_unavailable(down)
+        if cluster is not None:
+            cluster.created(spec.stream_id, sent_at=asked_at)
         response = json_response(view(actor, key), 201)
         response.headers["Location"] = f"/streams/{spec.stream_id}"
         if key is not None:
@@ -292,10 +326,18 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     @app.get("/streams")
     async def list_streams() -> Response:
-        return json_response({"streams": [view(a) for a in service.list()]})
+        views = [view(a) for a in service.list()]
+        others = await cluster.list_others(request.headers) if cluster is not None else None
+        if others is None:
+            return json_response({"streams": views})
+        found, unreachable = others
+        views = sorted(views + found, key=lambda v: str(v.get("stream_id", "")))
+        return json_response({"streams": views, "nodes_unreachable": unreachable})
 
     @app.get("/streams/<stream_id>")
     async def get_stream(stream_id: str) -> Response:
+        if (answer := await elsewhere(stream_id)) is not None:
+            return answer
         try:
             return json_response(view(service.get(stream_id)))
         except StreamNotFound:
@@ -303,18 +345,24 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
 
     @app.delete("/streams/<stream_id>")
     async def delete_stream(stream_id: str) -> Response:
+        if (answer := await elsewhere(stream_id)) is not None:
+            return answer
         try:
             actor = await service.delete(stream_id)
         except StreamNotFound:
             return error_response(404, "stream_not_found", f"no stream {stream_id!r}", "stream_id")
         except RegistryUnavailable as down:
             return registry_unavailable(down)
+        if cluster is not None:
+            cluster.forget(stream_id)
         payload = view(actor)
         payload["deleted"] = True
         return json_response(payload, 200)
 
     @app.post("/streams/<stream_id>/heartbeat")
     async def heartbeat(stream_id: str) -> Response:
+        if (answer := await elsewhere(stream_id)) is not None:
+            return answer
         try:
             expires = service.heartbeat(stream_id)
         except StreamNotFound:
@@ -330,6 +378,20 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
                 "lease_seconds": settings.stale_threshold_s,
             }
         )
+
+    # -------------------------------------------------------------- the cluster
+
+    @app.get("/cluster")
+    async def cluster_view() -> Response:
+        if cluster is None:
+            return error_response(404, "not_clustered", "this service runs alone (no REGISTRY_URL)")
+        return json_response(cluster.describe())
+
+    @app.post("/cluster/nodes/<node_id>/drain")
+    async def drain_node(node_id: str) -> Response:
+        if cluster is None:
+            return error_response(404, "not_clustered", "this service runs alone (no REGISTRY_URL)")
+        return await cluster.drain(node_id)
 
     # -------------------------------------------------------------- playback on the API port
 

@@ -339,6 +339,35 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 },
             },
+            "/cluster": {
+                "get": {
+                    "summary": "The cluster's nodes: URLs, load, streams, draining, alive "
+                    "(REGISTRY_URL=redis://…)",
+                    "operationId": "clusterView",
+                    "responses": {
+                        "200": _json("Nodes", {"type": "object"}),
+                        "404": _error("Not a cluster (not_clustered)"),
+                    },
+                },
+            },
+            "/cluster/nodes/{node_id}/drain": {
+                "parameters": [
+                    {
+                        "name": "node_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "post": {
+                    "summary": "Move a node's streams to the other nodes (rolling deploys)",
+                    "operationId": "drainNode",
+                    "responses": {
+                        "202": _json("Draining", {"type": "object"}),
+                        "404": _error("Unknown node, or not a cluster"),
+                    },
+                },
+            },
             "/streams/{stream_id}/{relative}": {
                 "parameters": [_STREAM_ID_PARAM, playback_param],
                 "get": {

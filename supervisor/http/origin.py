@@ -19,6 +19,13 @@ import structlog
 
 from supervisor.http import origin_core
 from supervisor.http.origin_core import OriginResponse
+from supervisor.http.peer_proxy import (
+    LEASE_LOST,
+    PROXIED_HEADER,
+    ClusterView,
+    PeerProxy,
+    fenced_chunks,
+)
 from supervisor.http.playback import Playback, StreamedResponse, time_response
 from supervisor.metrics import Metrics, viewer_key
 
@@ -59,9 +66,19 @@ class _Headers:
 
 
 class OriginApp:
-    def __init__(self, playback: Playback, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        playback: Playback,
+        metrics: Metrics,
+        *,
+        cluster: ClusterView | None = None,
+        proxy: PeerProxy | None = None,
+    ) -> None:
+        """``cluster`` and ``proxy`` (both or neither): serve streams other nodes run too."""
         self._playback = playback
         self._metrics = metrics
+        self._cluster = cluster
+        self._proxy = proxy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -123,6 +140,16 @@ class OriginApp:
             return "unmatched", origin_core.not_found(head=method == "HEAD")
         stream_id, relative = split
         result: OriginResponse | StreamedResponse
+        cluster = self._cluster
+        if cluster is not None and self._proxy is not None:
+            # a request from a peer is answered here whatever happened since (never a loop)
+            if headers.get(PROXIED_HEADER) is None:
+                owner_url = await cluster.proxy_target(stream_id)
+                if owner_url is not None:
+                    result = await self._proxy.forward(owner_url, method, path, query, headers)
+                    return "/{id}/proxied", result
+            if cluster.fenced(stream_id):
+                return _route_label(relative), LEASE_LOST
         try:
             result = await self._playback.serve(
                 stream_id,
@@ -134,6 +161,13 @@ class OriginApp:
         except Exception:
             log.exception("origin_unexpected_error", path=path)
             result = origin_core.error_json(500, "internal_error", "internal error")
+        if cluster is not None:
+            # asked again after the answer: a blocking reload may have waited past the lease
+            if cluster.fenced(stream_id):
+                return _route_label(relative), LEASE_LOST
+            if isinstance(result, StreamedResponse) and result.chunks is not None:
+                chunks = fenced_chunks(result.chunks, cluster, stream_id)
+                result = StreamedResponse(result.status, result.headers, chunks)
         if is_viewer_poll(relative, result.status):
             self._metrics.viewers.seen(
                 stream_id,

@@ -191,9 +191,7 @@ class Playback:
             if isinstance(answer, Refusal):
                 return origin_core.error_json(answer.status, answer.code, answer.message)
             # the delta update (_HLS_skip) is another document under the same path
-            return self._document(
-                edge, relative, kind, answer, variant=directives.skip is not None
-            )
+            return self._document(edge, relative, kind, answer, variant=directives.skip is not None)
         if kind is ObjectKind.PART:
             part = await edge.part(rid, path.number, path.part_index)
             if part is None:
@@ -230,9 +228,7 @@ class Playback:
             return cached
         return self.cache.put(
             key,
-            origin_core.make_object(
-                media.data, kind, immutable=media.immutable, audio=media.audio
-            ),
+            origin_core.make_object(media.data, kind, immutable=media.immutable, audio=media.audio),
         )
 
     def _document(

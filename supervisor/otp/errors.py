@@ -57,4 +57,3 @@ class StallDetected(SupervisionError):  # noqa: N818 - names the event, like tri
     def __init__(self, message: str = "stalled", *, idle_s: float | None = None) -> None:
         super().__init__(message)
         self.idle_s = idle_s
-

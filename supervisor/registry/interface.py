@@ -41,6 +41,7 @@ __all__ = [
     "Ownership",
     "RegistryError",
     "RegistryUnavailable",
+    "RenewalAnswer",
     "StaleFencingEpoch",
     "StreamAlreadyRegistered",
     "StreamNotRegistered",
@@ -126,6 +127,10 @@ class StreamRecord:
         return redact_url(self.spec.source_url)
 
 
+# what renew_many answers for each stream: the renewed lease, or the error renew would raise
+RenewalAnswer: TypeAlias = "Ownership | StaleFencingEpoch | StreamNotRegistered"
+
+
 class StreamRegistry(Protocol):
     """The durable stream registry. Every method may raise :class:`RegistryUnavailable` when the
     backend stops answering; writes by an owner raise :class:`StaleFencingEpoch` as described in
@@ -167,6 +172,14 @@ class StreamRegistry(Protocol):
     ) -> Ownership:
         """Extend the owner's lease. Raises :class:`StaleFencingEpoch` (or
         :class:`StreamNotRegistered`) when the caller no longer owns the stream."""
+        ...
+
+    async def renew_many(
+        self, node_id: str, leases: Mapping[str, int], *, lease_ttl_s: float
+    ) -> dict[str, RenewalAnswer]:
+        """:meth:`renew` for every ``stream id → fencing epoch`` of ``leases`` in one round trip
+        (a cluster node renews all its streams at once: one Redis call per node per round, not
+        one per stream). Each stream's answer is its Ownership or the error renew would raise."""
         ...
 
     async def release(self, stream_id: str, *, fencing_epoch: int) -> None:

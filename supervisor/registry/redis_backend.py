@@ -43,6 +43,7 @@ from supervisor.registry.interface import (
     JsonValue,
     Ownership,
     RegistryUnavailable,
+    RenewalAnswer,
     StaleFencingEpoch,
     StreamAlreadyRegistered,
     StreamNotRegistered,
@@ -133,6 +134,29 @@ return {'ok', ARGV[4], expires}
 )
 
 # ARGV: prefix, id, epoch
+# renew_many: ARGV = prefix, node, ttl, then stream id / epoch pairs; one reply per pair
+_RENEW_MANY = (
+    _PRELUDE
+    + """
+local node = ARGV[2]
+local expires = seconds(now_s() + tonumber(ARGV[3]))
+local out = {}
+for i = 4, #ARGV, 2 do
+  local key = stream_key(ARGV[i])
+  local reply = fenced(key, ARGV[i + 1])
+  if not reply and redis.call('HGET', key, 'owner_node_id') ~= node then
+    reply = {'stale', ARGV[i + 1], redis.call('HGET', key, 'owner_node_id') or ''}
+  end
+  if not reply then
+    redis.call('HSET', key, 'lease_expires_unix_s', expires)
+    reply = {'ok', ARGV[i + 1], expires}
+  end
+  out[#out + 1] = reply
+end
+return out
+"""
+)
+
 _RELEASE = (
     _PRELUDE
     + """
@@ -221,6 +245,7 @@ class RedisRegistry:
         self._register = client.register_script(_REGISTER)
         self._claim = client.register_script(_CLAIM)
         self._renew = client.register_script(_RENEW)
+        self._renew_many = client.register_script(_RENEW_MANY)
         self._release = client.register_script(_RELEASE)
         self._write_position = client.register_script(_WRITE_POSITION)
         self._remove = client.register_script(_REMOVE)
@@ -300,6 +325,27 @@ class RedisRegistry:
             ),
         )
         return Ownership(stream_id, node_id, fencing_epoch, float(reply[2]))
+
+    async def renew_many(
+        self, node_id: str, leases: Mapping[str, int], *, lease_ttl_s: float
+    ) -> dict[str, RenewalAnswer]:
+        if not leases:
+            return {}
+        ids = list(leases)
+        pairs = [word for stream_id in ids for word in (stream_id, str(leases[stream_id]))]
+        replies = await self._call(
+            self._renew_many, args=[PREFIX, node_id, repr(lease_ttl_s), *pairs]
+        )
+        out: dict[str, RenewalAnswer] = {}
+        for stream_id, raw in zip(ids, replies, strict=True):
+            epoch = leases[stream_id]
+            try:
+                reply = _fenced_reply(stream_id, epoch, [str(item) for item in raw])
+            except (StaleFencingEpoch, StreamNotRegistered) as refused:
+                out[stream_id] = refused
+                continue
+            out[stream_id] = Ownership(stream_id, node_id, epoch, float(reply[2]))
+        return out
 
     async def release(self, stream_id: str, *, fencing_epoch: int) -> None:
         _fenced_reply(

@@ -37,6 +37,7 @@ from supervisor.registry.interface import (
     JsonValue,
     Ownership,
     RegistryUnavailable,
+    RenewalAnswer,
     StaleFencingEpoch,
     StreamAlreadyRegistered,
     StreamNotRegistered,
@@ -188,6 +189,29 @@ class SqliteRegistry:
                 (expires, stream_id),
             )
             return Ownership(stream_id, node_id, fencing_epoch, expires)
+
+        return await self._run(work)
+
+    async def renew_many(
+        self, node_id: str, leases: Mapping[str, int], *, lease_ttl_s: float
+    ) -> dict[str, RenewalAnswer]:
+        def work(db: sqlite3.Connection) -> dict[str, RenewalAnswer]:
+            expires = self._wall() + lease_ttl_s
+            out: dict[str, RenewalAnswer] = {}
+            for stream_id, epoch in leases.items():
+                try:
+                    row = _fenced(db, stream_id, epoch)
+                    if row["owner_node_id"] != node_id:
+                        raise _stale(stream_id, epoch, row)
+                except (StaleFencingEpoch, StreamNotRegistered) as refused:
+                    out[stream_id] = refused
+                    continue
+                db.execute(
+                    "UPDATE streams SET lease_expires_unix_s = ? WHERE stream_id = ?",
+                    (expires, stream_id),
+                )
+                out[stream_id] = Ownership(stream_id, node_id, epoch, expires)
+            return out
 
         return await self._run(work)
 

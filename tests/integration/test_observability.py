@@ -37,8 +37,21 @@ GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "10s", "$stream_id
 # made by Prometheus itself (up) and by the blackbox exporter probing /ready (probe_success)
 MADE_ELSEWHERE = frozenset({"up", "probe_success"})
 _KEYWORDS = frozenset(
-    {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-     "offset", "bool", "inf", "nan"}
+    {
+        "and",
+        "or",
+        "unless",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "offset",
+        "bool",
+        "inf",
+        "nan",
+    }
 )
 
 
@@ -84,9 +97,7 @@ def metric_names(expr: str) -> set[str]:
     label names (inside ``{}`` or a ``by``/``on``/... list), durations or strings."""
     text = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
     text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", text)
-    text = re.sub(
-        r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text
-    )
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
     names = set()
     for found in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(\s*\()?", text):
         if found[2] is None and found[1].lower() not in _KEYWORDS:
@@ -132,8 +143,15 @@ def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     checked = promtool("check", "rules", str(path))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # and the check has teeth: a broken expression is refused
-    path.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [
-        {"record": "x:y", "expr": "sum by (le (rate(x[1m]))"}]}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {"name": "x", "rules": [{"record": "x:y", "expr": "sum by (le (rate(x[1m]))"}]}
+                ]
+            }
+        )
+    )
     assert promtool("check", "rules", str(path)).returncode != 0
 
 
@@ -149,7 +167,9 @@ def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
 
 def test_grafana_provisioning_matches_the_dashboard() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
-    uids = {n["datasource"]["uid"] for n in walk(dashboard) if isinstance(n.get("datasource"), dict)}
+    uids = {
+        n["datasource"]["uid"] for n in walk(dashboard) if isinstance(n.get("datasource"), dict)
+    }
     provisioned = yaml.safe_load(
         (OPS / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text()
     )["datasources"]
@@ -164,8 +184,19 @@ def test_grafana_provisioning_matches_the_dashboard() -> None:
     )["providers"][0]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
     titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
-    for topic in ("state", "speed", "fps", "segment age", "restarts", "origin requests",
-                  "latency", "bytes out", "viewers", "cpu", "memory"):
+    for topic in (
+        "state",
+        "speed",
+        "fps",
+        "segment age",
+        "restarts",
+        "origin requests",
+        "latency",
+        "bytes out",
+        "viewers",
+        "cpu",
+        "memory",
+    ):
         assert topic in titles, topic
 
 

@@ -218,6 +218,36 @@ async def test_renew_by_another_node_with_the_current_epoch_is_refused(
         )
 
 
+async def test_renew_many_renews_what_the_node_holds_and_reports_the_rest(
+    registry: StreamRegistry,
+) -> None:
+    held = await registry.register(spec("cam1"), node_id="a", created_unix_s=1, lease_ttl_s=TTL_S)
+    lost = await registry.register(spec("cam2"), node_id="a", created_unix_s=1, lease_ttl_s=TTL_S)
+    taken = await registry.claim(
+        "cam2", node_id="b", expected_fencing_epoch=lost.fencing_epoch, lease_ttl_s=TTL_S
+    )
+    assert taken is not None
+    answers = await registry.renew_many(
+        "a",
+        {"cam1": held.fencing_epoch, "cam2": lost.fencing_epoch, "gone": 99},
+        lease_ttl_s=TTL_S * 2,
+    )
+    renewed = answers["cam1"]
+    assert isinstance(renewed, Ownership)
+    assert renewed.fencing_epoch == held.fencing_epoch
+    assert renewed.lease_expires_unix_s > held.lease_expires_unix_s
+    stale = answers["cam2"]
+    assert isinstance(stale, StaleFencingEpoch)
+    assert stale.current_owner == "b"
+    assert isinstance(answers["gone"], StreamNotRegistered)
+    # the refused ones were not touched
+    record = await registry.get("cam2")
+    assert record is not None
+    assert record.owner_node_id == "b"
+    assert record.lease_expires_unix_s == taken.lease_expires_unix_s
+    assert await registry.renew_many("a", {}, lease_ttl_s=TTL_S) == {}
+
+
 async def test_position_never_moves_back(registry: StreamRegistry) -> None:
     owned = await registry.register(spec(), node_id="n", created_unix_s=1.0, lease_ttl_s=TTL_S)
     epoch = owned.fencing_epoch

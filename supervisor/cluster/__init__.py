@@ -1,0 +1,1 @@
+"""The cluster of equal nodes on Redis (issue 14): membership, placement, ownership, failover."""

@@ -1,0 +1,70 @@
+"""Node membership against a real redis-server: beats, expiry of a silent node, drain requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import coredis
+import pytest
+import trio
+
+from supervisor.cluster.membership import Membership, decode_node, encode_node, node_key
+from supervisor.cluster.placement import NodeInfo
+from tests.redis_server import running_redis
+
+pytestmark = pytest.mark.integration
+
+
+def info(node_id: str, *, cost: float = 0.0) -> NodeInfo:
+    return NodeInfo(
+        node_id=node_id,
+        api_url=f"http://127.0.0.1:1/{node_id}",
+        origin_url=f"http://127.0.0.1:2/{node_id}",
+        cost_cores=cost,
+        capacity_cores=2.0,
+        streams=0,
+        draining=False,
+        started_unix_s=1.0,
+        seen_unix_s=2.0,
+    )
+
+
+def test_a_record_survives_its_encoding() -> None:
+    record = info("n1", cost=0.42)
+    assert decode_node(encode_node(record)) == record
+    assert decode_node("not json") is None
+    assert decode_node('{"node_id": "x"}') is None
+
+
+async def test_live_nodes_dead_nodes_and_drain(tmp_path: Path) -> None:
+    with running_redis(tmp_path / "redis") as port:
+        client = coredis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+        async with client:
+            one = Membership(client, node_id="n1", node_ttl_s=0.3)
+            two = Membership(client, node_id="n2", node_ttl_s=30)
+            for member in (one, two):
+                await member.join()
+            assert not await one.beat(info("n1"))
+            assert not await two.beat(info("n2", cost=1.0))
+            live, dead = await two.live_nodes()
+            assert [n.node_id for n in live] == ["n1", "n2"]
+            assert dead == set()
+            assert live[1].cost_cores == 1.0
+
+            # n1 stops beating: gone after its TTL (Redis expires the key), still known
+            await trio.sleep(0.5)
+            live, dead = await two.live_nodes()
+            assert [n.node_id for n in live] == ["n2"]
+            assert dead == {"n1"}
+            await two.forget("n1")
+            assert await two.known_ids() == {"n2"}
+
+            # a drain asked on any node reaches the drained node with its next beat
+            await one.request_drain("n2")
+            assert await two.beat(info("n2"))
+            # a restart of that node id starts undrained
+            await two.join()
+            assert not await two.beat(info("n2"))
+
+            await two.leave()
+            assert await client.get(node_key("n2")) is None
