@@ -7,6 +7,7 @@ folders removed), then return so the process exits 0.
 
 from __future__ import annotations
 
+import os
 import signal
 
 import structlog
@@ -14,7 +15,7 @@ import trio
 
 from actors.ffmpeg.sources import synthetic_source
 from actors.status import StreamSpec
-from supervisor import __version__
+from supervisor import __version__, memory_trace
 from supervisor.config import Settings
 from supervisor.http.api import create_api_app
 from supervisor.http.origin import OriginApp
@@ -76,6 +77,8 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, stop)
+        if memory_trace.enabled(os.environ):  # HLSDASH_TRACEMALLOC: reports on SIGUSR2
+            await nursery.start(memory_trace.report_on_signal)
         await nursery.start(service.run)
         api_urls = await nursery.start(
             serve_app,
