@@ -68,6 +68,11 @@ FLAG_HELP = {
     "that does not read (default 10)",
     "ORIGIN_MAX_CONNECTIONS": "origin connections at once, 503 beyond (default 0: derived from "
     "the file-descriptor limit minus what MAX_STREAMS needs)",
+    "API_HEAD_TIMEOUT": "seconds a control-API connection has to send a whole request head, "
+    "new or kept alive (default 10)",
+    "API_SEND_TIMEOUT": "seconds without write progress before the API closes a client that "
+    "does not read (default 10)",
+    "API_MAX_CONNECTIONS": "control-API connections at once, 503 beyond (default 128)",
     "READY_MIN_FREE_MB": "free MiB in OUTPUT_DIR below which /ready is 503 (default 64)",
 }
 # extra spellings of a flag

@@ -18,10 +18,10 @@ from actors.status import StreamSpec
 from supervisor import __version__, memory_trace
 from supervisor.config import Settings
 from supervisor.http.api import create_api_app
+from supervisor.http.api_server import serve_api
 from supervisor.http.origin import OriginApp
 from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
-from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
 from supervisor.service import StreamService
 
@@ -81,7 +81,7 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
             await nursery.start(memory_trace.report_on_signal)
         await nursery.start(service.run)
         api_urls = await nursery.start(
-            serve_app,
+            serve_api,
             create_api_app(service, metrics, playback),
             settings,
             settings.api_port,

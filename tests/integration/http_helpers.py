@@ -15,10 +15,10 @@ import trio
 
 from supervisor.config import load_settings
 from supervisor.http.api import create_api_app
+from supervisor.http.api_server import serve_api
 from supervisor.http.origin import OriginApp
 from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
-from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
 from supervisor.service import StreamService
 from tests.integration.live import LAVFI_SOURCE, free_port, service_env, wait_for
@@ -61,7 +61,7 @@ async def running_front(output_dir: Path, **overrides: str) -> AsyncIterator[Fro
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         await nursery.start(
-            serve_app,
+            serve_api,
             create_api_app(service, metrics, playback),
             settings,
             settings.api_port,
