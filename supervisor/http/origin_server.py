@@ -93,6 +93,7 @@ class _Flight:
 @dataclass(eq=False, slots=True)
 class _Connection:
     stream: trio.SocketStream
+    peer: str | None = None  # the client's address (viewers are counted per peer)
     method: str = ""  # of the request being answered ("" between requests)
     response_started: bool = False  # a byte of its response was written (or handed to the kernel)
 
@@ -161,7 +162,7 @@ class OriginServer:
     # ------------------------------------------------------------------ one connection
 
     async def _connection(self, stream: trio.SocketStream) -> None:
-        connection = _Connection(stream)
+        connection = _Connection(stream, peer=_peer_address(stream))
         handed_over = False
         try:
             handed_over = await self._requests(connection)
@@ -281,28 +282,32 @@ class OriginServer:
         started = time.perf_counter()
         key = _flight_key(request) if http1.is_blocking_reload(request.query) else None
         flight = self._flights.get(key) if key is not None else None
-        if flight is not None and await self._follow(
-            flight, connection, request.keep_alive, started
-        ):
+        if flight is not None and await self._follow(flight, connection, request, started):
             return
         # not shared: a plain request, the first of a flight (key), or a follower whose leader
         # failed without an answer (flight is not None: it asks alone)
-        route, result = await self._respond(request, key if flight is None else None)
+        route, result = await self._respond(
+            request, key if flight is None else None, peer=connection.peer
+        )
         await self._send(connection, result, request.keep_alive)
         self._app.observe(route, result.status, started)
 
     async def _respond(
-        self, request: http1.RequestHead, flight_key: tuple[str | None, ...] | None
+        self,
+        request: http1.RequestHead,
+        flight_key: tuple[str | None, ...] | None,
+        *,
+        peer: str | None,
     ) -> tuple[str, OriginResponse | StreamedResponse]:
         """The app's answer; with a ``flight_key``, identical requests meanwhile wait for it."""
         if flight_key is None:
             return await self._app.respond(
-                request.method, request.path, request.query, request.headers
+                request.method, request.path, request.query, request.headers, address=peer
             )
         flight = self._flights[flight_key] = _Flight()
         try:
             route, result = await self._app.respond(
-                request.method, request.path, request.query, request.headers
+                request.method, request.path, request.query, request.headers, address=peer
             )
             if isinstance(result, OriginResponse):
                 # whatever the status: equal keys get byte-identical answers, and a follower
@@ -356,10 +361,14 @@ class OriginServer:
             waiter.served = True
 
     async def _follow(
-        self, flight: _Flight, connection: _Connection, keep_alive: bool, started: float
+        self,
+        flight: _Flight,
+        connection: _Connection,
+        request: http1.RequestHead,
+        started: float,
     ) -> bool:
         """Wait for the leader's answer; False if it was not shared (then ask alone)."""
-        waiter = _Waiter(connection.stream, keep_alive)
+        waiter = _Waiter(connection.stream, request.keep_alive)
         flight.waiters.append(waiter)
         await flight.done.wait()
         if not waiter.served:
@@ -369,6 +378,9 @@ class OriginServer:
             raise ClientGone("client went away")
         if waiter.unsent:
             await self._send_all(connection, waiter.unsent)
+        self._app.note_shared_answer(
+            request.path, request.query, request.headers, flight.status, address=connection.peer
+        )
         self._app.observe(flight.route, flight.status, started)
         return True
 
@@ -426,6 +438,14 @@ class OriginServer:
             cast("trio.SSLStream[trio.SocketStream]", prefixed),
         )
         await server.run()
+
+
+def _peer_address(stream: trio.SocketStream) -> str | None:
+    try:
+        peer = stream.socket.getpeername()
+    except OSError:  # already gone
+        return None
+    return str(peer[0]) if isinstance(peer, tuple) else None
 
 
 def _flight_key(request: http1.RequestHead) -> tuple[str | None, ...]:
