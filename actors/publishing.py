@@ -10,7 +10,7 @@ from actors.ffmpeg.command import Rung
 from actors.packager import publish
 from actors.packager.layout import DASH_MANIFEST, MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST
 from actors.packager.model import TrackKind
-from actors.packager.timeline import StreamTimeline
+from actors.packager.timeline import StreamTimeline, TimelinePosition
 from actors.plan import AUDIO_BITRATE_KBPS, AUDIO_ID
 from actors.settings import StreamSettings
 from actors.status import StreamSpec
@@ -21,12 +21,14 @@ def new_timeline(
     settings: StreamSettings,
     *,
     availability_start_unix_s: float,
+    resume_from: TimelinePosition | None = None,
 ) -> StreamTimeline:
     return StreamTimeline(
         renditions=list(kinds),
         segment_duration_s=settings.segment_duration_s,
         availability_start_unix_s=availability_start_unix_s,
         retained_segments=settings.playlist_size + settings.segment_margin,
+        resume_from=resume_from,
     )
 
 

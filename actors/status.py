@@ -8,6 +8,8 @@ from enum import StrEnum
 
 class StreamState(StrEnum):
     STARTING = "starting"
+    # a push stream with no publisher (yet, or since it left): nothing is wrong
+    WAITING = "waiting"
     LIVE = "live"
     RESTARTING = "restarting"
     # running, but OUTPUT_DIR refuses writes (full, quota, I/O error): served from memory while
@@ -36,6 +38,8 @@ class StreamSpec:
     enable_hls: bool = True
     enable_dash: bool = True
     low_latency: bool = True
+    ingest: str | None = None  # a push stream's protocol ("rtmp", "srt", "whip"); source_url ""
+    srt_latency_ms: int | None = None  # SRT push streams: libsrt's receiver latency
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,13 @@ and the status snapshot. ``run()`` is the actor proper — a nursery owning
 * the heartbeat timer (no heartbeat for STALE_THRESHOLD → ``stale``, stopped and cleaned),
 * the segment janitor (segments that left the window + margin are deleted),
 * the encoder, restarted under the stream's restart policy by ``supervise()``: each *encoder run*
-  spawns one FFmpeg, reads one fMP4 pipe per rendition into the packager, follows FFmpeg's
-  ``-progress`` feed and stderr, and is watched by a stall watchdog.
+  (``actors.encoder_run``) spawns one FFmpeg, reads one fMP4 pipe per rendition into the
+  packager, follows FFmpeg's ``-progress`` feed and stderr, and is watched by a stall watchdog.
+  The actor is the run's host: it owns what outlives a run (timeline, plan, status, publishing).
+* for a push stream (``actors.ingest``): its ``PushInput``, and for SRT the relay that listens.
+  The stream is ``waiting`` until a publisher attaches; each encoder run then reads that
+  publisher from a pipe, and when the publisher leaves the run ends as an input ending — back to
+  ``waiting``, no restart counted — and the next publisher continues the timeline (new epoch).
 
 Cleanup (kill FFmpeg, remove the stream folder) runs in ``finally`` under a shielded, bounded
 scope, so cancelling the actor — DELETE, shutdown, stale lease — always leaves nothing behind.
@@ -17,12 +22,10 @@ scope, so cancelling the actor — DELETE, shutdown, stale lease — always leav
 from __future__ import annotations
 
 import dataclasses
-import os
+import functools
 import random
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -32,31 +35,27 @@ from actors import janitor, publishing
 from actors.disk_writer import DiskWriter, describe_write_error
 from actors.edge import LiveEdge, next_incarnation
 from actors.edge.gates import EdgeGates
+from actors.encoder_run import EncoderRun
 from actors.errors import EncoderExited
-from actors.ffmpeg.command import Rung, build_ffmpeg_argv
-from actors.ffmpeg.process import ProcessHandle, Spawner, make_pipe
-from actors.ffmpeg.progress import ProgressParser
+from actors.ffmpeg.command import Rung
+from actors.ffmpeg.process import Spawner
 from actors.ffmpeg.sources import ValidatedSource
 from actors.ffmpeg.stderr import (
     SourceInfo,
-    SourceInfoCollector,
-    classify_error,
-    parse_source_info,
     redact_line,
 )
+from actors.ingest.publisher import PublisherFeed, PushInput, pipe_format
+from actors.ingest.srt_relay import SrtListen, run_srt_relay
 from actors.lease import Lease
 from actors.packager import publish
-from actors.packager.bmff import BmffError, FragmentedMp4Reader
 from actors.packager.layout import (
     stream_dir,
 )
-from actors.packager.model import Fragment, InitSegment, TrackKind
-from actors.packager.timeline import Changes, StreamTimeline
-from actors.pipes import receive_chunks
-from actors.plan import AUDIO_ID, EncodePlan, Replan, encode_spec, plan_for
+from actors.packager.model import TrackKind
+from actors.packager.timeline import Changes, StreamTimeline, TimelinePosition
+from actors.plan import AUDIO_ID, EncodePlan, Replan, plan_for
 from actors.settings import StreamSettings
 from actors.status import SourceDescription, StreamSpec, StreamState, StreamStatus
-from actors.watchdog import find_stall
 from supervisor.otp.errors import StallDetected
 from supervisor.otp.policy import Intensity, RestartType
 from supervisor.otp.supervise import (
@@ -74,9 +73,6 @@ from supervisor.otp.supervise import (
 log = structlog.get_logger(__name__)
 
 _CLEANUP_TIMEOUT_S = 8.0
-_DRAIN_TIMEOUT_S = 2.0
-_READ_CHUNK_BYTES = 256 * 1024
-_STDERR_TAIL_LINES = 60
 
 
 class StreamActor:
@@ -91,8 +87,20 @@ class StreamActor:
         spawner: Spawner,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        push: PushInput | None = None,
+        srt_listen: SrtListen | None = None,
+        resume_from: TimelinePosition | None = None,
+        created_unix_s: float | None = None,
+        on_position: Callable[[TimelinePosition], None] | None = None,
     ) -> None:
+        """``push``: a push stream's input (``source`` is then a placeholder the encoder run
+        replaces with the publisher's pipe); ``srt_listen``: where its SRT relay listens.
+        ``resume_from``/``created_unix_s``: a stream an earlier process published (the
+        registry's record): its timeline continues from there. ``on_position`` is told the
+        timeline's position after every commit; it must only note it (no I/O, no await)."""
         self.spec = spec
+        self._resume_from = resume_from
+        self._on_position = on_position
         self.source = source
         self.settings = settings
         self._spawn = spawner
@@ -100,15 +108,19 @@ class StreamActor:
         self._rng = rng or random.Random()  # noqa: S311 - restart jitter, not security
         self.folder = stream_dir(settings.output_dir, spec.stream_id)
         self.low_latency = spec.low_latency and settings.low_latency_allowed
+        self.push = push
+        self._srt_listen = srt_listen
+        self._feed: PublisherFeed | None = None  # the publisher the encoder reads (push)
         now = wall_clock()
+        first_state = StreamState.WAITING if push is not None else StreamState.STARTING
         self.status = StreamStatus(
             spec=spec,
-            state=StreamState.STARTING,
-            created_unix_s=now,
+            state=first_state,
+            created_unix_s=now if created_unix_s is None else created_unix_s,
             last_heartbeat_unix_s=now,
             lease_expires_unix_s=now + settings.stale_threshold_s,
             state_changed_unix_s=now,
-            history=((StreamState.STARTING.value, now),),
+            history=((first_state.value, now),),
         )
         self.publish_settings = publish.PublishSettings(
             segment_duration_s=settings.segment_duration_s,
@@ -127,11 +139,6 @@ class StreamActor:
         self.gates = EdgeGates()
         self.incarnation = next_incarnation()  # never reused, unlike id(): see actors.edge
         self.edge = LiveEdge(self)  # what the HTTP layer may ask of this stream
-        # trio clock of each rendition's latest media in this encoder run (the stall watchdog)
-        self._media_at: dict[str, float] = {}
-        self._first_media_at: float | None = None
-        self._stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
-        self._last_stderr_error: str | None = None
         self._disk = DiskWriter(
             self.folder,
             on_failed=self._disk_failed,
@@ -146,16 +153,21 @@ class StreamActor:
     def wall_now(self) -> float:
         return self._wall()
 
+    @property
+    def srt_port(self) -> int | None:
+        """The UDP port an SRT push stream listens on."""
+        return self._srt_listen.port if self._srt_listen is not None else None
+
     def note_error(self, error: str) -> None:
         """Keep an error reported from outside (the supervisor) if the actor recorded none."""
         if self.status.last_error is None:
-            self._update(last_error=redact_line(error))
+            self.update_status(last_error=redact_line(error))
 
     def heartbeat(self) -> float:
         """Renew the lease; returns the new wall-clock expiry."""
         now = self._wall()
         remaining = self._lease.renew() if self._lease else self.settings.stale_threshold_s
-        self._update(last_heartbeat_unix_s=now, lease_expires_unix_s=now + remaining)
+        self.update_status(last_heartbeat_unix_s=now, lease_expires_unix_s=now + remaining)
         return now + remaining
 
     def request_stop(self, reason: str) -> None:
@@ -187,6 +199,17 @@ class StreamActor:
                     nursery.start_soon(self._lease_timer, scope)
                     nursery.start_soon(self._janitor_loop)
                     nursery.start_soon(self._disk.run)
+                    if self.push is not None and self._srt_listen is not None:
+                        nursery.start_soon(
+                            functools.partial(
+                                run_srt_relay,
+                                self.push,
+                                self._srt_listen,
+                                ffmpeg_path=self.settings.ffmpeg_path,
+                                spawner=self._spawn,
+                                wall_clock=self._wall,
+                            )
+                        )
                     task_status.started()
                     outcome = await supervise(
                         self._encoder_run,
@@ -202,17 +225,19 @@ class StreamActor:
                     if outcome.state is OutcomeState.FAILED:
                         terminal = StreamState.FAILED
                         error = outcome.last_error or outcome.reason or "encoder gave up"
-                        self._update(last_error=redact_line(error))
+                        self.update_status(last_error=redact_line(error))
                     nursery.cancel_scope.cancel(reason="encoder supervision ended")
         except Exception as error:
             # Nothing restarts the actor's own shell (the root runs it TEMPORARY): end as failed,
             # cleaned up below like any other end, with the error for the status API.
             terminal = StreamState.FAILED
             leaves = exception_leaves(error) if isinstance(error, ExceptionGroup) else [error]
-            self._update(last_error=f"actor crashed: {describe_exception(leaves[0])}")
+            self.update_status(last_error=f"actor crashed: {describe_exception(leaves[0])}")
             log.exception("stream_actor_crashed")
             raise
         finally:
+            if self.push is not None:
+                self.push.close(self._stop_reason or "the stream ended")
             if terminal is StreamState.STOPPED and self.status.state is StreamState.STALE:
                 terminal = StreamState.STALE
             if self._source_refused is not None:
@@ -269,9 +294,9 @@ class StreamActor:
                 if error and self._source_refused is None:  # keep why the source was refused
                     error = redact_line(error)
                     log.warning("encoder_exited", kind=kind.value, error=error)
-                    self._update(last_error=error)
+                    self.update_status(last_error=error)
             case ChildRestarting(delay_s=delay_s, attempt=attempt):
-                self._update(restarts=self.status.restarts + 1, encoder_pid=None)
+                self.update_status(restarts=self.status.restarts + 1, encoder_pid=None)
                 self._set_state(StreamState.RESTARTING)
                 log.info("encoder_restarting", delay_s=round(delay_s, 3), attempt=attempt)
             case GaveUp(reason=reason, last_error=last_error):
@@ -282,11 +307,47 @@ class StreamActor:
     # ------------------------------------------------------------------ one encoder run
 
     async def _encoder_run(self, *, task_status: trio.TaskStatus[None]) -> None:
+        if self.push is not None:
+            await self._push_encoder_runs(self.push, task_status)
+        else:
+            await self._encode(task_status)
+
+    async def _push_encoder_runs(self, push: PushInput, task_status: trio.TaskStatus[None]) -> None:
+        """Wait for a publisher, encode it until it leaves, wait again. A publisher leaving is its
+        input ending, not a failure: back to ``waiting``, nothing counted against the restart
+        intensity. FFmpeg failing under a connected publisher raises to the restart policy like a
+        pull stream's; the next run reads the same publisher (its preamble first)."""
+        task_status.started()
+        while True:
+            feed = self._feed
+            if feed is None or feed.ended.is_set():
+                self._set_state(StreamState.WAITING)
+                feed = self._feed = await push.next_publisher()
+                log.info(
+                    "publisher_attached",
+                    protocol=push.protocol.value,
+                    address=feed.info.address,
+                    publishes=push.publishes,
+                )
+            try:
+                await self._encode(None, pipe_input=(feed, pipe_format(push.protocol)))
+            except (EncoderExited, StallDetected) as error:
+                if not feed.ended.is_set() or feed.dropped_reason is not None:
+                    raise
+                log.info("publisher_left", reason=str(error)[:200], bytes_in=feed.bytes_in)
+
+    async def _encode(
+        self,
+        task_status: trio.TaskStatus[None] | None,
+        pipe_input: tuple[PublisherFeed, str] | None = None,
+    ) -> None:
+        """Encoder runs until one ends other than by a re-plan (it always raises)."""
         plan = self._plan or plan_for(self.spec.qualities, None)
-        reported = False
+        reported = task_status is None
         while True:
             try:
-                await self._one_process(plan, task_status if not reported else None)
+                run = EncoderRun(self, plan, spawner=self._spawn, pipe_input=pipe_input)
+                await run.run(task_status if not reported else None)
                 return
             except Replan as replan:
                 log.info(
@@ -298,7 +359,17 @@ class StreamActor:
                 plan = replan.plan
                 reported = True
 
-    def _ensure_timeline(self, plan: EncodePlan) -> StreamTimeline:
+    # ------------------------------------------------------------------ the encoder run's host
+
+    def refuse_source(self, reason: str) -> None:
+        """FFmpeg reached a host the policy refuses: fail the stream, no restart."""
+        self._source_refused = reason
+        self._stop_reason = reason
+        self.update_status(last_error=reason)
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel(reason=reason)
+
+    def ensure_timeline(self, plan: EncodePlan) -> StreamTimeline:
         kinds: list[tuple[str, TrackKind]] = [(r.name, "video") for r in plan.rungs]
         if plan.include_audio:
             kinds.append((AUDIO_ID, "audio"))
@@ -308,82 +379,17 @@ class StreamActor:
                 # players keep their renditions; FFmpeg still produces them (it may upscale).
                 return self.timeline
             self.timeline = publishing.new_timeline(
-                kinds, self.settings, availability_start_unix_s=self.status.created_unix_s
+                kinds,
+                self.settings,
+                availability_start_unix_s=self.status.created_unix_s,
+                resume_from=self._resume_from,
             )
             self.metas = publishing.rendition_metas(plan.rungs, include_audio=plan.include_audio)
         return self.timeline
 
-    async def _one_process(
-        self, plan: EncodePlan, task_status: trio.TaskStatus[None] | None
-    ) -> None:
-        timeline = self._ensure_timeline(plan)
-        rendition_ids = plan.rendition_ids
-        pipes = [make_pipe() for _ in rendition_ids]
-        write_fds = [w for _, w in pipes]
-        spec = encode_spec(plan, self.settings, self.source, write_fds)
-        argv = build_ffmpeg_argv(spec)
-        read_streams: list[trio.lowlevel.FdStream] = []
-        try:
-            # spawned from this (the trio) thread so PR_SET_PDEATHSIG stays tied to a thread that
-            # lives as long as the service; the spawner closes the write ends in the parent
-            process = self._spawn(argv, pass_fds=write_fds)
-            read_streams = [trio.lowlevel.FdStream(r) for r, _ in pipes]
-        except BaseException:
-            for r, _ in pipes:
-                os.close(r)
-            raise
-        log.info("encoder_spawned", pid=process.pid, renditions=list(rendition_ids))
-        self._update(encoder_pid=process.pid)
-        confirmed = trio.Event()
-        run = _EncoderRun(plan=plan, confirmed=confirmed)
-        self._media_at = {}
-        self._first_media_at = None
-        spawned_at = trio.current_time()
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read_stderr, process, run, nursery.cancel_scope)
-                nursery.start_soon(self._read_progress, process)
-                readers_done = []
-                for rid, stream in zip(rendition_ids, read_streams, strict=True):
-                    done = trio.Event()
-                    readers_done.append(done)
-                    nursery.start_soon(self._read_rendition, rid, stream, run, done)
-                nursery.start_soon(self._watchdog, spawned_at, rendition_ids)
-                if self.settings.source_watch is not None:
-                    nursery.start_soon(self._watch_source, self.settings.source_watch, process)
-                if task_status is not None:
-                    task_status.started()
-                await process.wait()
-                with trio.move_on_after(_DRAIN_TIMEOUT_S):
-                    for done in readers_done:
-                        await done.wait()
-                nursery.cancel_scope.cancel(reason="encoder exited")
-            # Raised outside the nursery so they are plain exceptions, not exception groups.
-            if run.replan is not None:
-                raise Replan(run.replan)
-            if not confirmed.is_set():
-                # FFmpeg printed all it knew about the source before dying; use it
-                source = parse_source_info(list(self._stderr_tail))
-                if source is not None:
-                    new_plan = self._check_plan(plan, source)
-                    if new_plan is not None:
-                        raise Replan(new_plan)
-            returncode = process.returncode if process.returncode is not None else -1
-            raise EncoderExited(returncode, self._last_stderr_error or "")
-        finally:
-            with trio.CancelScope(shield=True) as cleanup:
-                cleanup.deadline = trio.current_time() + _CLEANUP_TIMEOUT_S
-                await process.aclose("encoder run ended")
-                for stream in read_streams:
-                    await stream.aclose()
-                if run.epoch_started:
-                    changes = timeline.end_epoch(now_unix_s=self._wall())
-                    await self._apply_changes(changes)
-                self._update(encoder_pid=None)
-
-    def _check_plan(self, plan: EncodePlan, source: SourceInfo) -> EncodePlan | None:
+    def check_plan(self, plan: EncodePlan, source: SourceInfo) -> EncodePlan | None:
         """Remember the source; return a new plan if the running one does not fit it."""
-        self._update(
+        self.update_status(
             source=SourceDescription(
                 width=source.width,
                 height=source.height,
@@ -402,122 +408,13 @@ class StreamActor:
             return wanted
         return None
 
-    async def _watch_source(
-        self, watch: Callable[[int], Awaitable[str]], process: ProcessHandle
-    ) -> None:
-        """Kill FFmpeg and fail the stream (a restart would only go back) once it has connected
-        to a host the policy refuses, e.g. after an HTTP redirect or a DNS answer that changed."""
-        reason = await watch(process.pid)
-        if process.returncode is not None:
-            return  # reaped meanwhile: the pid may already be someone else's
-        process.kill()
-        log.error("source_refused_at_connect", reason=reason)
-        self._source_refused = reason
-        self._stop_reason = reason
-        self._update(last_error=reason)
-        if self._cancel_scope is not None:
-            self._cancel_scope.cancel(reason=reason)
-
-    async def _read_stderr(
-        self, process: ProcessHandle, run: _EncoderRun, scope: trio.CancelScope
-    ) -> None:
-        collector = SourceInfoCollector()
-        buffer = b""
-        async for chunk in receive_chunks(process.stderr):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for raw in lines:
-                # credentials in the source URL never reach the logs, the tail or last_error
-                line = redact_line(raw.decode("utf-8", "replace").rstrip("\r"))
-                if not line:
-                    continue
-                self._stderr_tail.append(line)
-                error = classify_error(line)
-                if error is not None:
-                    self._last_stderr_error = error
-                    log.warning("ffmpeg_stderr", line=line[:300])
-                else:
-                    log.debug("ffmpeg_stderr", line=line[:300])
-                if run.confirmed.is_set():
-                    continue
-                source = collector.feed_line(line)
-                if source is None:
-                    continue
-                new_plan = self._check_plan(run.plan, source)
-                if new_plan is not None:
-                    run.replan = new_plan
-                    scope.cancel(reason="ladder adjusted to the source")
-                    return
-                self._update(
-                    qualities=tuple(r.name for r in self._active_rungs(run.plan)),
-                    dropped_qualities=run.plan.dropped,
-                    has_audio=run.plan.include_audio,
-                )
-                run.confirmed.set()
-
-    def _active_rungs(self, plan: EncodePlan) -> tuple[Rung, ...]:
+    def active_rungs(self, plan: EncodePlan) -> tuple[Rung, ...]:
         if self.timeline is None:
             return plan.rungs
         ids = set(self.timeline.rendition_ids)
         return tuple(r for r in plan.rungs if r.name in ids)
 
-    async def _read_progress(self, process: ProcessHandle) -> None:
-        parser = ProgressParser()
-        async for chunk in receive_chunks(process.stdout):
-            for progress in parser.feed(chunk):
-                self._update(
-                    encoder_fps=progress.fps,
-                    encoder_speed=progress.speed,
-                    encoder_frames=progress.frame,
-                )
-
-    async def _read_rendition(
-        self, rendition_id: str, stream: trio.abc.ReceiveStream, run: _EncoderRun, done: trio.Event
-    ) -> None:
-        reader = FragmentedMp4Reader()
-        pending: list[InitSegment | Fragment] = []
-        try:
-            async for chunk in receive_chunks(stream):
-                records = reader.feed(chunk)
-                if not records:
-                    continue
-                self._note_media(rendition_id)
-                if not run.confirmed.is_set():
-                    pending.extend(records)
-                    continue
-                if pending:
-                    records = [*pending, *records]
-                    pending = []
-                await self._ingest(rendition_id, records, run)
-            if run.confirmed.is_set() and pending:
-                await self._ingest(rendition_id, pending, run)
-            try:
-                reader.close()
-            except BmffError as error:
-                log.info("rendition_stream_truncated", rendition=rendition_id, error=str(error))
-        finally:
-            done.set()
-
-    async def _ingest(
-        self, rendition_id: str, records: Sequence[InitSegment | Fragment], run: _EncoderRun
-    ) -> None:
-        timeline = self.timeline
-        if timeline is None or rendition_id not in timeline.rendition_ids:
-            return
-        if not run.epoch_started:
-            run.epoch_started = True
-            epoch = timeline.begin_epoch()
-            self._update(epoch=epoch)
-        changes = Changes()
-        now = self._wall()
-        for record in records:
-            if isinstance(record, InitSegment):
-                changes.merge(timeline.on_init(rendition_id, record))
-            else:
-                changes.merge(timeline.on_fragment(rendition_id, record, now_unix_s=now))
-        await self._apply_changes(changes)
-
-    async def _apply_changes(self, changes: Changes) -> None:
+    async def apply_changes(self, changes: Changes) -> None:
         if not changes.anything:
             return
         timeline = self.timeline
@@ -531,21 +428,27 @@ class StreamActor:
                 waiting=timeline.waiting_segments(),
             )
         if changes.segments_committed:
-            writes.extend(publishing.static_files(
+            writes.extend(
+                publishing.static_files(
                     timeline,
                     self.metas,
                     self.publish_settings,
                     self.spec,
                     now_unix_s=self._wall(),
-                ))
-            self._update(
+                )
+            )
+            self.update_status(
                 segments_produced=timeline.segments_committed_total,
                 last_segment_unix_s=timeline.last_commit_unix_s,
             )
+            position = timeline.position()
+            if self._on_position is not None and position is not None:
+                self._on_position(position)
         await self._disk.write(writes)
         if changes.segments_committed and self.status.state in {
             StreamState.STARTING,
             StreamState.RESTARTING,
+            StreamState.WAITING,
         }:
             self._set_state(StreamState.DEGRADED if self._disk.degraded else StreamState.LIVE)
         self._notify()
@@ -554,7 +457,7 @@ class StreamActor:
         return self.timeline.oldest_retained_number() if self.timeline is not None else None
 
     def _disk_failed(self, error: OSError) -> None:
-        self._update(
+        self.update_status(
             last_error=f"cannot write to the output folder ({describe_write_error(error)}): "
             "serving from memory, retrying"
         )
@@ -566,28 +469,6 @@ class StreamActor:
             committed = self.timeline is not None and self.timeline.segments_committed_total > 0
             self._set_state(StreamState.LIVE if committed else StreamState.STARTING)
 
-    def _note_media(self, rendition_id: str) -> None:
-        now = trio.current_time()
-        self._media_at[rendition_id] = now
-        if self._first_media_at is None:
-            self._first_media_at = now
-
-    async def _watchdog(self, spawned_at: float, rendition_ids: Sequence[str]) -> None:
-        stall_s = self.settings.watchdog_segments * self.settings.segment_duration_s
-        while True:
-            await trio.sleep(min(stall_s / 4, 0.5))
-            stall = find_stall(
-                media_at=self._media_at,
-                first_media_at=self._first_media_at,
-                rendition_ids=rendition_ids,
-                spawned_at=spawned_at,
-                now=trio.current_time(),
-                stall_s=stall_s,
-                start_timeout_s=self.settings.start_timeout_s,
-            )
-            if stall is not None:
-                raise StallDetected(stall.message, idle_s=stall.idle_s)
-
     # ------------------------------------------------------------------ status
 
     def _notify(self) -> None:
@@ -596,7 +477,7 @@ class StreamActor:
         else:
             self.gates.changed()
 
-    def _update(self, **changes: Any) -> None:
+    def update_status(self, **changes: Any) -> None:
         self.status = dataclasses.replace(self.status, **changes)
 
     def _set_state(self, state: StreamState) -> None:
@@ -605,13 +486,5 @@ class StreamActor:
         now = self._wall()
         previous = self.status.state
         history = (*self.status.history, (state.value, now))[-20:]
-        self._update(state=state, state_changed_unix_s=now, history=history)
+        self.update_status(state=state, state_changed_unix_s=now, history=history)
         log.info("stream_state", state=state.value, previous=previous.value)
-
-
-@dataclass(slots=True)
-class _EncoderRun:
-    plan: EncodePlan
-    confirmed: trio.Event
-    replan: EncodePlan | None = None
-    epoch_started: bool = False

@@ -16,6 +16,7 @@ from supervisor import __version__
 from supervisor.config import ENV_VARS, Settings, load_settings
 from supervisor.errors import ConfigError
 from supervisor.otp.supervise import exception_leaves
+from supervisor.registry.interface import RegistryUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +75,14 @@ FLAG_HELP = {
     "does not read (default 10)",
     "API_MAX_CONNECTIONS": "control-API connections at once, 503 beyond (default 128)",
     "READY_MIN_FREE_MB": "free MiB in OUTPUT_DIR below which /ready is 503 (default 64)",
+    "RTMP_PORT": "port of the RTMP listener for push streams (default 1935; 0: none)",
+    "SRT_PORT_RANGE": "UDP ports for SRT push streams, one per stream (default 9000-9099)",
+    "SRT_LATENCY": "SRT receiver latency in ms for push streams that ask for none (default 120)",
+    "INGEST_PUBLIC_HOST": "host in the publish URLs handed out (default: the API request's host)",
+    "REGISTRY_URL": "where streams are remembered across restarts: sqlite:///path/file.db or "
+    "redis://host:port/db (default sqlite:///<OUTPUT_DIR>/.hlsdash/registry.db)",
+    "NODE_ID": "this node's name in the registry; a restarted service resumes the streams "
+    "registered under it (default local)",
 }
 # extra spellings of a flag
 FLAG_ALIASES = {"API_HOST": ("--host",)}
@@ -146,12 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         trio.run(run_service, settings, args.command == "demo")
     except KeyboardInterrupt:
         return 130
-    except OSError as error:
+    except (OSError, RegistryUnavailable) as error:
         print(f"hlsdash: cannot start: {error}", file=sys.stderr)
         return 1
     except BaseExceptionGroup as group:
         # trio wraps start-up failures (a port in use, say) in exception groups: report the cause
-        cause = _first_os_error(group)
+        cause = _first_start_error(group)
         if cause is None:
             raise
         print(f"hlsdash: cannot start: {cause}", file=sys.stderr)
@@ -159,8 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _first_os_error(group: BaseExceptionGroup[BaseException]) -> OSError | None:
-    return next((e for e in exception_leaves(group) if isinstance(e, OSError)), None)
+def _first_start_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
+    return next(
+        (e for e in exception_leaves(group) if isinstance(e, OSError | RegistryUnavailable)),
+        None,
+    )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,16 @@ Invalid values stop the service at start-up with one message that names the vari
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from actors.ffmpeg.host_policy import IpNetwork, parse_networks
+from actors.ffmpeg.sources import redact_url
 from supervisor.errors import ConfigError
+from supervisor.registry import check_registry_url, default_registry_url
 
 DEFAULT_ALLOWED_PROTOCOLS = ("http", "https", "rtmp", "rtmps", "rtsp", "rtsps", "srt", "udp", "rtp")
 # Protocols an operator may add to ALLOWED_PROTOCOLS; anything else is refused even then.
@@ -82,6 +85,20 @@ class Settings:
     api_send_timeout_s: float = 10.0  # a client that reads nothing for this long is closed
     api_max_connections: int = 128  # beyond it 503 + close; the origin's fd budget reserves it
     ready_min_free_mb: float = 64.0  # /ready is 503 with less free space in OUTPUT_DIR
+    # -- push ingest (actors/ingest, supervisor/ingest) --
+    rtmp_port: int = 1935  # the one RTMP listener for every push stream; 0: no RTMP listener
+    srt_port_range: tuple[int, int] = (9000, 9099)  # one UDP port per SRT push stream
+    srt_latency_ms: int = 120  # libsrt's receiver latency when a stream does not ask for one
+    # host in the publish URLs handed out (rtmp://HOST:port/live/…); empty → the API's host as the
+    # client reached it
+    ingest_public_host: str = ""
+    # -- the durable stream registry (supervisor/registry) --
+    registry_url: str = ""  # empty → sqlite:///<OUTPUT_DIR>/.hlsdash/registry.db
+    node_id: str = "local"  # whose streams these are in the registry (resume takes back its own)
+
+    @property
+    def effective_registry_url(self) -> str:
+        return self.registry_url or default_registry_url(self.output_dir)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -146,8 +163,33 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _port_range(raw: str) -> tuple[int, int]:
+    low_text, dash, high_text = raw.strip().partition("-")
+    if not dash:
+        raise ValueError("must be FIRST-LAST, e.g. 9000-9099")
+    low, high = _port(low_text), _port(high_text)
+    if low > high:
+        raise ValueError("the first port must not be above the last")
+    return low, high
+
+
 def _port(raw: str) -> int:
     return _integer(1, 65535)(raw)
+
+
+def _registry_url(raw: str) -> str:
+    return check_registry_url(raw.strip())
+
+
+_URL_VARIABLES = frozenset({"REGISTRY_URL", "PUBLIC_BASE_URL", "CDN_BASE_URL"})
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _node_id(raw: str) -> str:
+    value = raw.strip()
+    if not _NODE_ID.fullmatch(value):
+        raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting alnum")
+    return value
 
 
 # env var → (settings field, parser). The env names of the original service are kept exactly.
@@ -192,6 +234,12 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "API_SEND_TIMEOUT": ("api_send_timeout_s", _number(1, 300)),
     "API_MAX_CONNECTIONS": ("api_max_connections", _integer(1, 100_000)),
     "READY_MIN_FREE_MB": ("ready_min_free_mb", _number(0, 10_000_000)),
+    "RTMP_PORT": ("rtmp_port", _integer(0, 65535)),
+    "SRT_PORT_RANGE": ("srt_port_range", _port_range),
+    "SRT_LATENCY": ("srt_latency_ms", _integer(20, 8000)),
+    "INGEST_PUBLIC_HOST": ("ingest_public_host", _text),
+    "REGISTRY_URL": ("registry_url", _registry_url),
+    "NODE_ID": ("node_id", _node_id),
 }
 
 
@@ -215,7 +263,9 @@ def load_settings(
                 str(error) if not str(error).startswith(("could not", "invalid literal")) else ""
             )
             detail = reason or "has an invalid value"
-            raise ConfigError(name, f"{detail} (got {raw!r})") from None
+            # a URL may carry a password (redis://:secret@host): never echo it
+            shown = redact_url(raw) if name in _URL_VARIABLES else raw
+            raise ConfigError(name, f"{detail} (got {shown!r})") from None
     known = {f.name for f in fields(Settings)}
     for key, value in (overrides or {}).items():
         if key not in known:
@@ -237,3 +287,7 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("TLS_CERT", "TLS_CERT and TLS_KEY must be set together")
     if settings.api_port == settings.origin_port:
         raise ConfigError("ORIGIN_PORT", f"must differ from API_PORT (got {settings.origin_port})")
+    if settings.rtmp_port in {settings.api_port, settings.origin_port}:
+        raise ConfigError(
+            "RTMP_PORT", f"must differ from API_PORT and ORIGIN_PORT (got {settings.rtmp_port})"
+        )

@@ -22,7 +22,10 @@ from supervisor.http.api_server import serve_api
 from supervisor.http.origin import OriginApp
 from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
+from supervisor.ingest.rtmp_server import RtmpServer
 from supervisor.metrics import Metrics
+from supervisor.registry import open_registry
+from supervisor.registry.interface import StreamRegistry
 from supervisor.service import StreamService
 
 log = structlog.get_logger(__name__)
@@ -67,11 +70,18 @@ async def start_demo_stream(service: StreamService) -> None:
         qualities=DEMO_QUALITIES,
         low_latency=service.settings.low_latency_hls,
     )
-    await service.create(spec, source)
+    # not durable: the demo makes its stream again at every start (lavfi is not resumable)
+    await service.create(spec, source, durable=False)
 
 
 async def run_service(settings: Settings, demo: bool = False) -> None:
-    service = StreamService(settings)
+    # RegistryUnavailable (locked, corrupt, unreachable, newer schema) stops the start here
+    async with open_registry(settings.effective_registry_url) as registry:
+        await _run_with_registry(settings, registry, demo)
+
+
+async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo: bool) -> None:
+    service = StreamService(settings, registry=registry)
     metrics = Metrics(service)
     playback = Playback(service)
     stop = trio.Event()
@@ -80,6 +90,11 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
         if memory_trace.enabled(os.environ):  # HLSDASH_TRACEMALLOC: reports on SIGUSR2
             await nursery.start(memory_trace.report_on_signal)
         await nursery.start(service.run)
+        if settings.rtmp_port:
+            # one RTMP listener for every push stream (RTMP_PORT; 0 switches it off)
+            service.rtmp_port = await nursery.start(
+                RtmpServer(service).serve, settings.api_host, settings.rtmp_port
+            )
         api_urls = await nursery.start(
             serve_api,
             create_api_app(service, metrics, playback),
@@ -95,9 +110,12 @@ async def run_service(settings: Settings, demo: bool = False) -> None:
             version=__version__,
             api=api_urls,
             origin=origin_urls,
+            rtmp_port=service.rtmp_port or None,
             output_dir=str(settings.output_dir),
             ffmpeg=service.ffmpeg_path,
             ladder_scaler="zscale" if service.stream_settings.zscale else "swscale",
+            registry=registry.description,
+            node_id=settings.node_id,
         )
         if demo:
             await start_demo_stream(service)

@@ -7,8 +7,11 @@ read-only handle on each actor's live edge. It never touches an actor's process.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import math
 import random
+import socket
 import subprocess
 import time
 from collections import OrderedDict
@@ -20,10 +23,14 @@ import trio
 
 from actors import janitor
 from actors.edge import LiveEdge
-from actors.ffmpeg.host_guard import SourceGuard, this_host_addresses
+from actors.ffmpeg.host_guard import SourceGuard, SourceRefused, this_host_addresses
 from actors.ffmpeg.host_policy import HostPolicy
 from actors.ffmpeg.process import Spawner, spawn_process
-from actors.ffmpeg.sources import ValidatedSource, redact_url
+from actors.ffmpeg.sources import SourceError, ValidatedSource, redact_url, validate_source_url
+from actors.ingest.publisher import IngestProtocol, PushInput, new_stream_key
+from actors.ingest.sources import push_placeholder_source
+from actors.ingest.srt_relay import SrtListen
+from actors.packager.timeline import TimelinePosition
 from actors.settings import StreamSettings
 from actors.status import StreamSpec
 from actors.stream import StreamActor
@@ -33,12 +40,26 @@ from supervisor.otp.backoff import Backoff
 from supervisor.otp.errors import TooManyChildren, UnknownChild
 from supervisor.otp.policy import RestartType
 from supervisor.otp.supervise import SupervisionOutcome
+from supervisor.registry.interface import (
+    JsonValue,
+    RegistryUnavailable,
+    StaleFencingEpoch,
+    StreamAlreadyRegistered,
+    StreamRecord,
+    StreamRegistry,
+)
+from supervisor.registry.writer import DEFAULT_WRITE_INTERVAL_S, RegistryWriter
 from supervisor.root import RootSupervisor
 
 log = structlog.get_logger(__name__)
 
 # Ended streams stay visible (state, last error) until deleted or replaced; bounded.
 _MAX_ENDED_KEPT = 200
+# The registry lease a node takes with a stream. One node never lets it lapse on its own (the
+# record is its own); the cluster renews it well inside this and reclaims lapsed ones.
+OWNERSHIP_LEASE_TTL_S = 30.0
+# How a stream's actor ends when the service stops: these keep it in the registry (resume).
+_SHUTDOWN_REASONS = frozenset({"shutdown", "supervisor cancelled"})
 
 
 class StreamExists(HlsdashError):  # noqa: N818
@@ -51,6 +72,17 @@ class StreamNotFound(HlsdashError, LookupError):  # noqa: N818
     def __init__(self, stream_id: str) -> None:
         super().__init__(f"no stream {stream_id!r}")
         self.stream_id = stream_id
+
+
+class NotPushStream(HlsdashError):  # noqa: N818
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"stream {stream_id!r} is not a push stream (it pulls its source_url)")
+        self.stream_id = stream_id
+
+
+class NoIngestPort(HlsdashError):  # noqa: N818
+    def __init__(self, first: int, last: int) -> None:
+        super().__init__(f"every SRT port of SRT_PORT_RANGE {first}-{last} is in use")
 
 
 class AtCapacity(HlsdashError):  # noqa: N818
@@ -89,6 +121,17 @@ def ffmpeg_has_filter(path: str, name: str) -> bool:
         line.split()[1:2] == [name]
         for line in result.stdout.decode("utf-8", "replace").splitlines()
     )
+
+
+def udp_port_free(host: str, port: int) -> bool:
+    """Blocking: can a UDP socket bind ``host:port`` right now?"""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def resolve_ffmpeg_path(configured: str) -> str:
@@ -135,6 +178,29 @@ def stream_settings_from(
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PublisherState:
+    protocol: str
+    address: str
+    codec: str | None
+    bitrate_in_bps: int | None
+    bytes_in: int
+    connected_since_unix_s: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IngestState:
+    """A push stream's ingest side, as the API shows it (no key: keys are shown once)."""
+
+    protocol: str
+    srt_port: int | None
+    srt_latency_ms: int | None
+    publisher: PublisherState | None
+    publishes: int
+    reconnects: int
+    bytes_total: int
+
+
 class StreamService:
     def __init__(
         self,
@@ -145,7 +211,9 @@ class StreamService:
         rng: random.Random | None = None,
         stream_settings: StreamSettings | None = None,
         source_guard: SourceGuard | None = None,
+        registry: StreamRegistry | None = None,
     ) -> None:
+        """``registry``: where streams outlive the process (None: they live in memory only)."""
         self.settings = settings
         self.ffmpeg_path = resolve_ffmpeg_path(settings.ffmpeg_path)
         self.source_guard = source_guard or SourceGuard(source_host_policy(settings))
@@ -164,7 +232,12 @@ class StreamService:
         self._unmarked_reported: set[str] = set()
         # told the incarnation of every stream that ends (the origin drops its cached objects)
         self._end_listeners: list[Callable[[int], None]] = []
+        self.registry = registry
+        self.registry_writer = (
+            RegistryWriter(registry, on_lost=self._ownership_lost) if registry is not None else None
+        )
         self.running = False
+        self.rtmp_port = settings.rtmp_port  # the bound port once the RTMP listener runs
 
     @property
     def output_dir(self) -> Path:
@@ -174,6 +247,10 @@ class StreamService:
         await trio.to_thread.run_sync(lambda: self.output_dir.mkdir(parents=True, exist_ok=True))
         async with trio.open_nursery() as nursery:
             await nursery.start(self.root.run)
+            if self.registry_writer is not None:
+                # before the sweep: a resumed stream owns its folder again
+                await self.resume_owned()
+                nursery.start_soon(self.registry_writer.run)
             await self.sweep_orphans()
             nursery.start_soon(self._sweeper)
             self.running = True
@@ -184,6 +261,10 @@ class StreamService:
                 self.running = False
                 with trio.CancelScope(shield=True):
                     await self.root.shutdown(timeout_s=10.0)
+                    if self.registry_writer is not None:
+                        # the streams stay registered; their last positions go in now
+                        with trio.move_on_after(5.0):
+                            await self.registry_writer.flush()
                 nursery.cancel_scope.cancel(reason="service stopping")
 
     async def _sweeper(self) -> None:
@@ -224,26 +305,184 @@ class StreamService:
 
     # ------------------------------------------------------------------ operations
 
-    async def create(self, spec: StreamSpec, source: ValidatedSource) -> StreamActor:
+    async def create(
+        self,
+        spec: StreamSpec,
+        source: ValidatedSource,
+        *,
+        durable: bool = True,
+        ingest: dict[str, JsonValue] | None = None,
+    ) -> StreamActor:
         """Start a stream. Raises SourceRefused (the host policy, checked first: it resolves the
-        host, so it awaits, and nothing below may), StreamExists or AtCapacity."""
+        host, so it awaits), StreamExists, AtCapacity or RegistryUnavailable.
+
+        ``durable``: registered, so a restarted service resumes it (the demo's built-in source is
+        not: it is made again at start). ``ingest``: kept opaque in the registry (push ingest).
+        """
         await self.source_guard.admit(source)
-        existing = self._actors.get(spec.stream_id)
-        if existing is not None:
-            if not existing.status.state.is_terminal or not existing.finished.is_set():
+        self._make_room(spec.stream_id)
+        fencing_epoch = None
+        created_unix_s = self._wall()
+        if durable and self.registry is not None:
+            fencing_epoch = await self._register(spec, ingest, created_unix_s)
+            if spec.stream_id in self._actors:  # a concurrent create won meanwhile
+                await self._unregister(spec.stream_id, fencing_epoch)
                 raise StreamExists(spec.stream_id)
-            del self._actors[spec.stream_id]  # an ended stream's id may be reused
-        if self.active_count() >= self.settings.max_streams:
-            raise AtCapacity(self.settings.max_streams)
+        try:
+            actor = await self._start_actor(
+                spec, source, fencing_epoch=fencing_epoch, created_unix_s=created_unix_s
+            )
+        except BaseException:
+            if fencing_epoch is not None:
+                with trio.CancelScope(shield=True):
+                    await self._unregister(spec.stream_id, fencing_epoch)
+            raise
+        log.info(
+            "stream_created",
+            stream_id=spec.stream_id,
+            source=redact_url(source.url),
+            qualities=list(spec.qualities),
+        )
+        return actor
+
+    async def _start_actor(
+        self,
+        spec: StreamSpec,
+        source: ValidatedSource,
+        *,
+        fencing_epoch: int | None,
+        resume_from: TimelinePosition | None = None,
+        created_unix_s: float | None = None,
+        push: PushInput | None = None,
+        srt_listen: SrtListen | None = None,
+        stream_settings: StreamSettings | None = None,
+    ) -> StreamActor:
+        """Build the actor and start it under the root (create and resume). Raises AtCapacity."""
+        writer = self.registry_writer
+        durable = writer is not None and fencing_epoch is not None
         actor = StreamActor(
             spec,
             source,
-            self.stream_settings,
+            stream_settings or self.stream_settings,
             spawner=self._spawner,
             wall_clock=self._wall,
             rng=random.Random(self._rng.random()),  # noqa: S311
+            push=push,
+            srt_listen=srt_listen,
+            resume_from=resume_from,
+            created_unix_s=created_unix_s,
+            on_position=(
+                functools.partial(writer.note_position, spec.stream_id)
+                if writer is not None and durable
+                else None
+            ),
         )
+        await self._start(actor, fencing_epoch)
+        return actor
+
+    async def create_push(self, spec: StreamSpec) -> tuple[StreamActor, str]:
+        """Start a push stream (``spec.ingest``); returns it and its stream key, which is shown
+        this once and kept only hashed. Raises StreamExists, AtCapacity or NoIngestPort."""
+        if spec.ingest is None:
+            raise ValueError("create_push needs a spec with ingest")
+        protocol = IngestProtocol(spec.ingest)
+        self._make_room(spec.stream_id)
+        key = new_stream_key(spec.stream_id, protocol)
+        push = PushInput(spec.stream_id, protocol, key)
+        srt_listen = None
+        if protocol is IngestProtocol.SRT:
+            srt_listen = SrtListen(
+                bind_host=self.settings.api_host,
+                port=await self._free_srt_port(),
+                latency_ms=spec.srt_latency_ms or self.settings.srt_latency_ms,
+            )
+        # Not registered yet: a push stream's resume needs its key back (issue 14 follow-up), so
+        # today a restart ends push streams and their publishers must be given a new stream.
+        actor = await self._start_actor(
+            spec,
+            push_placeholder_source(),
+            fencing_epoch=None,
+            push=push,
+            srt_listen=srt_listen,
+            # a pipe (or the relay's own listener) has no peer for the source host policy to watch
+            stream_settings=dataclasses.replace(self.stream_settings, source_watch=None),
+        )
+        log.info("stream_created", stream_id=spec.stream_id, ingest=spec.ingest)
+        return actor, key
+
+    def _make_room(self, stream_id: str) -> None:
+        existing = self._actors.get(stream_id)
+        if existing is not None:
+            if not existing.status.state.is_terminal or not existing.finished.is_set():
+                raise StreamExists(stream_id)
+            del self._actors[stream_id]  # an ended stream's id may be reused
+        if self.active_count() >= self.settings.max_streams:
+            raise AtCapacity(self.settings.max_streams)
+
+    async def _free_srt_port(self) -> int:
+        """A port of SRT_PORT_RANGE no running SRT stream uses and nothing else has bound."""
+        first, last = self.settings.srt_port_range
+        taken = {
+            a.srt_port for a in self._actors.values() if not a.finished.is_set() and a.srt_port
+        }
+        for port in range(first, last + 1):
+            if port not in taken and await trio.to_thread.run_sync(
+                udp_port_free, self.settings.api_host, port
+            ):
+                return port
+        raise NoIngestPort(first, last)
+
+    def push_input(self, stream_id: str, protocol: IngestProtocol) -> PushInput | None:
+        """A running push stream's input, if it takes ``protocol`` (the ingest listeners)."""
+        actor = self._actors.get(stream_id)
+        if actor is None or actor.finished.is_set() or actor.push is None:
+            return None
+        return actor.push if actor.push.protocol is protocol else None
+
+    def ingest_state(self, actor: StreamActor) -> IngestState | None:
+        push = actor.push
+        if push is None:
+            return None
+        snapshot = push.publisher() if not actor.finished.is_set() else None
+        publisher = None
+        if snapshot is not None:
+            publisher = PublisherState(
+                protocol=snapshot.info.protocol.value,
+                address=snapshot.info.address,
+                codec=snapshot.info.codec,
+                bitrate_in_bps=snapshot.bitrate_in_bps,
+                bytes_in=snapshot.bytes_in,
+                connected_since_unix_s=snapshot.info.connected_since_unix_s,
+            )
+        srt_latency_ms = None
+        if push.protocol is IngestProtocol.SRT:
+            srt_latency_ms = actor.spec.srt_latency_ms or self.settings.srt_latency_ms
+        return IngestState(
+            protocol=push.protocol.value,
+            srt_port=actor.srt_port,
+            srt_latency_ms=srt_latency_ms,
+            publisher=publisher,
+            publishes=push.publishes,
+            reconnects=push.reconnects,
+            bytes_total=push.bytes_total,
+        )
+
+    def rotate_key(self, stream_id: str) -> str:
+        """A new stream key (shown once); the old one stops working for new connections."""
+        actor = self.get(stream_id)
+        if actor.status.state.is_terminal:
+            raise StreamNotFound(stream_id)
+        if actor.push is None:
+            raise NotPushStream(stream_id)
+        log.info("stream_key_rotated", stream_id=stream_id)
+        return actor.push.rotate_key()
+
+    async def _start(self, actor: StreamActor, fencing_epoch: int | None) -> None:
+        spec = actor.spec
         self._actors[spec.stream_id] = actor
+        writer = self.registry_writer
+        if writer is not None and fencing_epoch is not None:
+            writer.own(spec.stream_id, fencing_epoch)
         try:
             # TEMPORARY: the actor restarts its encoder itself (PERMANENT, with its own intensity
             # and backoff), and disk and janitor errors stay inside it; what still escapes run()
@@ -255,18 +494,146 @@ class StreamService:
                 spec.stream_id, actor.run, restart_type=RestartType.TEMPORARY
             )
         except TooManyChildren:
-            self._actors.pop(spec.stream_id, None)
+            self._abandon_start(spec.stream_id)
             raise AtCapacity(self.settings.max_streams) from None
         except BaseException:
-            self._actors.pop(spec.stream_id, None)
+            self._abandon_start(spec.stream_id)
             raise
-        log.info(
-            "stream_created",
-            stream_id=spec.stream_id,
-            source=redact_url(source.url),
-            qualities=list(spec.qualities),
+
+    def _abandon_start(self, stream_id: str) -> None:
+        self._actors.pop(stream_id, None)
+        if self.registry_writer is not None:
+            self.registry_writer.forget(stream_id)
+
+    # ------------------------------------------------------------------ the registry
+
+    async def _register(
+        self, spec: StreamSpec, ingest: dict[str, JsonValue] | None, created_unix_s: float
+    ) -> int:
+        """Register a new stream; returns its fencing epoch. Raises StreamExists when the id is
+        taken in the registry by a stream that runs (here or on another node)."""
+        assert self.registry is not None
+        node_id = self.settings.node_id
+        for _ in range(2):
+            try:
+                owned = await self.registry.register(
+                    spec,
+                    node_id=node_id,
+                    created_unix_s=created_unix_s,
+                    lease_ttl_s=OWNERSHIP_LEASE_TTL_S,
+                    ingest=ingest,
+                )
+            except StreamAlreadyRegistered:
+                record = await self.registry.get(spec.stream_id)
+                mine = record is not None and record.owner_node_id == node_id
+                if record is None or (mine and spec.stream_id not in self._actors):
+                    # our own ended stream whose record removal is still queued: replace it
+                    if record is not None:
+                        await self._unregister(spec.stream_id, record.fencing_epoch)
+                    continue
+                raise StreamExists(spec.stream_id) from None
+            return owned.fencing_epoch
+        raise StreamExists(spec.stream_id)
+
+    async def _unregister(self, stream_id: str, fencing_epoch: int) -> None:
+        assert self.registry is not None
+        try:
+            await self.registry.remove(stream_id, fencing_epoch=fencing_epoch)
+        except StaleFencingEpoch:
+            pass  # someone else's now: theirs to keep
+        except RegistryUnavailable:
+            log.exception("registry_remove_failed", stream_id=stream_id)
+
+    async def resume_owned(self) -> list[str]:
+        """Take back the streams this node owned (a restart after SIGTERM or SIGKILL).
+
+        Each is claimed (compare-and-set on its fencing epoch: if another node took it meanwhile
+        it stays there), its source checked again against today's allow-list and host policy,
+        and it starts with its timeline continuing above the numbers players have seen. Returns
+        the ids resumed. Raises RegistryUnavailable if the registry cannot be read at all.
+        """
+        assert self.registry is not None
+        records = await self.registry.owned_by(self.settings.node_id)
+        resumed: list[str] = []
+        # one at a time: each admission may resolve a name (bounded), and starting many
+        # FFmpegs at once only makes them all late
+        for record in records:
+            try:
+                if await self._resume(record):
+                    resumed.append(record.stream_id)
+            except RegistryUnavailable:
+                raise
+            except Exception:
+                log.exception("stream_resume_failed", stream_id=record.stream_id)
+        if records:
+            log.info("streams_resumed", resumed=resumed, registered=len(records))
+        return resumed
+
+    async def _resume(self, record: StreamRecord) -> bool:
+        assert self.registry is not None
+        stream_id = record.stream_id
+        owned = await self.registry.claim(
+            stream_id,
+            node_id=self.settings.node_id,
+            expected_fencing_epoch=record.fencing_epoch,
+            lease_ttl_s=OWNERSHIP_LEASE_TTL_S,
         )
-        return actor
+        if owned is None:
+            log.info("stream_resume_lost", stream_id=stream_id, reason="claimed elsewhere")
+            return False
+        resume_from = self._resume_point(record.position)
+        try:
+            source = validate_source_url(
+                record.spec.source_url, frozenset(self.settings.allowed_protocols)
+            )
+            await self.source_guard.admit(source)
+            await self._start_actor(
+                record.spec,
+                source,
+                fencing_epoch=owned.fencing_epoch,
+                resume_from=resume_from,
+                created_unix_s=record.created_unix_s,
+            )
+        except (SourceError, SourceRefused, AtCapacity) as refused:
+            # today's settings refuse it: say why, and forget it (it would never start)
+            log.warning(
+                "stream_not_resumed",
+                stream_id=stream_id,
+                source=record.source_redacted,
+                reason=redact_url(str(refused)),
+            )
+            await self._unregister(stream_id, owned.fencing_epoch)
+            return False
+        log.info(
+            "stream_resumed",
+            stream_id=stream_id,
+            source=record.source_redacted,
+            last_number=record.position.last_number if record.position is not None else None,
+            from_number=resume_from.last_number + 1 if resume_from is not None else 0,
+        )
+        return True
+
+    def _resume_point(self, position: TimelinePosition | None) -> TimelinePosition | None:
+        """Positions are written at most once per interval, so after a SIGKILL the registry may
+        be a few segments behind what players saw: skip that many numbers (and that much media
+        time) so nothing published is ever numbered twice."""
+        if position is None:
+            return None
+        segment_s = self.settings.segment_duration_s
+        # (+1 for the growing segment LL players already saw parts of, +1 for a slow write)
+        skip = math.ceil(DEFAULT_WRITE_INTERVAL_S / segment_s) + 2
+        return dataclasses.replace(
+            position,
+            last_number=position.last_number + skip,
+            media_end_s=position.media_end_s + skip * segment_s,
+        )
+
+    def _ownership_lost(self, stream_id: str) -> None:
+        """Another node claimed the stream (its write was refused): stop our copy, leave the
+        record to its new owner."""
+        actor = self._actors.get(stream_id)
+        if actor is not None and not actor.finished.is_set():
+            actor.request_stop("ownership lost: another node claimed the stream")
 
     def get(self, stream_id: str) -> StreamActor:
         actor = self._actors.get(stream_id)
@@ -291,7 +658,12 @@ class StreamService:
         return actor.heartbeat()
 
     async def delete(self, stream_id: str) -> StreamActor:
+        """Stop the stream and forget it. The registry record goes first: if the registry does
+        not answer, RegistryUnavailable is raised and the stream keeps running (the client may
+        try again), so a stream is never stopped here yet resumed by the next start."""
         actor = self.get(stream_id)
+        if self.registry_writer is not None:
+            await self.registry_writer.remove_now(stream_id)
         if not actor.finished.is_set():
             with contextlib.suppress(UnknownChild):  # it ended on its own meanwhile
                 await self.root.terminate_child(stream_id, reason="deleted by client")
@@ -306,6 +678,11 @@ class StreamService:
         self._end_listeners.append(listener)
 
     def _on_child_exit(self, stream_id: str, outcome: SupervisionOutcome) -> None:
+        if self.registry_writer is not None:
+            if outcome.reason in _SHUTDOWN_REASONS:
+                self.registry_writer.leave(stream_id)  # kept registered: the next start resumes
+            else:
+                self.registry_writer.end(stream_id)  # failed, stale, deleted: gone for good
         actor = self._actors.get(stream_id)
         if actor is not None and outcome.last_error:
             actor.note_error(outcome.last_error)

@@ -164,6 +164,7 @@ class LiveEdge:
         if not actor.spec.enable_hls or not self.has_rendition(rendition_id):
             return None
         low_latency = actor.low_latency
+        await self._hold_until_resumed()
         if msn is not None and low_latency:
             refusal = await self._block(rendition_id, msn, part)
             if refusal is not None:
@@ -187,6 +188,21 @@ class LiveEdge:
             return None if text is None else text.encode()
 
         return Document(self.version, rendered)
+
+    async def _hold_until_resumed(self) -> None:
+        """A resumed stream lists nothing until its first segment in this life (see
+        ``StreamTimeline.awaiting_first_segment_after_resume``): hold playlist requests for it,
+        bounded like a blocking reload, so players that were watching get a usable playlist a
+        moment later instead of a 404 that spends their retries."""
+        actor = self._actor
+
+        def resumed() -> bool:
+            current = actor.timeline
+            return current is None or not current.awaiting_first_segment_after_resume
+
+        if not resumed():
+            with trio.move_on_after(rules.hold_timeout_s(self.target_duration_s)):
+                await actor.gates.wait_until(("resumed",), resumed)
 
     async def _block(self, rendition_id: str, msn: int, part: int | None) -> Refusal | None:
         """Hold a blocking playlist reload until its position exists (rfc8216bis §6.2.5.2)."""

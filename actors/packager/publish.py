@@ -128,7 +128,7 @@ def render_media_playlist(
     segments = _window(edge, settings.playlist_size)
     ll = settings.low_latency and not ended
     partial = edge.partial if ll else None
-    if not segments and partial is None:
+    if not segments and (partial is None or timeline.awaiting_first_segment_after_resume):
         return None
     reports: list[hls.RenditionReport] = []
     if ll:

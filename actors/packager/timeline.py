@@ -52,6 +52,26 @@ from actors.packager.model import (
 
 
 @dataclass(frozen=True, slots=True)
+class TimelinePosition:
+    """Where a stream's timeline stands after its latest commit: what a resumed stream (a restarted
+    service, another node) continues from, so players see numbers and media time move on.
+
+    Kept in the stream registry; built by :meth:`StreamTimeline.position`, taken by
+    ``StreamTimeline(resume_from=...)``.
+    """
+
+    availability_start_unix_s: float  # media time 0 of the stream (DASH AST, HLS PDT base)
+    encoder_epoch: int  # the encoder run that committed ``last_number``
+    last_number: int  # the newest committed segment number
+    media_end_s: float  # end of the newest committed media, seconds since availability start
+    discontinuities: int  # discontinuity points up to and including ``last_number``
+
+    def is_newer_than(self, other: TimelinePosition) -> bool:
+        """Does this position come after ``other``? (Numbers never go back, so they decide.)"""
+        return self.last_number > other.last_number
+
+
+@dataclass(frozen=True, slots=True)
 class FileWrite:
     """A file the shell must write atomically under the stream folder."""
 
@@ -176,7 +196,13 @@ class StreamTimeline:
         retained_segments: int,
         memory_segments: int = 4,
         barrier_limit_segments: int = 8,
+        resume_from: TimelinePosition | None = None,
     ) -> None:
+        """``resume_from``: continue a stream an earlier process (or node) published, from the
+        registry: its availability start replaces ``availability_start_unix_s`` (media time and
+        DASH's AST stay those players know), numbers go on above its last one, media time never
+        before its end, and the first segment committed here is a discontinuity (HLS) and opens
+        a new Period (DASH), as after any encoder restart."""
         if not renditions:
             raise ValueError("a stream needs at least one rendition")
         self.segment_duration_s = segment_duration_s
@@ -210,6 +236,7 @@ class StreamTimeline:
         # first committed number of every epoch after the first: HLS discontinuity points
         self._discontinuity_numbers: list[int] = []
         self._last_committed_epoch: int | None = None
+        self._discontinuities_before = 0  # in earlier lives of the stream (resume_from)
         self.segments_committed_total = 0
         self.segments_abandoned_total = 0  # given up at the barrier (never numbered)
         self.fragments_dropped_total = 0  # held back too long for a leader that did not come
@@ -224,6 +251,14 @@ class StreamTimeline:
         # edge() views, built once per input: the HTTP layer reads them per request (blocking
         # reloads, rendition reports) far more often than fragments arrive. Every input clears it.
         self._edges: dict[str, RenditionEdge] = {}
+        self.resumed = resume_from is not None
+        if resume_from is not None:
+            self.availability_start_unix_s = resume_from.availability_start_unix_s
+            self.epoch = resume_from.encoder_epoch
+            self.next_number = resume_from.last_number + 1
+            self._timeline_end_s = resume_from.media_end_s
+            self._last_committed_epoch = resume_from.encoder_epoch
+            self._discontinuities_before = resume_from.discontinuities
 
     # ------------------------------------------------------------------ inputs
 
@@ -415,7 +450,28 @@ class StreamTimeline:
 
     def discontinuity_sequence(self, first_listed_number: int) -> int:
         """How many discontinuities precede the segment ``first_listed_number`` (HLS)."""
-        return sum(1 for n in self._discontinuity_numbers if n <= first_listed_number)
+        return self._discontinuities_before + sum(
+            1 for n in self._discontinuity_numbers if n <= first_listed_number
+        )
+
+    @property
+    def awaiting_first_segment_after_resume(self) -> bool:
+        """Resumed, and nothing committed in this life yet: players that were watching know
+        only numbers far below, so a playlist of parts alone would leave them no segment to
+        continue with (hls.js: a fatal levelEmptyError); better no playlist yet (they retry)."""
+        return self.resumed and self.segments_committed_total == 0
+
+    def position(self) -> TimelinePosition | None:
+        """Where the timeline stands (for the registry), None before anything was committed."""
+        if self._last_committed_epoch is None:
+            return None
+        return TimelinePosition(
+            availability_start_unix_s=self.availability_start_unix_s,
+            encoder_epoch=self._last_committed_epoch,
+            last_number=self.next_number - 1,
+            media_end_s=self._timeline_end_s,
+            discontinuities=self._discontinuities_before + len(self._discontinuity_numbers),
+        )
 
     def waiting_segments(self) -> int:
         """Finished segments held at the barrier, all renditions (bounded by the barrier limit)."""

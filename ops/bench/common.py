@@ -209,7 +209,11 @@ def running_service(workdir: Path | None = None, **overrides: str) -> Iterator[S
         output_dir.mkdir(parents=True, exist_ok=True)
         api_port, origin_port = free_port(), free_port()
         env = service_environment(
-            output_dir, API_PORT=str(api_port), ORIGIN_PORT=str(origin_port), **overrides
+            output_dir,
+            API_PORT=str(api_port),
+            ORIGIN_PORT=str(origin_port),
+            RTMP_PORT=str(free_port()),  # push ingest: never the shared default 1935
+            **overrides,
         )
         log_path = workdir / "service.log"
         log = stack.enter_context(log_path.open("wb"))

@@ -27,6 +27,7 @@ from actors.ffmpeg.host_guard import SourceRefused
 from actors.files import read_or_none
 from actors.packager.layout import resolve_inside
 from supervisor import __version__
+from supervisor.http.ingest_views import ingest_view
 from supervisor.http.openapi import openapi_document
 from supervisor.http.origin import SESSION_PARAMETER, is_viewer_poll
 from supervisor.http.origin_core import OriginResponse
@@ -40,9 +41,12 @@ from supervisor.http.readiness import (
 )
 from supervisor.http.views import iso, stream_view
 from supervisor.metrics import Metrics, viewer_key
+from supervisor.registry.interface import RegistryUnavailable
 from supervisor.requests import RequestInvalid, parse_stream_request
 from supervisor.service import (
     AtCapacity,
+    NoIngestPort,
+    NotPushStream,
     StreamExists,
     StreamNotFound,
     StreamService,
@@ -55,7 +59,7 @@ MAX_BODY_BYTES = 16 * 1024
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # the control endpoints; playback, health, metrics, docs and the dashboard stay public
 _PROTECTED_ENDPOINTS = frozenset(
-    {"create_stream", "list_streams", "get_stream", "delete_stream", "heartbeat"}
+    {"create_stream", "list_streams", "get_stream", "delete_stream", "heartbeat", "rotate_key"}
 )
 
 
@@ -67,6 +71,18 @@ def error_response(
     for name, value in headers.items():
         response.headers[name.replace("_", "-")] = value
     return response
+
+
+def registry_unavailable(error: RegistryUnavailable) -> Response:
+    """The registry did not answer: nothing changed (a running stream keeps running)."""
+    log.error("registry_unavailable", error=str(error))
+    return error_response(
+        503,
+        "registry_unavailable",
+        "the stream registry is not answering; nothing was changed, try again",
+        None,
+        Retry_After="5",
+    )
 
 
 class RawResponse(Response):
@@ -95,7 +111,7 @@ class PlaybackPathConverter(PathConverter):
     endpoint beside it, so that OPTIONS and 405 answers for ``/streams/{id}/heartbeat`` advertise
     the heartbeat's methods only (not the playback route's GET)."""
 
-    regex = r"(?!heartbeat$)[^/].*?"
+    regex = r"(?!heartbeat$|ingest/rotate-key$)[^/].*?"
 
 
 def create_api_app(service: StreamService, metrics: Metrics, playback: Playback) -> QuartTrio:
@@ -121,9 +137,17 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             cdn_base = f"{scheme}://{host}:{settings.origin_port}"
         return api_base, cdn_base
 
-    def view(actor: Any) -> dict[str, Any]:
+    def ingest_host() -> str:
+        if settings.ingest_public_host:
+            return settings.ingest_public_host
+        host = request.host
+        if host.startswith("["):
+            return host[1 : host.index("]")]
+        return host.rsplit(":", 1)[0]
+
+    def view(actor: Any, key: str | None = None) -> dict[str, Any]:
         api_base, cdn_base = bases()
-        return stream_view(
+        payload = stream_view(
             actor.status,
             api_base=api_base,
             cdn_base=cdn_base,
@@ -131,6 +155,20 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             viewers=metrics.viewers.count(actor.status.stream_id),
             newest_segments=actor.edge.newest_segment_sizes(),
         )
+        state = service.ingest_state(actor)
+        payload["ingest"] = (
+            ingest_view(
+                state,
+                stream_id=actor.status.stream_id,
+                host=ingest_host(),
+                rtmp_port=service.rtmp_port,
+                api_base=api_base,
+                key=key,
+            )
+            if state is not None
+            else None
+        )
+        return payload
 
     @app.before_request
     async def authenticate() -> Response | None:
@@ -212,8 +250,14 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             )
         except RequestInvalid as invalid:
             return error_response(422, invalid.code, invalid.message, invalid.field)
+        key: str | None = None
         try:
-            actor = await service.create(spec, source)
+            if source is None:
+                actor, key = await service.create_push(spec)
+            else:
+                actor = await service.create(spec, source)
+        except NoIngestPort as full:
+            return error_response(503, "no_ingest_port", str(full), None, Retry_After="30")
         except SourceRefused as refused:
             return error_response(422, "source_refused", str(refused), "source_url")
         except StreamExists:
@@ -222,8 +266,26 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             )
         except AtCapacity as full:
             return error_response(503, "at_capacity", str(full), None, Retry_After="30")
-        response = json_response(view(actor), 201)
+        except RegistryUnavailable as down:
+            return registry_unavailable(down)
+        response = json_response(view(actor, key), 201)
         response.headers["Location"] = f"/streams/{spec.stream_id}"
+        if key is not None:
+            response.headers["Cache-Control"] = "no-store"  # the key is shown this once
+        return response
+
+    @app.post("/streams/<stream_id>/ingest/rotate-key")
+    async def rotate_key(stream_id: str) -> Response:
+        try:
+            key = service.rotate_key(stream_id)
+        except StreamNotFound:
+            return error_response(
+                404, "stream_not_found", f"no live stream {stream_id!r}", "stream_id"
+            )
+        except NotPushStream as not_push:
+            return error_response(409, "not_a_push_stream", str(not_push), "stream_id")
+        response = json_response(view(service.get(stream_id), key), 200)
+        response.headers["Cache-Control"] = "no-store"
         return response
 
     @app.get("/streams")
@@ -243,6 +305,8 @@ def create_api_app(service: StreamService, metrics: Metrics, playback: Playback)
             actor = await service.delete(stream_id)
         except StreamNotFound:
             return error_response(404, "stream_not_found", f"no stream {stream_id!r}", "stream_id")
+        except RegistryUnavailable as down:
+            return registry_unavailable(down)
         payload = view(actor)
         payload["deleted"] = True
         return json_response(payload, 200)

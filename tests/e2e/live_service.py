@@ -184,6 +184,7 @@ def run_service(
         "API_HOST": "127.0.0.1",
         "API_PORT": str(api_port),
         "ORIGIN_PORT": str(origin_port),
+        "RTMP_PORT": str(free_port()),  # the push-ingest listener: never the shared default 1935
         "ALLOWED_PROTOCOLS": "http,https,rtmp,rtsp,srt,udp,rtp,lavfi",
         "SEGMENT_DURATION": f"{segment_duration_s:g}",
         "PART_TARGET": f"{part_target_s:g}",

@@ -159,6 +159,7 @@ def service_env(output_dir: Path, **overrides: str) -> dict[str, str]:
         "ALLOWED_PROTOCOLS": "http,https,rtmp,rtmps,rtsp,rtsps,srt,udp,rtp,lavfi,file",
         "CLEANUP_INTERVAL": "60",
         "STALE_THRESHOLD": "600",
+        "RTMP_PORT": str(free_port()),  # the push-ingest listener: never the shared default 1935
     }
     env.update(overrides)
     return env

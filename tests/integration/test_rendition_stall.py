@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
+from actors.encoder_run import EncoderRun
 from actors.status import StreamState
-from actors.stream import StreamActor
 from tests.integration.live import (
     LAVFI_SOURCE,
     running_service,
@@ -48,21 +48,20 @@ async def test_one_stalled_rendition_pipe_restarts_the_encoder(
 ) -> None:
     stalled = trio.Event()
     hooked: list[str] = []
-    original = StreamActor._read_rendition
+    original = EncoderRun._read_rendition
 
     async def read_rendition(
-        self: StreamActor,
+        self: EncoderRun,
         rendition_id: str,
         stream: trio.abc.ReceiveStream,
-        run: object,
         done: trio.Event,
     ) -> None:
         if rendition_id == "audio" and not hooked:  # the first encoder run's audio only
             hooked.append(rendition_id)
             stream = _StopsReading(stream, stalled)
-        await original(self, rendition_id, stream, run, done)  # type: ignore[arg-type]
+        await original(self, rendition_id, stream, done)
 
-    monkeypatch.setattr(StreamActor, "_read_rendition", read_rendition)
+    monkeypatch.setattr(EncoderRun, "_read_rendition", read_rendition)
     async with running_service(tmp_path, WATCHDOG_SEGMENTS="2") as service:
         actor = await start_stream(service, "quiet", LAVFI_SOURCE, qualities=["240p"])
         await wait_segments(actor, 2)

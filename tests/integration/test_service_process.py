@@ -33,10 +33,16 @@ def get_json(url: str) -> dict[str, object]:
 
 @contextmanager
 def served(
-    tmp_path: Path, *, nofile_limit: int | None = None, **overrides: str
+    tmp_path: Path,
+    *,
+    nofile_limit: int | None = None,
+    ports: tuple[int, int] | None = None,
+    log_name: str = "service.log",
+    **overrides: str,
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
-    """``hlsdash serve`` on free ports; ``nofile_limit`` sets its RLIMIT_NOFILE (soft = hard)."""
-    api_port, origin_port = free_port(), free_port()
+    """``hlsdash serve`` on free ports (or ``ports``: API, origin, e.g. to start it again where
+    players look); ``nofile_limit`` sets its RLIMIT_NOFILE (soft = hard)."""
+    api_port, origin_port = ports if ports is not None else (free_port(), free_port())
     env = {
         **os.environ,
         **service_env(tmp_path / "streams"),
@@ -50,7 +56,7 @@ def served(
         if nofile_limit is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile_limit, nofile_limit))
 
-    log = (tmp_path / "service.log").open("wb")
+    log = (tmp_path / log_name).open("wb")
     process = subprocess.Popen(
         [*HLSDASH, "serve"],
         env=env,
@@ -68,7 +74,7 @@ def served(
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise AssertionError(
-                        "service did not come up:\n" + (tmp_path / "service.log").read_text()
+                        "service did not come up:\n" + (tmp_path / log_name).read_text()
                     ) from None
                 time.sleep(0.2)
         yield process, api_port, origin_port

@@ -128,3 +128,43 @@ def test_restart_backoff_ceiling_reaches_every_stream() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"RESTART_BACKOFF_MAX": "0.1"})  # below the first pause (0.5 s)
     assert caught.value.variable == "RESTART_BACKOFF_MAX"
+
+
+def test_registry_url_defaults_to_sqlite_in_the_output_dir() -> None:
+    settings = load_settings({"OUTPUT_DIR": "/srv/streams"})
+    assert settings.registry_url == ""
+    assert settings.effective_registry_url == "sqlite:///srv/streams/.hlsdash/registry.db"
+    assert settings.node_id == "local"
+    redis = load_settings({"REGISTRY_URL": "redis://10.0.0.5:6379/2", "NODE_ID": "node-a.1"})
+    assert redis.effective_registry_url == "redis://10.0.0.5:6379/2"
+    assert redis.node_id == "node-a.1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("mysql://db/x", "must be sqlite:///path/to/file.db or redis://host:port/db"),
+        ("sqlite://relative.db", "must name an absolute file path"),
+        ("sqlite:///", "must name an absolute file path"),
+        ("redis:///0", "must name a host"),
+        ("redis://h:6379/zero", "the database must be a number"),
+    ],
+)
+def test_a_bad_registry_url_names_the_variable(raw: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason) as caught:
+        load_settings({"REGISTRY_URL": raw})
+    assert caught.value.variable == "REGISTRY_URL"
+
+
+def test_a_registry_password_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"REGISTRY_URL": "redis://:hunter2@h:6379/x"})
+    assert "hunter2" not in str(caught.value)
+    assert "redis://***@h:6379/x" in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", ["", "-a", "a b", "x" * 65, "node/1"])
+def test_a_bad_node_id_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"NODE_ID": raw})
+    assert caught.value.variable == "NODE_ID"

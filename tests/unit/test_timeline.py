@@ -62,13 +62,16 @@ def interleaved() -> list[tuple[float, str, Fragment]]:
     )
 
 
-def run_epoch(timeline: StreamTimeline, start_unix_s: float, *, end: bool = True) -> list[int]:
-    """Feed one encoder run (video and audio interleaved by time); returns committed numbers."""
+def run_epoch(
+    timeline: StreamTimeline, start_unix_s: float, *, end: bool = True, fragments: int | None = None
+) -> list[int]:
+    """Feed one encoder run (video and audio interleaved by time; the first ``fragments`` of
+    them if given); returns committed numbers."""
     timeline.begin_epoch()
     committed: list[int] = []
     timeline.on_init("180p", VIDEO_INIT)
     timeline.on_init("audio", AUDIO_INIT)
-    for at_s, rid, fragment in interleaved():
+    for at_s, rid, fragment in interleaved()[:fragments]:
         changes = timeline.on_fragment(rid, fragment, now_unix_s=start_unix_s + at_s + 0.34)
         committed.extend(changes.segments_committed)
     if end:

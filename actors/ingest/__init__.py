@@ -1,0 +1,1 @@
+"""Push ingest: publishers (RTMP, SRT, WHIP) feeding a push stream's FFmpeg (see ``publisher``)."""

@@ -1,0 +1,147 @@
+"""An SRT push stream's listener: a relay FFmpeg that turns one SRT publisher into a feed.
+
+libsrt cannot hand connections of one shared port to different streams by ``streamid``, so each
+SRT stream listens on its own port (from ``SRT_PORT_RANGE``) with its key as the passphrase: a
+publisher with the wrong passphrase never completes the SRT handshake (libsrt rejects it) and no
+media reaches anything. The relay copies (``-c copy``, no decoding) to MPEG-TS on its stdout; its
+first byte attaches a publisher to the stream's ``PushInput`` like any other protocol, and its
+end-of-file (the publisher left, or went silent for ``SRT_READ_TIMEOUT_MS``) ends the feed. Then
+it listens again. The stream's encoder reads the feed like any push input, so an encoder restart
+or re-plan does not touch the SRT connection.
+
+libsrt closes the listening socket once it has accepted a publisher, so a second publisher
+cannot connect while one publishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+import trio
+
+from actors.ffmpeg.process import ProcessHandle, Spawner
+from actors.ffmpeg.sources import redact_url
+from actors.ingest.publisher import (
+    IngestProtocol,
+    PublisherFeed,
+    PublisherGone,
+    PublisherInfo,
+    PublisherRefused,
+    PushInput,
+)
+from actors.ingest.sources import srt_listener_source
+from actors.pipes import receive_chunks
+
+log = structlog.get_logger(__name__)
+
+# A relay that ends without a publisher (the port is taken, FFmpeg cannot start) is retried after
+# this pause rather than in a tight loop.
+RELISTEN_PAUSE_S = 1.0
+_CLEANUP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SrtListen:
+    """Where an SRT stream listens (allocated by the service) and its latency setting."""
+
+    bind_host: str
+    port: int
+    latency_ms: int
+
+
+def relay_argv(ffmpeg_path: str, push: PushInput, listen: SrtListen) -> list[str]:
+    source = srt_listener_source(
+        bind_host=listen.bind_host,
+        port=listen.port,
+        passphrase=push.srt_passphrase,
+        latency_ms=listen.latency_ms,
+    )
+    return [
+        ffmpeg_path,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "warning",
+        *source.input_args,
+        "-i",
+        source.url,
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-f",
+        "mpegts",
+        "pipe:1",
+    ]
+
+
+async def run_srt_relay(
+    push: PushInput,
+    listen: SrtListen,
+    *,
+    ffmpeg_path: str,
+    spawner: Spawner,
+    wall_clock: Callable[[], float],
+) -> None:
+    """Listen, relay one publisher, listen again — until cancelled (the stream ends)."""
+    while not push.closed:
+        relayed = await _relay_once(push, listen, ffmpeg_path, spawner, wall_clock)
+        if not relayed:
+            await trio.sleep(RELISTEN_PAUSE_S)
+
+
+async def _relay_once(
+    push: PushInput,
+    listen: SrtListen,
+    ffmpeg_path: str,
+    spawner: Spawner,
+    wall_clock: Callable[[], float],
+) -> bool:
+    """One relay process; True if a publisher came (and went)."""
+    key_version = push.key_version
+    process = spawner(relay_argv(ffmpeg_path, push, listen), pass_fds=())
+    log.info("srt_listening", port=listen.port, pid=process.pid)
+    feed: PublisherFeed | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_log_stderr, process)
+
+            async def relisten_on_key_rotation() -> None:
+                while push.key_version == key_version:
+                    await push.key_rotated.wait()
+                if feed is None:  # nobody connected yet: listen with the new passphrase
+                    nursery.cancel_scope.cancel(reason="stream key rotated")
+
+            nursery.start_soon(relisten_on_key_rotation)
+            async for chunk in receive_chunks(process.stdout):
+                if feed is None:
+                    feed = push.attach(
+                        PublisherInfo(
+                            protocol=IngestProtocol.SRT,
+                            address="unknown (libsrt does not report it)",
+                            connected_since_unix_s=wall_clock(),
+                            codec="mpegts",
+                        )
+                    )
+                    log.info("srt_publisher_connected", port=listen.port)
+                await feed.send(chunk)
+            nursery.cancel_scope.cancel(reason="relay ended")
+    except (PublisherGone, PublisherRefused) as error:
+        log.info("srt_publisher_dropped", reason=str(error))
+    finally:
+        if feed is not None:
+            feed.end()
+            log.info("srt_publisher_left", bytes_in=feed.bytes_in)
+        with trio.CancelScope(shield=True) as cleanup:
+            cleanup.deadline = trio.current_time() + _CLEANUP_TIMEOUT_S
+            await process.aclose("srt relay ended")
+    return feed is not None
+
+
+async def _log_stderr(process: ProcessHandle) -> None:
+    async for chunk in receive_chunks(process.stderr):
+        for line in chunk.decode("utf-8", "replace").splitlines():
+            if line.strip():
+                log.info("srt_relay_stderr", line=redact_url(line)[:300])

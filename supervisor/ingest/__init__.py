@@ -1,0 +1,1 @@
+"""Push-ingest front ends that live with the service (the RTMP listener; SRT port allocation)."""
