@@ -103,11 +103,8 @@ class LiveEdge:
 
     @property
     def target_duration_s(self) -> int:
-        """EXT-X-TARGETDURATION as published: covers the longest real segment (a passthrough
-        source's GOP may exceed the configured segment duration)."""
-        timeline = self._actor.timeline
-        longest_s = timeline.longest_segment_s if timeline is not None else 0.0
-        return publish.target_duration_s(self._actor.publish_settings, longest_s)
+        """EXT-X-TARGETDURATION as published: planned up front, the same all stream long."""
+        return publish.target_duration_s(self._actor.publish_settings)
 
     @property
     def low_latency(self) -> bool:
@@ -135,7 +132,9 @@ class LiveEdge:
         actor = self._actor
         if not actor.spec.enable_hls:
             return None
-        return self._document(lambda t: publish.render_multivariant_playlist(t, actor.metas))
+        return self._document(
+            lambda t: publish.render_multivariant_playlist(t, actor.metas, actor.publish_settings)
+        )
 
     def manifest(self) -> Document | None:
         actor = self._actor
