@@ -64,7 +64,10 @@ def run(count: int = 1000, *, workdir: Path | None = None) -> Report:
                 if cycle in report_at:
                     _ask_memory_report(service, cycle)
             leftover = ffmpeg_pids(process)
-            folders = sorted(p.name for p in service.output_dir.iterdir())
+            # hidden folders are the service's own state (the registry), never a stream's
+            folders = sorted(
+                p.name for p in service.output_dir.iterdir() if not p.name.startswith(".")
+            )
             report.expect(not leftover, f"FFmpeg left after the last DELETE: {sorted(leftover)}")
             report.expect(not folders, f"folders left in OUTPUT_DIR: {folders}")
             _judge_flatness(report, samples, count)
