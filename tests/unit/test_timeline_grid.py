@@ -107,13 +107,17 @@ class Feed:
             positions[rid] += 1
 
 
-PASSTHROUGH = publish.PublishSettings(
-    segment_duration_s=SEGMENT_S,
-    playlist_size=1000,
-    part_target_s=0.5,
-    low_latency=False,
-    passthrough_video=True,
-)
+def publish_settings(*, passthrough: bool) -> publish.PublishSettings:
+    return publish.PublishSettings(
+        segment_duration_s=SEGMENT_S,
+        playlist_size=1000,
+        part_target_s=0.5,
+        low_latency=False,
+        passthrough_video=passthrough,
+    )
+
+
+PASSTHROUGH = publish_settings(passthrough=True)
 
 
 def new_timeline(
@@ -146,14 +150,7 @@ def run(timeline: StreamTimeline, feed: Feed, order: Iterator[tuple[str, Fragmen
 def extinf_within_target(
     timeline: StreamTimeline, rid: str, *, passthrough: bool = False
 ) -> None:
-    settings_ = publish.PublishSettings(
-        segment_duration_s=SEGMENT_S,
-        playlist_size=1000,
-        part_target_s=0.5,
-        low_latency=False,
-        passthrough_video=passthrough,
-    )
-    text = publish.render_media_playlist(timeline, rid, settings_)
+    text = publish.render_media_playlist(timeline, rid, publish_settings(passthrough=passthrough))
     assert text is not None
     target = int(re.search(r"#EXT-X-TARGETDURATION:(\d+)", text).group(1))  # type: ignore[union-attr]
     for extinf in re.findall(r"#EXTINF:([\d.]+),", text):
