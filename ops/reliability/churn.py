@@ -43,6 +43,7 @@ from supervisor import memory_trace
 STREAM_ID = "churn"
 FLAT_FRACTION = 0.05
 FIRST_PART_TIMEOUT_S = 30.0
+MEMORY_REPORT_TIMEOUT_S = 300.0
 
 
 def run(count: int = 1000, *, workdir: Path | None = None) -> Report:
@@ -62,7 +63,7 @@ def run(count: int = 1000, *, workdir: Path | None = None) -> Report:
                 cycle_s.append(time.monotonic() - began)
                 samples.append(resources(process))
                 if cycle in report_at:
-                    _ask_memory_report(service, cycle)
+                    _ask_memory_report(report, service, cycle)
             leftover = ffmpeg_pids(process)
             # hidden folders are the service's own state (the registry), never a stream's
             folders = sorted(
@@ -107,16 +108,20 @@ def _warm_up(count: int) -> int:
     return max(5, count // 10)
 
 
-def _ask_memory_report(service: Service, cycle: int) -> None:
-    """SIGUSR2 → the service logs a ``memory_report``; wait for it (a snapshot takes a while)."""
+def _ask_memory_report(report: Report, service: Service, cycle: int) -> None:
+    """SIGUSR2 → the service logs a ``memory_report``; wait for it (snapshots of a traced heap
+    and their comparison take a while on a loaded machine)."""
     before = len(_memory_report_lines(service))
     service.process.send_signal(signal.SIGUSR2)
-    wait_until(
-        lambda: len(_memory_report_lines(service)) > before,
-        60,
-        f"the memory report after cycle {cycle}",
-        poll_s=0.2,
-    )
+    try:
+        wait_until(
+            lambda: len(_memory_report_lines(service)) > before,
+            MEMORY_REPORT_TIMEOUT_S,
+            f"the memory report after cycle {cycle}",
+            poll_s=0.2,
+        )
+    except TimeoutError as error:
+        report.problem(str(error))
     time.sleep(0.5)  # let the service settle before the next cycle is timed
 
 
