@@ -25,6 +25,8 @@ import ctypes.util
 import gc
 import os
 import signal
+import sys
+import tempfile
 import tracemalloc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,6 +95,39 @@ def top_growth(
     ]
 
 
+_MALLOCSTATS_FIELDS = {
+    "# arenas allocated current": "pymalloc_arenas",
+    "# bytes in allocated blocks": "pymalloc_used_bytes",
+    "Total": "pymalloc_total_bytes",
+}
+
+
+def pymalloc_stats() -> dict[str, int]:
+    """Python's own allocator (``sys._debugmallocstats``): arenas held and bytes in use. Arenas
+    growing while the bytes in use stay flat is fragmentation inside pymalloc, which neither
+    ``gc`` nor ``malloc_trim`` gives back. The stats go to fd 2 only: it is pointed at a file
+    for the call (debug reports only; a stray line of another thread may land there too)."""
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            sys._debugmallocstats()  # the only way to read pymalloc's arenas
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode("ascii", "replace")
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        key = _MALLOCSTATS_FIELDS.get(name.strip())
+        number = value.strip().replace(",", "")
+        # the first "Total" is the arenas' (a second one totals the arena map)
+        if key is not None and key not in found and number.isdigit():
+            found[key] = int(number)
+    return found
+
+
 def object_types() -> collections.Counter[str]:
     """Live objects the garbage collector tracks, counted by type name (what a leak is made of:
     a per-stream class whose count only grows names its holder's suspect)."""
@@ -129,6 +164,7 @@ class MemoryReporter:
             "rss_after_gc_and_trim_mib": round(rss_after / 2**20, 2),
             "malloc_trim": trimmed,
             "gc_objects": types.total(),
+            **pymalloc_stats(),
         }
         if self.baseline_types is None:
             self.baseline_types = types

@@ -144,7 +144,10 @@ def _memory_reports(service: Service) -> dict[str, str]:
         traced = event.get("traced_mib")
         figures[f"memory report {number}"] = (
             f"RSS {event.get('rss_mib')} MiB, after gc + malloc_trim "
-            f"{event.get('rss_after_gc_and_trim_mib')} MiB, gc objects {event.get('gc_objects')}"
+            f"{event.get('rss_after_gc_and_trim_mib')} MiB, gc objects {event.get('gc_objects')}, "
+            f"pymalloc arenas {event.get('pymalloc_arenas')} holding "
+            f"{_mib(event.get('pymalloc_total_bytes'))} MiB, "
+            f"{_mib(event.get('pymalloc_used_bytes'))} MiB of it in use"
             + ("" if traced is None else f", traced by Python {traced} MiB")
         )
         for key in ("types_since_baseline", "since_baseline", "since_previous"):
@@ -154,6 +157,10 @@ def _memory_reports(service: Service) -> dict[str, str]:
                     str(site) for site in sites[:12]
                 )
     return figures
+
+
+def _mib(value: object) -> str:
+    return f"{value / 2**20:.2f}" if isinstance(value, int) else "?"
 
 
 def _judge_flatness(report: Report, samples: list[Resources], count: int) -> None:

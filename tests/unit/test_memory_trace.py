@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import sys
 import tracemalloc
 
 import pytest
@@ -51,3 +52,14 @@ def test_reports_name_the_line_that_keeps_allocating() -> None:
     assert sites[0].startswith("+5")  # ~+512 KiB
     assert isinstance(second["rss_after_gc_and_trim_mib"], float)
     assert second["traced_mib"] >= 0.5  # type: ignore[operator]
+
+
+def test_pymalloc_stats_reads_the_arenas_and_restores_stderr(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    stats = memory_trace.pymalloc_stats()
+    assert stats["pymalloc_arenas"] >= 1
+    assert 0 < stats["pymalloc_used_bytes"] <= stats["pymalloc_total_bytes"]
+    assert capfd.readouterr().err == ""  # the stats went to the capture, not to fd 2
+    print("still here", file=sys.stderr, flush=True)
+    assert capfd.readouterr().err == "still here\n"
