@@ -25,11 +25,13 @@ import ctypes.util
 import gc
 import os
 import signal
-import sys
 import tempfile
 import tracemalloc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+# CPython's documented debug hook (sys docs), the only way to read pymalloc's arenas
+from sys import _debugmallocstats
 
 import psutil
 import structlog
@@ -111,7 +113,7 @@ def pymalloc_stats() -> dict[str, int]:
         saved = os.dup(2)
         try:
             os.dup2(capture.fileno(), 2)
-            sys._debugmallocstats()  # the only way to read pymalloc's arenas
+            _debugmallocstats()
         finally:
             os.dup2(saved, 2)
             os.close(saved)

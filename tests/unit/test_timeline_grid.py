@@ -162,17 +162,22 @@ def segments_by_number(timeline: StreamTimeline, rid: str) -> dict[int, SegmentR
     return {s.number: s for s in timeline.edge(rid).committed}
 
 
+def passthrough_feed(*, gop_s: float, total_s: float) -> Feed:
+    """A copied video with a keyframe every ``gop_s`` and its AAC audio."""
+    return Feed(
+        renditions=[("source", "video"), ("audio", "audio")],
+        fragments={
+            "source": video_fragments(keyframes_every(gop_s, total_s), round(total_s * 30)),
+            "audio": audio_fragments(total_s),
+        },
+    )
+
+
 def test_a_passthrough_gop_of_2_5_s_gives_equal_numbers_for_equal_media() -> None:
     # the defect: counted per rendition, audio (cut every 2 s) ran ahead of video (cut at its
     # 2.5 s keyframes): audio n and video n drifted apart and the barrier's backlog grew forever
     total_s = 60.0
-    feed = Feed(
-        renditions=[("source", "video"), ("audio", "audio")],
-        fragments={
-            "source": video_fragments(keyframes_every(2.5, total_s), round(total_s * 30)),
-            "audio": audio_fragments(total_s),
-        },
-    )
+    feed = passthrough_feed(gop_s=2.5, total_s=total_s)
     timeline = new_timeline(feed.renditions)
     # the audio pipe delivers well ahead of the video pipe, as FFmpeg's AAC encoder does
     order = sorted(
@@ -205,13 +210,7 @@ def test_keyframes_further_apart_than_the_target_allows_are_cut_without_one() ->
     (RFC 8216bis §6.2.1: it MUST NOT change). It is planned up front (4 for a copied video on a
     2 s grid) and a segment is cut before its EXTINF would round above it, keyframe or not."""
     total_s = 60.0
-    feed = Feed(
-        renditions=[("source", "video"), ("audio", "audio")],
-        fragments={
-            "source": video_fragments(keyframes_every(6.0, total_s), round(total_s * 30)),
-            "audio": audio_fragments(total_s),
-        },
-    )
+    feed = passthrough_feed(gop_s=6.0, total_s=total_s)
     timeline = new_timeline(feed.renditions, max_segment_s=publish.max_segment_s(PASSTHROUGH))
     order = sorted(
         ((rid, f) for rid, frags in feed.fragments.items() for f in frags),
