@@ -528,6 +528,9 @@ class StreamTimeline:
                 self._complete(rendition, growing)
             if rendition.kind == "video" and not fragment.starts_with_sync:
                 self._cuts_without_sync.add(len(self._cuts_s))
+                # cut at the cap, mid-slot: the next keyframe cut waits for the slot after the
+                # next grid line, or a keyframe just past it would leave a sliver of a segment
+                grid_index += 1
             self._start_segment(rendition, fragment, len(self._cuts_s), grid_index)
             self._cuts_s.append(local_start_s)
         self._leader_end_s = local_start_s + fragment_duration_s
