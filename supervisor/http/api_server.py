@@ -59,6 +59,7 @@ def api_limits(settings: Settings) -> ApiLimits:
 def api_hypercorn_config(settings: Settings, port: int, limits: ApiLimits) -> Config:
     config = hypercorn_config(settings, port)
     config.keep_alive_timeout = limits.head_timeout_s  # the head deadline (module docstring)
+    config.ssl_handshake_timeout = limits.head_timeout_s  # with TLS, a silent client waits here
     config.set_statsd_logger_class(StatsdLogger)
     return config
 

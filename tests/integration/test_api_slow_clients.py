@@ -16,11 +16,13 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 import trio
 
 from tests.integration.http_helpers import Front, running_front
+from tests.integration.test_low_latency_http import self_signed
 
 pytestmark = [pytest.mark.integration]
 
@@ -165,3 +167,24 @@ async def test_beyond_the_cap_a_connection_gets_503_and_the_api_recovers(
         await _api_answers(front)
         for sock in holders:
             sock.close()
+
+
+async def test_with_tls_the_api_answers_and_a_silent_client_is_closed(tmp_path: Path) -> None:
+    """The TLS listener sits on the capped one: a silent client (no handshake) goes at the head
+    timeout too (Hypercorn's own handshake timeout was 60 s)."""
+    cert, key = self_signed(tmp_path)
+    async with running_front(
+        tmp_path / "streams",
+        API_HEAD_TIMEOUT=str(HEAD_TIMEOUT_S),
+        TLS_CERT=str(cert),
+        TLS_KEY=str(key),
+    ) as front:
+        port = front.api_port
+        silent = _connect(port)
+        async with httpx.AsyncClient(http2=True, verify=str(cert), timeout=15) as client:
+            health = await client.get(f"https://127.0.0.1:{port}/health")
+            assert health.status_code == 200, health.text
+            assert health.http_version == "HTTP/2"
+        ours = {silent.getsockname()[1]}
+        await _wait_for_peers(port, lambda held: not ours & held, "the silent TLS client closed")
+        silent.close()
