@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import trio
 
+# How far ahead one wait may look. A wait is a deadline in trio's heap, and trio drops the heap
+# entry of a scope that ended only when that deadline passes (or at a prune once ~1,000 stale
+# entries piled up): a stream deleted long before its 600 s lease left its cancel scope there for
+# up to 600 s, and create/delete churn kept a thousand of them alive. Short steps bound that.
+WAIT_STEP_S = 5.0
+
 
 class Lease:
     """Expires ``ttl_s`` after the last renewal. ``wait_expired`` returns when it does."""
@@ -17,7 +23,6 @@ class Lease:
             raise ValueError("lease ttl must be positive")
         self.ttl_s = ttl_s
         self._expires_at = trio.current_time() + ttl_s
-        self._renewed = trio.Event()
 
     def remaining_s(self) -> float:
         return max(0.0, self._expires_at - trio.current_time())
@@ -25,15 +30,12 @@ class Lease:
     def renew(self) -> float:
         """Extend the lease by a full ttl from now; returns the remaining seconds."""
         self._expires_at = trio.current_time() + self.ttl_s
-        self._renewed.set()
-        self._renewed = trio.Event()
         return self.ttl_s
 
     async def wait_expired(self) -> None:
-        """Sleep until the lease runs out without a renewal in between."""
+        """Sleep until the lease runs out without a renewal in between (exactly then)."""
         while True:
-            with trio.move_on_at(self._expires_at):
-                await self._renewed.wait()
-                continue
-            if trio.current_time() >= self._expires_at:
+            now = trio.current_time()
+            if now >= self._expires_at:  # renewals move it while we sleep
                 return
+            await trio.sleep_until(min(self._expires_at, now + WAIT_STEP_S))

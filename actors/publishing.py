@@ -22,6 +22,7 @@ def new_timeline(
     *,
     availability_start_unix_s: float,
     resume_from: TimelinePosition | None = None,
+    max_segment_s: float,
 ) -> StreamTimeline:
     return StreamTimeline(
         renditions=list(kinds),
@@ -29,6 +30,7 @@ def new_timeline(
         availability_start_unix_s=availability_start_unix_s,
         retained_segments=settings.playlist_size + settings.segment_margin,
         resume_from=resume_from,
+        max_segment_s=max_segment_s,
     )
 
 
@@ -70,7 +72,7 @@ def static_files(
             text = publish.render_media_playlist(timeline, rid, plain)
             if text is not None:
                 out.append((f"{rid}/{MEDIA_PLAYLIST}", text.encode()))
-        master = publish.render_multivariant_playlist(timeline, tuple(metas))
+        master = publish.render_multivariant_playlist(timeline, tuple(metas), plain)
         if master is not None:
             out.append((MULTIVARIANT_PLAYLIST, master.encode()))
     if spec.enable_dash:

@@ -37,7 +37,7 @@ from actors.edge import LiveEdge, next_incarnation
 from actors.edge.gates import EdgeGates
 from actors.encoder_run import EncoderRun
 from actors.errors import EncoderExited
-from actors.ffmpeg.command import Rung
+from actors.ffmpeg.command import SOURCE_RUNG_NAME, Rung
 from actors.ffmpeg.process import Spawner
 from actors.ffmpeg.sources import ValidatedSource
 from actors.ffmpeg.stderr import (
@@ -127,6 +127,7 @@ class StreamActor:
             playlist_size=settings.playlist_size,
             part_target_s=settings.part_target_s,
             low_latency=self.low_latency,
+            passthrough_video=SOURCE_RUNG_NAME in spec.qualities,
         )
         self.timeline: StreamTimeline | None = None
         self.metas: tuple[publish.RenditionMeta, ...] = ()
@@ -404,6 +405,7 @@ class StreamActor:
                 self.settings,
                 availability_start_unix_s=self.status.created_unix_s,
                 resume_from=self._resume_from,
+                max_segment_s=publish.max_segment_s(self.publish_settings),
             )
             self.metas = publishing.rendition_metas(plan.rungs, include_audio=plan.include_audio)
         return self.timeline

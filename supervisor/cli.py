@@ -75,6 +75,11 @@ FLAG_HELP = {
     "that does not read (default 10)",
     "ORIGIN_MAX_CONNECTIONS": "origin connections at once, 503 beyond (default 0: derived from "
     "the file-descriptor limit minus what MAX_STREAMS needs)",
+    "API_HEAD_TIMEOUT": "seconds a control-API connection has to send a whole request head, "
+    "new or kept alive (default 10)",
+    "API_SEND_TIMEOUT": "seconds without write progress before the API closes a client that "
+    "does not read (default 10)",
+    "API_MAX_CONNECTIONS": "control-API connections at once, 503 beyond (default 128)",
     "READY_MIN_FREE_MB": "free MiB in OUTPUT_DIR below which /ready is 503 (default 64)",
     "RTMP_PORT": "port of the RTMP listener for push streams (default 1935; 0: none)",
     "SRT_PORT_RANGE": "UDP ports for SRT push streams, one per stream (default 9000-9099)",
@@ -162,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"hlsdash: configuration error: {error}", file=sys.stderr)
         return 2
+    from supervisor import memory_trace  # noqa: PLC0415
+
+    memory_trace.start()  # HLSDASH_TRACEMALLOC=1 only; before the imports it should see
     from supervisor.logging import configure_logging  # noqa: PLC0415
     from supervisor.main import run_service  # noqa: PLC0415
 

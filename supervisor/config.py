@@ -87,6 +87,10 @@ class Settings:
     origin_idle_timeout_s: float = 15.0  # a keep-alive connection with no new request closes
     origin_send_timeout_s: float = 10.0  # a client that reads nothing for this long is closed
     origin_max_connections: int = 0  # 0 → derived from the fd budget (origin_limits)
+    # -- control API connections (api_server.py) --
+    api_head_timeout_s: float = 10.0  # a request head (new or kept-alive) must be whole by then
+    api_send_timeout_s: float = 10.0  # a client that reads nothing for this long is closed
+    api_max_connections: int = 128  # beyond it 503 + close; the origin's fd budget reserves it
     ready_min_free_mb: float = 64.0  # /ready is 503 with less free space in OUTPUT_DIR
     # -- push ingest (actors/ingest, supervisor/ingest) --
     rtmp_port: int = 1935  # the one RTMP listener for every push stream; 0: no RTMP listener
@@ -253,6 +257,9 @@ ENV_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ORIGIN_IDLE_TIMEOUT": ("origin_idle_timeout_s", _number(1, 3600)),
     "ORIGIN_SEND_TIMEOUT": ("origin_send_timeout_s", _number(1, 300)),
     "ORIGIN_MAX_CONNECTIONS": ("origin_max_connections", _integer(0, 10_000_000)),
+    "API_HEAD_TIMEOUT": ("api_head_timeout_s", _number(1, 300)),
+    "API_SEND_TIMEOUT": ("api_send_timeout_s", _number(1, 300)),
+    "API_MAX_CONNECTIONS": ("api_max_connections", _integer(1, 100_000)),
     "READY_MIN_FREE_MB": ("ready_min_free_mb", _number(0, 10_000_000)),
     "RTMP_PORT": ("rtmp_port", _integer(0, 65535)),
     "SRT_PORT_RANGE": ("srt_port_range", _port_range),

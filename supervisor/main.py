@@ -7,6 +7,7 @@ folders removed), then return so the process exits 0.
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import TYPE_CHECKING
 
@@ -15,13 +16,13 @@ import trio
 
 from actors.ffmpeg.sources import synthetic_source
 from actors.status import StreamSpec
-from supervisor import __version__
+from supervisor import __version__, memory_trace
 from supervisor.config import Settings
 from supervisor.http.api import create_api_app
+from supervisor.http.api_server import serve_api
 from supervisor.http.origin import OriginApp
 from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
-from supervisor.http.server import serve_app
 from supervisor.ingest.rtmp_server import RtmpServer
 from supervisor.metrics import Metrics
 from supervisor.registry import open_registry
@@ -98,6 +99,8 @@ async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, stop)
+        if memory_trace.enabled(os.environ):  # HLSDASH_TRACEMALLOC: reports on SIGUSR2
+            await nursery.start(memory_trace.report_on_signal)
         await nursery.start(service.run)
         if settings.rtmp_port:
             # one RTMP listener for every push stream (RTMP_PORT; 0 switches it off)
@@ -111,7 +114,7 @@ async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo:
 
             cluster = await nursery.start(run_cluster, settings, service)
         api_urls = await nursery.start(
-            serve_app,
+            serve_api,
             create_api_app(service, metrics, playback, cluster.api if cluster else None),
             settings,
             settings.api_port,

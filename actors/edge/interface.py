@@ -43,10 +43,15 @@ def next_incarnation() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A playlist or MPD as of one live-edge version (the same version → the same bytes)."""
+    """A playlist or MPD as of one live-edge version (the same version → the same bytes).
 
-    data: bytes
+    Rendered only when asked: the HTTP layer keeps rendered documents in its object cache keyed
+    by ``version`` and calls ``render`` on a miss, in the same step as it got this (no await
+    between, so the live edge has not moved). The edge keeps no copy: one cache, one eviction.
+    """
+
     version: int
+    render: Callable[[], bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +84,6 @@ class LiveEdge:
 
     def __init__(self, actor: StreamActor) -> None:
         self._actor = actor
-        self._documents: dict[tuple[str, str, bool], bytes] = {}
-        self._documents_version = -1
 
     # ------------------------------------------------------------------ identity and settings
 
@@ -100,11 +103,8 @@ class LiveEdge:
 
     @property
     def target_duration_s(self) -> int:
-        """EXT-X-TARGETDURATION as published: covers the longest real segment (a passthrough
-        source's GOP may exceed the configured segment duration)."""
-        timeline = self._actor.timeline
-        longest_s = timeline.longest_segment_s if timeline is not None else 0.0
-        return publish.target_duration_s(self._actor.publish_settings, longest_s)
+        """EXT-X-TARGETDURATION as published: planned up front, the same all stream long."""
+        return publish.target_duration_s(self._actor.publish_settings)
 
     @property
     def low_latency(self) -> bool:
@@ -133,8 +133,7 @@ class LiveEdge:
         if not actor.spec.enable_hls:
             return None
         return self._document(
-            ("multivariant", "", False),
-            lambda t: publish.render_multivariant_playlist(t, actor.metas),
+            lambda t: publish.render_multivariant_playlist(t, actor.metas, actor.publish_settings)
         )
 
     def manifest(self) -> Document | None:
@@ -142,7 +141,6 @@ class LiveEdge:
         if not actor.spec.enable_dash:
             return None
         return self._document(
-            ("manifest", "", False),
             lambda t: publish.render_manifest(
                 t, actor.metas, actor.publish_settings, now_unix_s=actor.wall_now()
             ),
@@ -174,30 +172,23 @@ class LiveEdge:
                 return refusal
         skip = skip and low_latency
         return self._document(
-            ("media", rendition_id, skip),
             lambda t: publish.render_media_playlist(
                 t, rendition_id, actor.publish_settings, skip_requested=skip
             ),
         )
 
-    def _document(
-        self, key: tuple[str, str, bool], render: Callable[[StreamTimeline], str | None]
-    ) -> Document | None:
-        """Rendered once per live-edge version, however many requests ask for it."""
+    def _document(self, render: Callable[[StreamTimeline], str | None]) -> Document | None:
+        """The document at the current live-edge version, to be rendered by whoever has no
+        copy of that version yet."""
         timeline = self._actor.timeline
         if timeline is None:
             return None
-        version = self.version
-        if version != self._documents_version:
-            self._documents.clear()
-            self._documents_version = version
-        data = self._documents.get(key)
-        if data is None:
+
+        def rendered() -> bytes | None:
             text = render(timeline)
-            if text is None:
-                return None
-            data = self._documents[key] = text.encode()
-        return Document(data, version)
+            return None if text is None else text.encode()
+
+        return Document(self.version, rendered)
 
     async def _hold_until_resumed(self) -> None:
         """A resumed stream lists nothing until its first segment in this life (see

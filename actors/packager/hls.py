@@ -115,6 +115,8 @@ class MediaPlaylistInput:
     target_duration_s: int
     segments: tuple[SegmentRecord, ...]
     discontinuity_sequence: int = 0
+    # False when a segment may start without a keyframe (a passthrough video cut at the cap)
+    independent_segments: bool = True
     ended: bool = False
     low_latency: LowLatencyHls | None = None
     partial_segment: SegmentRecord | None = None
@@ -217,8 +219,9 @@ def render_media_playlist(p: MediaPlaylistInput) -> str:
         f"#EXT-X-TARGETDURATION:{p.target_duration_s}",
         f"#EXT-X-MEDIA-SEQUENCE:{first_number}",
         f"#EXT-X-DISCONTINUITY-SEQUENCE:{p.discontinuity_sequence}",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
+    if p.independent_segments:
+        lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
     if ll is not None:
         control = f"CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={format_decimal(ll.part_hold_back_s)}"
         if can_skip:
@@ -303,7 +306,10 @@ class AudioRendition:
 
 
 def render_multivariant_playlist(
-    variants: Sequence[VariantStream], audio: AudioRendition | None
+    variants: Sequence[VariantStream],
+    audio: AudioRendition | None,
+    *,
+    independent_segments: bool = True,
 ) -> str:
     """Render the multivariant playlist: the audio group, then the variants, highest first.
 
@@ -311,7 +317,9 @@ def render_multivariant_playlist(
     """
     if len({v.no_closed_captions for v in variants}) > 1:
         raise ValueError("CLOSED-CAPTIONS=NONE must be on every variant or on none")
-    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6"]
+    if independent_segments:
+        lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
     if not variants:
         if audio is None:
             raise ValueError("a multivariant playlist needs at least one variant or audio")

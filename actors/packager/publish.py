@@ -26,6 +26,8 @@ class PublishSettings:
     low_latency: bool
     # absolute path: resolves to the serving host's /time on the API and the origin alike
     utc_timing_url: str = "/time"
+    # the video is the source's, copied: its keyframes, not ours, decide where segments can start
+    passthrough_video: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,19 +51,34 @@ DASH_MIN_TARGET_LATENCY_S = 1.5
 DASH_MAX_LATENCY_OVER_TARGET_S = 1.0
 
 
-def target_duration_s(settings: PublishSettings, longest_segment_s: float = 0.0) -> int:
-    """EXT-X-TARGETDURATION: the configured segment duration, or the longest real segment.
+# A copied video's keyframe interval is the source's, unknown before it runs: the target duration
+# is planned at this many segment durations, so common GOPs (up to twice the segment duration)
+# fit, and a longer gap between keyframes is cut without one (``max_segment_s``).
+PASSTHROUGH_TARGET_FACTOR = 2
 
-    RFC 8216 §4.3.3.1: every EXTINF, rounded to the nearest integer, MUST be ≤ the target
-    duration. Transcoded video is cut on the grid, but a passthrough source's GOP decides its
-    segments (2.5 s GOPs on a 2 s grid give 2.5 s segments: EXTINF:2.500 needs 3), so the
-    longest committed segment counts, as printed (5 decimals), rounded half up. It only ever
-    grows (the timeline keeps the longest over the stream's life): a target duration that
-    changes once is the lesser fault next to an EXTINF above it. AAC segments that end up to
-    half a fragment past the grid (2.45 s on a 2 s grid) still round to 2.
+
+def target_duration_s(settings: PublishSettings) -> int:
+    """EXT-X-TARGETDURATION, decided up front from the plan, never changed during the stream.
+
+    RFC 8216bis §4.4.3.1: every EXTINF, rounded to the nearest integer, MUST be ≤ the target
+    duration, and §6.2.1: the target duration MUST NOT change. Transcoded video has a keyframe
+    forced on every grid line, so its segments are one segment duration (AAC segments end up to
+    half a fragment past the grid: 2.45 s on a 2 s grid still rounds to 2). A copied (passthrough)
+    video gets ``PASSTHROUGH_TARGET_FACTOR`` times that. The timeline cuts any segment before
+    it would round above this (``max_segment_s``), keyframe or not. (Before, the target grew to
+    the longest segment seen: once, mid-stream, which the RFC forbids.)
     """
     configured = max(1, math.ceil(settings.segment_duration_s - 1e-9))
-    return max(configured, math.floor(round(longest_segment_s, 5) + 0.5))
+    return configured * (PASSTHROUGH_TARGET_FACTOR if settings.passthrough_video else 1)
+
+
+def max_segment_s(settings: PublishSettings) -> float:
+    """The longest segment the timeline's leader (video) may make: the target duration itself.
+
+    EXTINF rounded half up must stay ≤ the target duration, i.e. below TD + 0.5 s; the half
+    second is left to the audio, whose segments may end up to one AAC fragment (0.49 s at
+    48 kHz) past the video's cut."""
+    return float(target_duration_s(settings))
 
 
 def max_segment_duration_s(settings: PublishSettings, longest_segment_s: float = 0.0) -> float:
@@ -81,10 +98,8 @@ def part_target_s(settings: PublishSettings, observed_part_s: float = 0.0) -> fl
     return max(settings.part_target_s, math.ceil(listed_s * 1000 - 1e-6) / 1000)
 
 
-def low_latency_hls(
-    settings: PublishSettings, observed_part_s: float = 0.0, longest_segment_s: float = 0.0
-) -> hls.LowLatencyHls:
-    td = target_duration_s(settings, longest_segment_s)
+def low_latency_hls(settings: PublishSettings, observed_part_s: float = 0.0) -> hls.LowLatencyHls:
+    td = target_duration_s(settings)
     target = part_target_s(settings, observed_part_s)
     return hls.LowLatencyHls(
         part_target_s=target,
@@ -147,13 +162,12 @@ def render_media_playlist(
     first_number = segments[0].number if segments else (partial.number if partial else 0)
     return hls.render_media_playlist(
         hls.MediaPlaylistInput(
-            target_duration_s=target_duration_s(settings, timeline.longest_segment_s),
+            target_duration_s=target_duration_s(settings),
+            independent_segments=not settings.passthrough_video,
             segments=segments,
             discontinuity_sequence=timeline.discontinuity_sequence(first_number),
             ended=ended,
-            low_latency=low_latency_hls(
-                settings, timeline.observed_part_s(), timeline.longest_segment_s
-            )
+            low_latency=low_latency_hls(settings, timeline.observed_part_s())
             if ll
             else None,
             partial_segment=partial,
@@ -187,7 +201,9 @@ def _bandwidths(edge: RenditionEdge, meta: RenditionMeta) -> tuple[int, int]:
 
 
 def render_multivariant_playlist(
-    timeline: StreamTimeline, metas: tuple[RenditionMeta, ...]
+    timeline: StreamTimeline,
+    metas: tuple[RenditionMeta, ...],
+    settings: PublishSettings,
 ) -> str | None:
     """Multivariant playlist, or None until every rendition has its init segment."""
     edges = {m.rendition_id: timeline.edge(m.rendition_id) for m in metas}
@@ -230,7 +246,9 @@ def render_multivariant_playlist(
                 no_closed_captions=no_closed_captions,
             )
         )
-    return hls.render_multivariant_playlist(tuple(variants), audio)
+    return hls.render_multivariant_playlist(
+        tuple(variants), audio, independent_segments=not settings.passthrough_video
+    )
 
 
 def render_manifest(

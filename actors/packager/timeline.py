@@ -197,6 +197,7 @@ class StreamTimeline:
         memory_segments: int = 4,
         barrier_limit_segments: int = 8,
         resume_from: TimelinePosition | None = None,
+        max_segment_s: float = math.inf,
     ) -> None:
         """``resume_from``: continue a stream an earlier process (or node) published, from the
         registry: its availability start replaces ``availability_start_unix_s`` (media time and
@@ -206,6 +207,10 @@ class StreamTimeline:
         if not renditions:
             raise ValueError("a stream needs at least one rendition")
         self.segment_duration_s = segment_duration_s
+        # the leader cuts before a fragment that would make its segment longer than this, even
+        # without a sync sample: the published target duration is fixed up front, and a copied
+        # video's keyframes may be further apart than it allows (publish.max_segment_s)
+        self.max_segment_s = max_segment_s
         self.availability_start_unix_s = availability_start_unix_s
         self._renditions = {rid: _Rendition(rid, kind) for rid, kind in renditions}
         # the rendition whose cuts every other one follows: video cuts need a sync sample, and
@@ -226,6 +231,8 @@ class StreamTimeline:
         # how far the leader's media reaches (no cut before it is still unknown), and the index
         # the barrier waits for (it gets ``next_number``)
         self._cuts_s: list[float] = []
+        # leader segment indexes cut at the cap without a sync sample: followers cut there too
+        self._cuts_without_sync: set[int] = set()
         self._leader_end_s: float | None = None
         self._leader_done = False
         self._next_index = 0
@@ -272,6 +279,7 @@ class StreamTimeline:
         self.epoch += 1
         self._epoch_base_s = None
         self._cuts_s = []
+        self._cuts_without_sync = set()
         self._leader_end_s = None
         self._leader_done = False
         self._next_index = 0
@@ -406,7 +414,7 @@ class StreamTimeline:
         if rendition_id == self._leader_id:
             tolerance_s = min(last_part_s / 2, self.segment_duration_s / 4)
             slot = math.floor((next_local_s + tolerance_s) / self.segment_duration_s)
-            return slot > growing.grid_index
+            return slot > growing.grid_index or self._over_cap(next_local_s + last_part_s)
         return next_local_s + last_part_s / 2 >= self._next_leader_cut_s(growing.index)
 
     def _next_leader_cut_s(self, index: int) -> float:
@@ -507,17 +515,31 @@ class StreamTimeline:
         tolerance_s = min(fragment_duration_s / 2, self.segment_duration_s / 4)
         grid_index = math.floor((local_start_s + tolerance_s) / self.segment_duration_s)
         growing = rendition.growing
-        cuts = growing is None or (
-            grid_index > growing.grid_index
-            and (rendition.kind == "audio" or fragment.starts_with_sync)
+        cuts = (
+            growing is None
+            or (
+                grid_index > growing.grid_index
+                and (rendition.kind == "audio" or fragment.starts_with_sync)
+            )
+            or self._over_cap(local_start_s + fragment_duration_s)
         )
         if cuts:
             if growing is not None:
                 self._complete(rendition, growing)
+            if rendition.kind == "video" and not fragment.starts_with_sync:
+                self._cuts_without_sync.add(len(self._cuts_s))
+                # cut at the cap, mid-slot: the next keyframe cut waits for the slot after the
+                # next grid line, or a keyframe just past it would leave a sliver of a segment
+                grid_index += 1
             self._start_segment(rendition, fragment, len(self._cuts_s), grid_index)
             self._cuts_s.append(local_start_s)
         self._leader_end_s = local_start_s + fragment_duration_s
         self._append(rendition, fragment, changes)
+
+    def _over_cap(self, leader_end_s: float) -> bool:
+        """Would the leader's growing segment, ending at ``leader_end_s``, exceed the cap?"""
+        # (a µs of slack: times come from ticks, and a segment exactly at the cap is allowed)
+        return bool(self._cuts_s) and leader_end_s - self._cuts_s[-1] > self.max_segment_s + 1e-6
 
     def _release_held(self, rendition: _Rendition, changes: Changes) -> None:
         """Place a follower's held fragments whose leader segment is known, oldest first."""
@@ -570,7 +592,12 @@ class StreamTimeline:
             # no audio fragment's midpoint; the next fragment opens it instead of leaving a hole.
             index = min(index, growing.index + 1)
         if growing is None or (
-            index > growing.index and (rendition.kind == "audio" or fragment.starts_with_sync)
+            index > growing.index
+            and (
+                rendition.kind == "audio"
+                or fragment.starts_with_sync
+                or index in self._cuts_without_sync
+            )
         ):
             if growing is not None:
                 self._complete(rendition, growing)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from actors.ffmpeg.command import build_ffmpeg_argv, select_rungs
 from ops.bench.common import fmt_ratio, header, parse_size
-from ops.bench.ladder import encode_spec, output_fds, run_processes
+from ops.bench.ladder_ffmpeg import encode_spec, output_fds, run_processes
 
 
 def hls_requests_per_s(part_s: float, renditions: int = 2) -> float:

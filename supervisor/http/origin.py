@@ -126,8 +126,8 @@ class OriginApp:
     ) -> tuple[str, OriginResponse | StreamedResponse]:
         """The answer to one request and its metrics route label (shared by both HTTP paths).
 
-        ``address`` is the peer, when the HTTP layer knows it (Hypercorn's ASGI scope); the
-        HTTP/1.1 fast path does not pass it, so there a viewer is its session or user agent.
+        ``address`` is the peer's address (both HTTP paths pass it): without a ``session``
+        tag, a viewer is its address (or first X-Forwarded-For hop) and user agent.
         """
         if path == "/time":
             return "/time", time_response()
@@ -168,7 +168,36 @@ class OriginApp:
             if isinstance(result, StreamedResponse) and result.chunks is not None:
                 chunks = fenced_chunks(result.chunks, cluster, stream_id)
                 result = StreamedResponse(result.status, result.headers, chunks)
-        if is_viewer_poll(relative, result.status):
+        self._note_viewer(stream_id, relative, query, headers, result.status, address=address)
+        return _route_label(relative), result
+
+    def note_shared_answer(
+        self,
+        path: str,
+        query: str,
+        headers: origin_core.RequestHeaders,
+        status: int,
+        *,
+        address: str | None,
+    ) -> None:
+        """A request answered with another identical request's answer (a collapsed blocking
+        reload) is a poll by its own client: count that viewer as ``respond`` would have."""
+        split = origin_core.split_stream_path(path)
+        if split is not None:
+            stream_id, relative = split
+            self._note_viewer(stream_id, relative, query, headers, status, address=address)
+
+    def _note_viewer(
+        self,
+        stream_id: str,
+        relative: str,
+        query: str,
+        headers: origin_core.RequestHeaders,
+        status: int,
+        *,
+        address: str | None,
+    ) -> None:
+        if is_viewer_poll(relative, status):
             self._metrics.viewers.seen(
                 stream_id,
                 viewer_key(
@@ -178,7 +207,6 @@ class OriginApp:
                     user_agent=headers.get("user-agent"),
                 ),
             )
-        return _route_label(relative), result
 
 
 def is_viewer_poll(relative: str, status: int) -> bool:

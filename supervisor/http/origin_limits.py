@@ -9,8 +9,8 @@ itself and ``MAX_STREAMS`` streams need, and the origin takes connections only f
     origin connections = RLIMIT_NOFILE
                          - SERVICE_FDS          (128: listeners, epoll, wake-up pipes, logs,
                                                  worker-thread file I/O, /ready probes, psutil)
-                         - API_CONNECTION_FDS   (128: control-API and dashboard connections,
-                                                 served by Hypercorn, which has no cap of its own)
+                         - API_MAX_CONNECTIONS  (128 by default: control-API and dashboard
+                                                 connections, capped at that by api_server.py)
                          - MAX_STREAMS × FDS_PER_STREAM
                                                 (32 each: up to 6 media pipes + stdout + stderr,
                                                  both ends open while FFmpeg is spawned = 16,
@@ -31,7 +31,7 @@ from typing import Final
 from supervisor.config import Settings
 
 SERVICE_FDS: Final = 128
-API_CONNECTION_FDS: Final = 128
+API_CONNECTION_FDS: Final = 128  # API_MAX_CONNECTIONS's default
 FDS_PER_STREAM: Final = 32
 # below this the origin is useless; run with it anyway and say why at start-up
 MIN_ORIGIN_CONNECTIONS: Final = 16
@@ -56,17 +56,23 @@ class ConnectionBudget:
     warning: str | None = None  # said once at start-up when the budget bent the settings
 
 
-def reserved_fds(max_streams: int) -> int:
+def reserved_fds(max_streams: int, api_connections: int = API_CONNECTION_FDS) -> int:
     """Descriptors kept for the service itself, its API and ``max_streams`` streams."""
-    return SERVICE_FDS + API_CONNECTION_FDS + max_streams * FDS_PER_STREAM
+    return SERVICE_FDS + api_connections + max_streams * FDS_PER_STREAM
 
 
-def connection_budget(*, nofile_limit: int, max_streams: int, configured: int) -> ConnectionBudget:
+def connection_budget(
+    *,
+    nofile_limit: int,
+    max_streams: int,
+    configured: int,
+    api_connections: int = API_CONNECTION_FDS,
+) -> ConnectionBudget:
     """The origin's connection cap from the fd limit (pure; see the module docstring).
 
     ``configured`` is ``ORIGIN_MAX_CONNECTIONS`` (0: as many as the budget allows).
     """
-    reserve = reserved_fds(max_streams)
+    reserve = reserved_fds(max_streams, api_connections)
     budget = nofile_limit - reserve
     if budget < MIN_ORIGIN_CONNECTIONS:
         return ConnectionBudget(
@@ -108,6 +114,7 @@ def origin_limits(
         nofile_limit=nofile_limit,
         max_streams=settings.max_streams,
         configured=settings.origin_max_connections,
+        api_connections=settings.api_max_connections,
     )
     limits = OriginLimits(
         head_timeout_s=settings.origin_head_timeout_s,

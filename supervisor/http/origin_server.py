@@ -42,6 +42,7 @@ from hypercorn.utils import repr_socket_addr, wrap_app
 
 from supervisor.config import Settings
 from supervisor.http import http1, origin_core
+from supervisor.http.connection_cap import ConnectionCap
 from supervisor.http.origin import OriginApp
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.origin_limits import OriginLimits, origin_limits, raise_nofile_limit
@@ -50,7 +51,6 @@ from supervisor.http.origin_sockets import (
     SEND_ERRORS,
     ClientGone,
     PrefixedStream,
-    answer_and_close,
     listening_sockets,
     send_with_progress_deadline,
     write_now,
@@ -65,7 +65,6 @@ _ACCEPT_CAPACITY_ERRNOS: Final = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 )
 _ACCEPT_RETRY_S: Final = 0.1
-_REFUSAL_LOG_EVERY_S: Final = 10.0
 # bounds on cleanup that must not hold a connection's task forever
 _CLOSE_TIMEOUT_S: Final = 1.0
 # the request headers an origin response depends on (CORS is "*" for everyone)
@@ -94,6 +93,7 @@ class _Flight:
 @dataclass(eq=False, slots=True)
 class _Connection:
     stream: trio.SocketStream
+    peer: str | None = None  # the client's address (viewers are counted per peer)
     method: str = ""  # of the request being answered ("" between requests)
     response_started: bool = False  # a byte of its response was written (or handed to the kernel)
 
@@ -113,9 +113,7 @@ class OriginServer:
         self._idle: set[trio.CancelScope] = set()
         self._flights: dict[tuple[str | None, ...], _Flight] = {}
         self._closing = False
-        self.open_connections = 0
-        self._refused_since_log = 0
-        self._refusal_logged_at = -math.inf
+        self._cap = ConnectionCap(listener="origin", max_connections=self._limits.max_connections)
 
     async def serve(
         self,
@@ -151,45 +149,27 @@ class OriginServer:
                     if error.errno not in _ACCEPT_CAPACITY_ERRNOS:
                         raise
                     # out of descriptors for a moment: the backlog waits, streams keep theirs
-                    self._note_refusal(errno.errorcode.get(error.errno or 0, str(error)))
+                    self._cap.note_refusal(errno.errorcode.get(error.errno or 0, str(error)))
                     await trio.sleep(_ACCEPT_RETRY_S)
                     continue
-                if self.open_connections >= self._limits.max_connections:
-                    self._refuse(stream)
-                    continue
-                self.open_connections += 1
-                connections.start_soon(self._connection, stream)
+                if self._cap.admit(stream):  # else answered 503 and closed
+                    connections.start_soon(self._connection, stream)
 
-    def _refuse(self, stream: trio.SocketStream) -> None:
-        """Over the cap: a 503 if the socket takes it at once, then close. Never waits."""
-        answer_and_close(stream, _AT_CAPACITY)
-        self._note_refusal("at_capacity")
-
-    def _note_refusal(self, reason: str) -> None:
-        self._refused_since_log += 1
-        now = trio.current_time()
-        if now - self._refusal_logged_at >= _REFUSAL_LOG_EVERY_S:
-            log.warning(
-                "origin_connections_refused",
-                reason=reason,
-                refused=self._refused_since_log,
-                open_connections=self.open_connections,
-                max_connections=self._limits.max_connections,
-            )
-            self._refusal_logged_at = now
-            self._refused_since_log = 0
+    @property
+    def open_connections(self) -> int:
+        return self._cap.open_connections
 
     # ------------------------------------------------------------------ one connection
 
     async def _connection(self, stream: trio.SocketStream) -> None:
-        connection = _Connection(stream)
+        connection = _Connection(stream, peer=_peer_address(stream))
         handed_over = False
         try:
             handed_over = await self._requests(connection)
         except Exception:  # one connection's failure is that connection's, never the origin's
             self._connection_failed(connection)
         finally:
-            self.open_connections -= 1
+            self._cap.release()
             if not handed_over:
                 with (
                     trio.CancelScope(shield=True),
@@ -302,28 +282,32 @@ class OriginServer:
         started = time.perf_counter()
         key = _flight_key(request) if http1.is_blocking_reload(request.query) else None
         flight = self._flights.get(key) if key is not None else None
-        if flight is not None and await self._follow(
-            flight, connection, request.keep_alive, started
-        ):
+        if flight is not None and await self._follow(flight, connection, request, started):
             return
         # not shared: a plain request, the first of a flight (key), or a follower whose leader
         # failed without an answer (flight is not None: it asks alone)
-        route, result = await self._respond(request, key if flight is None else None)
+        route, result = await self._respond(
+            request, key if flight is None else None, peer=connection.peer
+        )
         await self._send(connection, result, request.keep_alive)
         self._app.observe(route, result.status, started)
 
     async def _respond(
-        self, request: http1.RequestHead, flight_key: tuple[str | None, ...] | None
+        self,
+        request: http1.RequestHead,
+        flight_key: tuple[str | None, ...] | None,
+        *,
+        peer: str | None,
     ) -> tuple[str, OriginResponse | StreamedResponse]:
         """The app's answer; with a ``flight_key``, identical requests meanwhile wait for it."""
         if flight_key is None:
             return await self._app.respond(
-                request.method, request.path, request.query, request.headers
+                request.method, request.path, request.query, request.headers, address=peer
             )
         flight = self._flights[flight_key] = _Flight()
         try:
             route, result = await self._app.respond(
-                request.method, request.path, request.query, request.headers
+                request.method, request.path, request.query, request.headers, address=peer
             )
             if isinstance(result, OriginResponse):
                 # whatever the status: equal keys get byte-identical answers, and a follower
@@ -377,10 +361,14 @@ class OriginServer:
             waiter.served = True
 
     async def _follow(
-        self, flight: _Flight, connection: _Connection, keep_alive: bool, started: float
+        self,
+        flight: _Flight,
+        connection: _Connection,
+        request: http1.RequestHead,
+        started: float,
     ) -> bool:
         """Wait for the leader's answer; False if it was not shared (then ask alone)."""
-        waiter = _Waiter(connection.stream, keep_alive)
+        waiter = _Waiter(connection.stream, request.keep_alive)
         flight.waiters.append(waiter)
         await flight.done.wait()
         if not waiter.served:
@@ -390,6 +378,9 @@ class OriginServer:
             raise ClientGone("client went away")
         if waiter.unsent:
             await self._send_all(connection, waiter.unsent)
+        self._app.note_shared_answer(
+            request.path, request.query, request.headers, flight.status, address=connection.peer
+        )
         self._app.observe(flight.route, flight.status, started)
         return True
 
@@ -449,22 +440,12 @@ class OriginServer:
         await server.run()
 
 
-def _at_capacity_response() -> bytes:
-    answer = origin_core.error_json(
-        503, "at_capacity", "the origin holds its maximum number of connections; retry shortly"
-    )
-    head = http1.encode_response_head(
-        answer.status,
-        (*answer.headers, ("retry-after", "1")),
-        date=http1.HttpDate().at(time.time()),
-        body_length=len(answer.body),
-        keep_alive=False,
-    )
-    return head + answer.body
-
-
-# written as-is to connections beyond the cap (its Date is the start-up time: refusals are rare)
-_AT_CAPACITY: Final = _at_capacity_response()
+def _peer_address(stream: trio.SocketStream) -> str | None:
+    try:
+        peer = stream.socket.getpeername()
+    except OSError:  # already gone
+        return None
+    return str(peer[0]) if isinstance(peer, tuple) else None
 
 
 def _flight_key(request: http1.RequestHead) -> tuple[str | None, ...]:

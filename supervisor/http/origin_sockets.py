@@ -87,6 +87,9 @@ class PrefixedStream(trio.abc.HalfCloseableStream):
         try:
             await send_with_progress_deadline(self._stream, data, self._send_timeout_s)
         except ClientGone as gone:
+            # close now: Hypercorn only notes the failed write, and its reading side would wait
+            # for the next bytes of a client that reads nothing and has sent all it will send
+            await self._stream.aclose()
             raise trio.BrokenResourceError(str(gone)) from gone
 
     async def wait_send_all_might_not_block(self) -> None:

@@ -74,22 +74,32 @@ class ObjectCache:
         self._size = size
         self._max_bytes = max_bytes
         self._items: OrderedDict[tuple[Hashable, ...], OriginObject] = OrderedDict()
+        # keys by their stream's incarnation (a key's first member): forgetting an ended stream
+        # touches its own entries only, not the whole cache (the service's loop runs it)
+        self._keys_of: dict[Hashable, set[tuple[Hashable, ...]]] = {}
         self.bytes = 0
         # incarnations of ended streams: a request still in flight must not cache for them again
-        self._ended: deque[int] = deque(maxlen=_ENDED_REMEMBERED)
+        self._ended: deque[Hashable] = deque(maxlen=_ENDED_REMEMBERED)
 
     def forget(self, incarnation: int) -> None:
         """Drop every object of an ended stream (keys start with its incarnation): LRU alone kept
         them until pushed out, so the service grew by a cache's worth over create/delete churn."""
         self._ended.append(incarnation)
-        for key in [k for k in self._items if k[0] == incarnation]:
+        for key in self._keys_of.pop(incarnation, ()):
             self.bytes -= _object_size(self._items.pop(key))
 
     def __len__(self) -> int:
         return len(self._items)
 
     def entries_of(self, incarnation: int) -> int:
-        return sum(1 for key in self._items if key[0] == incarnation)
+        return len(self._keys_of.get(incarnation, ()))
+
+    def _drop(self, key: tuple[Hashable, ...]) -> None:
+        self.bytes -= _object_size(self._items.pop(key))
+        keys = self._keys_of[key[0]]
+        keys.discard(key)
+        if not keys:
+            del self._keys_of[key[0]]
 
     def get(self, key: tuple[Hashable, ...]) -> OriginObject | None:
         item = self._items.get(key)
@@ -101,14 +111,13 @@ class ObjectCache:
         size = _object_size(item)
         if size > self._max_bytes or key[0] in self._ended:
             return item  # served, never cached: too big, or its stream has ended
-        previous = self._items.pop(key, None)
-        if previous is not None:
-            self.bytes -= _object_size(previous)
+        if key in self._items:
+            self._drop(key)
         self._items[key] = item
+        self._keys_of.setdefault(key[0], set()).add(key)
         self.bytes += size
         while len(self._items) > self._size or self.bytes > self._max_bytes:
-            _key, evicted = self._items.popitem(last=False)
-            self.bytes -= _object_size(evicted)
+            self._drop(next(iter(self._items)))  # the least recently used
         return item
 
 
@@ -240,14 +249,18 @@ class Playback:
         *,
         variant: bool = False,
     ) -> OriginObject | None:
-        """A playlist or manifest for one live-edge version: hashed and gzipped once."""
+        """A playlist or manifest for one live-edge version: rendered, hashed and gzipped once
+        (this cache is the only copy: the live edge renders on demand and keeps nothing)."""
         if document is None:
             return None
         key = (edge.incarnation, relative, variant, document.version)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        return self.cache.put(key, origin_core.make_object(document.data, kind, immutable=False))
+        data = document.render()
+        if data is None:
+            return None
+        return self.cache.put(key, origin_core.make_object(data, kind, immutable=False))
 
 
 def _growing_range_response(answer: GrowingRange) -> OriginResponse:

@@ -1,14 +1,10 @@
-"""Both listeners on Hypercorn inside the root nursery (programmatic ``hypercorn.trio.serve``)."""
+"""Hypercorn's configuration shared by both listeners (``api_server``, ``origin_server``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from supervisor.config import Settings
 
@@ -32,20 +28,3 @@ def hypercorn_config(settings: Settings, port: int) -> Config:
         config.keyfile = settings.tls_key
         config.alpn_protocols = ["h2", "http/1.1"]
     return config
-
-
-async def serve_app(
-    app: Any,
-    settings: Settings,
-    port: int,
-    shutdown_trigger: Callable[[], Awaitable[None]],
-    *,
-    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve one ASGI app until ``shutdown_trigger`` returns; reports the bound URLs."""
-    await serve(
-        app,
-        hypercorn_config(settings, port),
-        shutdown_trigger=shutdown_trigger,
-        task_status=task_status,
-    )

@@ -15,10 +15,10 @@ import trio
 
 from supervisor.config import load_settings
 from supervisor.http.api import create_api_app
+from supervisor.http.api_server import serve_api
 from supervisor.http.origin import OriginApp
 from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
-from supervisor.http.server import serve_app
 from supervisor.ingest.rtmp_server import RtmpServer
 from supervisor.metrics import Metrics
 from supervisor.registry.interface import StreamRegistry
@@ -70,7 +70,7 @@ async def running_front(
                 RtmpServer(service).serve, "127.0.0.1", settings.rtmp_port
             )
         await nursery.start(
-            serve_app,
+            serve_api,
             create_api_app(service, metrics, playback),
             settings,
             settings.api_port,

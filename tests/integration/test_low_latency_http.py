@@ -14,10 +14,10 @@ import trio
 from actors.packager.bmff import split_stream
 from actors.packager.model import Fragment
 from supervisor.http.api import create_api_app
+from supervisor.http.api_server import serve_api
 from supervisor.http.origin import OriginApp
 from supervisor.http.origin_server import serve_origin
 from supervisor.http.playback import Playback
-from supervisor.http.server import serve_app
 from supervisor.metrics import Metrics
 from tests.integration.live import (
     LAVFI_SOURCE,
@@ -156,7 +156,7 @@ async def test_http2_cleartext_and_tls(tmp_path: Path) -> None:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             await nursery.start(
-                serve_app, create_api_app(service, metrics, playback), settings, api_port, stop.wait
+                serve_api, create_api_app(service, metrics, playback), settings, api_port, stop.wait
             )
             await nursery.start(
                 serve_origin, OriginApp(playback, metrics), tls_settings, tls_port, stop.wait

@@ -109,13 +109,13 @@ async def passthrough(
             yield folder, documents, check_playlists(folder, documents, actor)
 
 
-async def test_a_2_5_s_gop_on_a_2_s_grid_gives_2_5_s_segments_under_target_duration_3(
+async def test_a_2_5_s_gop_on_a_2_s_grid_gives_2_5_s_segments_under_the_planned_target(
     tmp_path: Path,
 ) -> None:
     gop = ("-g", "75", "-keyint_min", "75", "-sc_threshold", "0")  # 2.5 s at 30 fps
     async with passthrough(tmp_path, "gop25", gop) as (folder, documents, segments):
         target, _ = media_playlist(documents["source/playlist.m3u8"])
-        assert target == 3
+        assert target == 4  # planned up front for a copied video: 2 × the segment duration
         video = [d for _, d in segments["source"]]
         assert video[1:] == [2.5] * (len(video) - 1)  # (the first may start mid-GOP)
         number = segments["source"][-1][0]
@@ -139,3 +139,49 @@ async def test_irregular_source_keyframes_keep_renditions_in_step(tmp_path: Path
             folder / "source" / f"seg_{segments['source'][-1][0]}.m4s",
         )
         assert fragments[0].starts_with_sync
+
+
+async def test_keyframes_6_s_apart_are_cut_at_the_target_and_it_never_changes(
+    tmp_path: Path,
+) -> None:
+    """Review finding: EXT-X-TARGETDURATION grew once mid-stream to the longest segment seen (RFC
+    8216bis §6.2.1: it MUST NOT change). It is planned up front (4 for a copied video on a 2 s
+    grid); a source whose keyframes are 6 s apart gets a segment cut at 4 s without one, and
+    the playlists stop claiming EXT-X-INDEPENDENT-SEGMENTS. Every playlist version on disk is
+    read while the stream runs."""
+    gop = ("-g", "180", "-keyint_min", "180", "-sc_threshold", "0")  # 6 s at 30 fps
+    with running_publisher("http", width=426, height=240, keyframe_args=gop) as source:
+        async with running_service(tmp_path, SEGMENT_DURATION="2", PLAYLIST_SIZE="5") as service:
+            actor = await start_stream(service, "gop6", source.url, qualities=["source"])
+            folder = tmp_path / "gop6"
+            targets: set[int] = set()
+            with trio.fail_after(90):
+                while actor.timeline is None or actor.timeline.segments_committed_total < 7:
+                    for rid in ("source", "audio"):
+                        with contextlib.suppress(FileNotFoundError, AttributeError):
+                            text = (folder / rid / "playlist.m3u8").read_text()
+                            targets.add(media_playlist(text)[0])
+                    await trio.sleep(0.1)
+            documents = await stable_documents(folder)
+            segments = check_playlists(folder, documents, actor)
+            assert targets == {4}, targets
+            assert "#EXT-X-INDEPENDENT-SEGMENTS" not in documents["source/playlist.m3u8"]
+            assert "#EXT-X-INDEPENDENT-SEGMENTS" not in (folder / "playlist.m3u8").read_text()
+            video = segments["source"]
+            assert max(d for _, d in video) <= 4.0
+            starts_with_keyframe = {}
+            for number, _ in video:
+                _, fragments = read_media(
+                    folder / "source" / "init_1.mp4", folder / "source" / f"seg_{number}.m4s"
+                )
+                starts_with_keyframe[number] = fragments[0].starts_with_sync
+            # cut at the target without a keyframe, and at the next keyframe after it
+            assert not all(starts_with_keyframe.values()), starts_with_keyframe
+            assert any(starts_with_keyframe.values()), starts_with_keyframe
+            # a cut without a keyframe still decodes as the sequence it belongs to
+            first = next(n for n, key in starts_with_keyframe.items() if key)
+            run = [first]
+            while run[-1] + 1 in starts_with_keyframe and not starts_with_keyframe[run[-1] + 1]:
+                run.append(run[-1] + 1)
+            files = [folder / "source" / f"seg_{n}.m4s" for n in run]
+            assert ffmpeg_decode_errors(folder / "source" / "init_1.mp4", *files) == ""

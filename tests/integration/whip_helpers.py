@@ -17,7 +17,7 @@ from quart_trio import QuartTrio
 
 from actors.ingest.whip_session import WhipPeerSettings
 from supervisor.config import load_settings
-from supervisor.http.server import serve_app
+from supervisor.http.api_server import serve_api
 from supervisor.http.whip_routes import register_whip_routes
 from supervisor.ingest.whip import WhipIngest, WhipTarget
 from tests.integration.live import FFMPEG, free_port
@@ -136,7 +136,7 @@ async def serve_whip(targets: Mapping[str, WhipTarget]) -> AsyncIterator[tuple[s
         await nursery.start(ingest.run)
         ingest.prepare()  # as the service does when a WHIP stream is created
         await nursery.start(
-            partial(serve_app, app, load_settings({"API_HOST": "127.0.0.1"}), port, stop.wait)
+            partial(serve_api, app, load_settings({"API_HOST": "127.0.0.1"}), port, stop.wait)
         )
         try:
             yield f"http://127.0.0.1:{port}", ingest

@@ -44,10 +44,14 @@ class FakeApp:
     calls: list[str] = field(default_factory=list)
     observed: list[tuple[str, int]] = field(default_factory=list)
 
+    shared: list[tuple[str, int, str | None]] = field(default_factory=list)
+    addresses: list[str | None] = field(default_factory=list)
+
     async def respond(
-        self, method: str, path: str, query: str, headers: object
+        self, method: str, path: str, query: str, headers: object, *, address: str | None
     ) -> tuple[str, OriginResponse | StreamedResponse]:
         self.calls.append(f"{method} {path}?{query}")
+        self.addresses.append(address)
         if "_HLS_msn" in query:
             if self.hold_s is not None:
                 await trio.sleep(self.hold_s)  # the live edge's hold, then its answer
@@ -63,6 +67,11 @@ class FakeApp:
 
     def observe(self, route: str, status: int, started: float) -> None:
         self.observed.append((route, status))
+
+    def note_shared_answer(
+        self, path: str, query: str, headers: object, status: int, *, address: str | None
+    ) -> None:
+        self.shared.append((path, status, address))
 
 
 HUGE_BODY = b"x" * (64 * 1024 * 1024)  # far more than loopback socket buffers hold
@@ -387,3 +396,32 @@ async def test_a_handed_over_connection_that_stops_reading_is_given_up_on(
             await handed.send_all(HUGE_BODY)  # the client reads nothing
         assert 10.0 <= trio.current_time() - started < 10.1
         await handed.aclose()
+
+
+async def test_the_peer_address_reaches_the_app_and_every_follower_is_a_poll() -> None:
+    """Review finding: the fast path gave the app no peer address (viewers without a session tag
+    were told apart by user agent only) and followers of a collapsed blocking reload were never
+    counted. Clients here come from distinct loopback addresses."""
+    app = FakeApp()
+    async with running(app) as (port, _):
+        streams = [
+            await _request_from(f"127.0.0.{index}", port, BLOCKING) for index in (2, 3, 4)
+        ]
+        await trio.testing.wait_all_tasks_blocked()
+        app.release.set()
+        for stream in streams:
+            assert (await _read_response(stream))[0] == 200
+            await stream.aclose()
+    assert len(app.addresses) == 1  # the leader asked, for itself
+    leader = app.addresses[0]
+    followers = sorted(address for _, _, address in app.shared)
+    assert sorted([leader, *followers]) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    assert {(path, status) for path, status, _ in app.shared} == {
+        ("/s/240p/playlist.m3u8", 200)
+    }
+
+
+async def _request_from(address: str, port: int, target: str) -> trio.SocketStream:
+    stream = await trio.open_tcp_stream("127.0.0.1", port, local_address=address)
+    await stream.send_all(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return stream

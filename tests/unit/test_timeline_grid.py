@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -106,13 +107,29 @@ class Feed:
             positions[rid] += 1
 
 
-def new_timeline(renditions: list[tuple[str, TrackKind]]) -> StreamTimeline:
+def publish_settings(*, passthrough: bool) -> publish.PublishSettings:
+    return publish.PublishSettings(
+        segment_duration_s=SEGMENT_S,
+        playlist_size=1000,
+        part_target_s=0.5,
+        low_latency=False,
+        passthrough_video=passthrough,
+    )
+
+
+PASSTHROUGH = publish_settings(passthrough=True)
+
+
+def new_timeline(
+    renditions: list[tuple[str, TrackKind]], *, max_segment_s: float = math.inf
+) -> StreamTimeline:
     return StreamTimeline(
         renditions=renditions,
         segment_duration_s=SEGMENT_S,
         availability_start_unix_s=AST,
         retained_segments=1000,
         barrier_limit_segments=BARRIER_LIMIT,
+        max_segment_s=max_segment_s,
     )
 
 
@@ -130,11 +147,10 @@ def run(timeline: StreamTimeline, feed: Feed, order: Iterator[tuple[str, Fragmen
     return committed
 
 
-def extinf_within_target(timeline: StreamTimeline, rid: str) -> None:
-    settings_ = publish.PublishSettings(
-        segment_duration_s=SEGMENT_S, playlist_size=1000, part_target_s=0.5, low_latency=False
-    )
-    text = publish.render_media_playlist(timeline, rid, settings_)
+def extinf_within_target(
+    timeline: StreamTimeline, rid: str, *, passthrough: bool = False
+) -> None:
+    text = publish.render_media_playlist(timeline, rid, publish_settings(passthrough=passthrough))
     assert text is not None
     target = int(re.search(r"#EXT-X-TARGETDURATION:(\d+)", text).group(1))  # type: ignore[union-attr]
     for extinf in re.findall(r"#EXTINF:([\d.]+),", text):
@@ -146,17 +162,22 @@ def segments_by_number(timeline: StreamTimeline, rid: str) -> dict[int, SegmentR
     return {s.number: s for s in timeline.edge(rid).committed}
 
 
+def passthrough_feed(*, gop_s: float, total_s: float) -> Feed:
+    """A copied video with a keyframe every ``gop_s`` and its AAC audio."""
+    return Feed(
+        renditions=[("source", "video"), ("audio", "audio")],
+        fragments={
+            "source": video_fragments(keyframes_every(gop_s, total_s), round(total_s * 30)),
+            "audio": audio_fragments(total_s),
+        },
+    )
+
+
 def test_a_passthrough_gop_of_2_5_s_gives_equal_numbers_for_equal_media() -> None:
     # the defect: counted per rendition, audio (cut every 2 s) ran ahead of video (cut at its
     # 2.5 s keyframes): audio n and video n drifted apart and the barrier's backlog grew forever
     total_s = 60.0
-    feed = Feed(
-        renditions=[("source", "video"), ("audio", "audio")],
-        fragments={
-            "source": video_fragments(keyframes_every(2.5, total_s), round(total_s * 30)),
-            "audio": audio_fragments(total_s),
-        },
-    )
+    feed = passthrough_feed(gop_s=2.5, total_s=total_s)
     timeline = new_timeline(feed.renditions)
     # the audio pipe delivers well ahead of the video pipe, as FFmpeg's AAC encoder does
     order = sorted(
@@ -179,16 +200,45 @@ def test_a_passthrough_gop_of_2_5_s_gives_equal_numbers_for_equal_media() -> Non
     # audio segments are whole AAC fragments: up to one fragment longer than the video's
     assert 2.5 < timeline.longest_segment_s <= 2.5 + AUDIO_FRAGMENT_TICKS / AUDIO_TIMESCALE
     for rid in ("source", "audio"):
-        extinf_within_target(timeline, rid)
-    assert (
-        publish.target_duration_s(
-            publish.PublishSettings(
-                segment_duration_s=2.0, playlist_size=5, part_target_s=0.5, low_latency=False
-            ),
-            timeline.longest_segment_s,
-        )
-        == 3
+        extinf_within_target(timeline, rid, passthrough=True)
+    # planned up front for a copied video: twice the segment duration, whatever the GOP
+    assert publish.target_duration_s(PASSTHROUGH) == 4
+
+
+def test_keyframes_further_apart_than_the_target_allows_are_cut_without_one() -> None:
+    """Review finding: the target duration grew to the longest segment seen, once, mid-stream
+    (RFC 8216bis §6.2.1: it MUST NOT change). It is planned up front (4 for a copied video on a
+    2 s grid) and a segment is cut before its EXTINF would round above it, keyframe or not."""
+    total_s = 60.0
+    feed = passthrough_feed(gop_s=6.0, total_s=total_s)
+    timeline = new_timeline(feed.renditions, max_segment_s=publish.max_segment_s(PASSTHROUGH))
+    order = sorted(
+        ((rid, f) for rid, frags in feed.fragments.items() for f in frags),
+        key=lambda e: e[1].decode_time_ticks
+        / (VIDEO_TIMESCALE if e[0] == "source" else AUDIO_TIMESCALE),
     )
+    targets = set()
+    timeline.begin_epoch()
+    for index, (rid, kind) in enumerate(feed.renditions):
+        timeline.on_init(rid, init_for(kind, index + 1))
+    for rid, piece in order:
+        timeline.on_fragment(rid, piece, now_unix_s=AST)
+        text = publish.render_media_playlist(timeline, "source", PASSTHROUGH)
+        if text is not None:
+            targets.update(re.findall(r"#EXT-X-TARGETDURATION:(\d+)", text))
+            assert "#EXT-X-INDEPENDENT-SEGMENTS" not in text  # a segment may start mid-GOP
+    timeline.end_epoch(now_unix_s=AST)
+    assert targets == {"4"}  # the same from the first playlist to the last
+    video = segments_by_number(timeline, "source")
+    audio = segments_by_number(timeline, "audio")
+    assert video.keys() == audio.keys()
+    assert list(video) == list(range(len(video)))
+    assert max(s.duration_s for s in video.values()) <= publish.max_segment_s(PASSTHROUGH)
+    # 6 s GOPs: a cut at the cap (no keyframe there), then one at the next keyframe
+    assert any(not s.parts[0].independent for s in video.values())
+    assert sum(s.duration_s for s in video.values()) == pytest.approx(total_s)
+    for rid in ("source", "audio"):
+        extinf_within_target(timeline, rid, passthrough=True)
 
 
 gops = st.lists(st.integers(min_value=10, max_value=150), min_size=1, max_size=40)  # frames
@@ -212,7 +262,8 @@ def test_numbers_agree_by_media_time_in_any_arrival_order(
         renditions.append(("audio", "audio"))
         fragments["audio"] = audio_fragments(total_frames / 30)
     feed = Feed(renditions, fragments)
-    timeline = new_timeline(renditions)
+    cap_s = publish.max_segment_s(PASSTHROUGH)  # copied video: the source's keyframes
+    timeline = new_timeline(renditions, max_segment_s=cap_s)
     committed = run(timeline, feed, feed.interleave(random.Random(seed)))
 
     assert committed == list(range(len(committed)))  # contiguous, strictly increasing
@@ -228,12 +279,21 @@ def test_numbers_agree_by_media_time_in_any_arrival_order(
             else:  # within half an AAC fragment of the video cut, a whole one after a very
                 # short video segment (which holds no audio fragment's midpoint)
                 assert abs(segment.start_s - leader[number].start_s) <= 0.4907
-        extinf_within_target(timeline, rid)
+        extinf_within_target(timeline, rid, passthrough=True)
     assert timeline.fragments_dropped_total == 0
-    # every segment starts at a keyframe, and no two in the same grid slot
+    # every segment starts at a keyframe — unless the one before it reached the cap — and no
+    # two in the same grid slot
     keyframe_ticks = {k * FRAME_TICKS for k in keyframes}
     starts = [s.start_ticks - leader[0].start_ticks for s in leader.values()]
-    assert all(start in keyframe_ticks for start in starts)
+    durations = [s.duration_s for s in leader.values()]
+    part_s = PART_FRAMES / 30
+    for index, start in enumerate(starts):
+        assert start in keyframe_ticks or durations[index - 1] > cap_s - part_s - 1e-6, (
+            index,
+            start,
+            durations,
+        )
+    assert max(durations) <= cap_s
     slots = [
         # the cut rule's tolerance: half the first part, at most a quarter slot
         math.floor(
