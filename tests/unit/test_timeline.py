@@ -391,12 +391,13 @@ def test_multivariant_says_no_closed_captions_unless_a_rung_copies_the_source() 
     run_epoch(timeline, AST + 5.0, end=False)
     audio = publish.RenditionMeta(rendition_id="audio", kind="audio", nominal_bandwidth_bps=1)
     transcoded = publish.RenditionMeta(rendition_id="180p", kind="video", nominal_bandwidth_bps=1)
-    text = publish.render_multivariant_playlist(timeline, (transcoded, audio))
+    settings = publish_settings(1 / 3, low_latency=True)
+    text = publish.render_multivariant_playlist(timeline, (transcoded, audio), settings)
     assert text is not None
     stream_infs = [line for line in text.splitlines() if line.startswith("#EXT-X-STREAM-INF")]
     assert len(stream_infs) == 1
     assert stream_infs[0].endswith(',AUDIO="audio",CLOSED-CAPTIONS=NONE')
     copied = replace(transcoded, passthrough=True)
-    text = publish.render_multivariant_playlist(timeline, (copied, audio))
+    text = publish.render_multivariant_playlist(timeline, (copied, audio), settings)
     assert text is not None
     assert "CLOSED-CAPTIONS" not in text
