@@ -43,15 +43,19 @@ from supervisor.ingest.rtmp.session import (
 log = structlog.get_logger(__name__)
 
 RECEIVE_BYTES = 64 * 1024
-# Once a publisher is accepted, a read waits until this much has arrived (the socket's
-# SO_RCVLOWAT: the kernel wakes us only then) or COALESCE_WAIT_S has passed, whichever comes first.
 # A publisher writes each RTMP chunk on its own (FFmpeg: ~175 TCP segments/s at 3 Mb/s 720p30),
-# and every wake-up costs the event loop ~0.2 ms of CPU here (read, parse, channel hand-over,
-# pipe write): coalescing cuts the wake-ups to ≤ 1 / COALESCE_WAIT_S (measured in
-# ops/bench/ingest.py), for at most COALESCE_WAIT_S more latency on a message, and a keyframe
-# (tens of KiB) is never held back.
-COALESCE_BYTES = 32 * 1024
-COALESCE_WAIT_S = 0.02
+# and every wake-up costs the event loop ~0.2 ms of CPU here (read, parse, channel hand-over, pipe
+# write). Once a publisher is accepted, the socket's SO_RCVLOWAT makes the kernel wake us only
+# when enough has arrived: while a message is in progress, what it still lacks
+# (``ServerSession.bytes_wanted``: its chunks come back to back, so waiting for them costs no
+# latency); between messages, COALESCE_S worth of the publisher's measured rate, so small audio
+# messages ride along with the next video message (≤ one frame interval later) instead of
+# waking us each. No timer (a trio timeout firing costs more than a read). Measured with
+# ops/bench/ingest.py; capped so a keyframe is read in pieces.
+MAX_LOW_WATER_BYTES = 64 * 1024
+COALESCE_S = 0.01
+MAX_COALESCE_BYTES = 16 * 1024
+RATE_WINDOW_S = 1.0
 # From accept to an accepted publish: a real publisher needs a few round trips; a connection that
 # trickles (or stops half-way through the handshake) is closed after this.
 SETUP_TIMEOUT_S = 10.0
@@ -127,7 +131,9 @@ class RtmpServer:
                     with trio.fail_at(setup_deadline):
                         data = await stream.receive_some(RECEIVE_BYTES)
                 else:
-                    data = await reader.receive(trio.current_time() + IDLE_TIMEOUT_S)
+                    data = await reader.receive(
+                        trio.current_time() + IDLE_TIMEOUT_S, session.bytes_wanted()
+                    )
                 if not data:
                     return
                 events = session.receive(data)
@@ -208,29 +214,49 @@ class RtmpServer:
 
 
 class CoalescingReader:
-    """Reads a publishing connection in fewer, larger pieces (see ``COALESCE_BYTES``)."""
+    """Reads a publishing connection in as few wake-ups as its messages allow (see
+    ``COALESCE_S``)."""
 
     def __init__(self, sock: trio.socket.SocketType) -> None:
         self._sock = sock
         self._fd = sock.fileno()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, COALESCE_BYTES)
+        self._low_water = 1  # the socket's default SO_RCVLOWAT
+        self._between_messages = 1  # bytes to wait for when no message is in progress
+        self._window_bytes = 0
+        self._window_start = trio.current_time()
 
-    async def receive(self, idle_deadline: float) -> bytes:
-        """What has arrived (b"" at end of stream), once ``COALESCE_BYTES`` are there or
-        ``COALESCE_WAIT_S`` has passed with something there. Raises TooSlowError at
-        ``idle_deadline`` with nothing, BrokenResourceError when the connection breaks."""
+    async def receive(self, idle_deadline: float, wanted_bytes: int) -> bytes:
+        """What has arrived (b"" at end of stream) once ``wanted_bytes`` are there (0: between
+        messages, see ``COALESCE_S``) or the connection ends. Raises TooSlowError at
+        ``idle_deadline``, BrokenResourceError when the connection breaks."""
+        wanted = wanted_bytes or self._between_messages
+        low_water = max(1, min(wanted, MAX_LOW_WATER_BYTES))
+        if low_water != self._low_water:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, low_water)
+            self._low_water = low_water
         while True:
-            with trio.move_on_at(min(idle_deadline, trio.current_time() + COALESCE_WAIT_S)):
+            with trio.fail_at(idle_deadline):
                 await trio.lowlevel.wait_readable(self._sock)
             try:
-                # the trio socket's own recv would first try to read and then wait for the
-                # low-water mark; a plain non-blocking read returns whatever is there now
-                return os.read(self._fd, RECEIVE_BYTES)
+                # the trio socket's own recv would first try to read, taking any byte; a plain
+                # non-blocking read after the kernel said the low-water mark is reached
+                data = os.read(self._fd, RECEIVE_BYTES)
             except BlockingIOError:
-                if trio.current_time() >= idle_deadline:
-                    raise trio.TooSlowError from None
+                continue  # woken without data (spurious): wait again
             except OSError as error:
                 raise trio.BrokenResourceError(str(error)) from error
+            self._measure(len(data))
+            return data
+
+    def _measure(self, byte_count: int) -> None:
+        self._window_bytes += byte_count
+        now = trio.current_time()
+        elapsed_s = now - self._window_start
+        if elapsed_s >= RATE_WINDOW_S:
+            rate = self._window_bytes / elapsed_s
+            self._between_messages = max(1, min(MAX_COALESCE_BYTES, int(rate * COALESCE_S)))
+            self._window_bytes = 0
+            self._window_start = now
 
 
 async def _send_batch(feed: PublisherFeed, batch: bytearray) -> None:
