@@ -51,7 +51,8 @@ RECEIVE_BYTES = 64 * 1024
 # latency); between messages, COALESCE_S worth of the publisher's measured rate, so small audio
 # messages ride along with the next video message (≤ one frame interval later) instead of
 # waking us each. No timer (a trio timeout firing costs more than a read). Measured with
-# ops/bench/ingest.py; capped so a keyframe is read in pieces.
+# ops/bench/rtmp_listener.py (CPU, per-tag delay) and ops/bench/ingest.py; capped so a keyframe
+# is read in pieces.
 MAX_LOW_WATER_BYTES = 64 * 1024
 COALESCE_S = 0.01
 MAX_COALESCE_BYTES = 16 * 1024
