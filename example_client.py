@@ -2,6 +2,7 @@
 """Example client for the hlsdash control API (standard library only).
 
     example_client.py start STREAM_ID SOURCE_URL [--qualities 720p,480p] [--no-dash] [--no-ll]
+    example_client.py start STREAM_ID --ingest rtmp|srt|whip   # prints where to publish, the key
     example_client.py monitor STREAM_ID SECONDS   # heartbeats and prints the state
     example_client.py list
     example_client.py stop STREAM_ID
@@ -70,6 +71,32 @@ def describe(stream: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+# How to publish to what ``--ingest`` created (the container FFmpeg writes to the publish URL).
+_PUBLISH_COMMAND = {
+    "rtmp": 'ffmpeg -re -i INPUT -c:v libx264 -g 60 -c:a aac -f flv "{publish_url}"',
+    "srt": 'ffmpeg -re -i INPUT -c:v libx264 -g 60 -c:a aac -f mpegts "{publish_url}"',
+    "whip": 'ffmpeg -re -i INPUT -c:v libx264 -g 60 -c:a libopus -f whip -authorization "{key}" '
+    '"{publish_url}"',
+}
+
+
+def describe_ingest(ingest: dict[str, Any]) -> list[str]:
+    """Where and how to publish; the key is in this answer only (the API keeps its hash)."""
+    protocol = ingest["protocol"]
+    key = ingest.get("stream_key")
+    lines = [f"  publish   {ingest['publish_url']}"]
+    if protocol == "rtmp":
+        lines.append(f"  server    {ingest['server']}   (OBS: Custom..., Server)")
+    if protocol == "srt":
+        lines.append(f"  port      {ingest['port']} (UDP), latency {ingest['latency_ms']} ms")
+    if key:
+        lines.append(f"  key       {key}   (shown this once; ingest/rotate-key for a new one)")
+    command = _PUBLISH_COMMAND.get(protocol)
+    if command:
+        lines.append("  e.g.      " + command.format(publish_url=ingest["publish_url"], key=key))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="hlsdash example client")
     parser.add_argument("--api", default=os.environ.get("HLSDASH_API", "http://localhost:8083"))
@@ -77,7 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="start a stream")
     start.add_argument("stream_id")
-    start.add_argument("source_url")
+    start.add_argument("source_url", nargs="?", help="what the stream pulls (or --ingest)")
+    start.add_argument(
+        "--ingest",
+        choices=["rtmp", "srt", "whip"],
+        help="a push stream instead: publishers push to it (prints the publish URL and key)",
+    )
+    start.add_argument("--srt-latency-ms", type=int, help="--ingest srt: the receiver latency")
     start.add_argument("--qualities", help="comma-separated, e.g. 720p,480p,360p")
     start.add_argument("--no-hls", action="store_true")
     start.add_argument("--no-dash", action="store_true")
@@ -90,21 +123,30 @@ def main(argv: list[str] | None = None) -> int:
     stop = commands.add_parser("stop", help="stop a stream and remove its files")
     stop.add_argument("stream_id")
     args = parser.parse_args(argv)
+    if args.command == "start" and (args.source_url is None) == (args.ingest is None):
+        parser.error("start takes a SOURCE_URL or --ingest rtmp|srt|whip (exactly one)")
 
     try:
         if args.command == "start":
             body: dict[str, Any] = {
                 "stream_id": args.stream_id,
-                "source_url": args.source_url,
                 "enable_hls": not args.no_hls,
                 "enable_dash": not args.no_dash,
             }
+            if args.ingest:
+                body["ingest"] = args.ingest
+                if args.srt_latency_ms is not None:
+                    body["srt_latency_ms"] = args.srt_latency_ms
+            else:
+                body["source_url"] = args.source_url
             if args.no_ll:
                 body["low_latency"] = False
             if args.qualities:
                 body["qualities"] = [q.strip() for q in args.qualities.split(",") if q.strip()]
             stream = call(args.api, "POST", "/streams", args.token, body)
             print(describe(stream))
+            if stream.get("ingest"):
+                print("\n".join(describe_ingest(stream["ingest"])))
             for name, url in stream["urls"].items():
                 print(f"  {name:9} {url}")
         elif args.command == "monitor":

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
@@ -46,11 +46,18 @@ from supervisor.otp.backoff import Backoff
 from supervisor.otp.errors import TooManyChildren, UnknownChild
 from supervisor.otp.policy import RestartType
 from supervisor.otp.supervise import SupervisionOutcome
+from supervisor.registry.codec import (
+    CorruptRecord,
+    PushIngest,
+    decode_push_ingest,
+    encode_push_ingest,
+)
 from supervisor.registry.interface import (
     JsonValue,
     RegistryUnavailable,
     StaleFencingEpoch,
     StreamAlreadyRegistered,
+    StreamNotRegistered,
     StreamRecord,
     StreamRegistry,
 )
@@ -338,6 +345,30 @@ class StreamService:
         """
         await self.source_guard.admit(source)
         self._make_room(spec.stream_id)
+        actor = await self._register_and_start(
+            spec,
+            ingest if durable else None,
+            functools.partial(self._start_actor, spec, source),
+            durable=durable,
+        )
+        log.info(
+            "stream_created",
+            stream_id=spec.stream_id,
+            source=redact_url(source.url),
+            qualities=list(spec.qualities),
+        )
+        return actor
+
+    async def _register_and_start(
+        self,
+        spec: StreamSpec,
+        ingest: dict[str, JsonValue] | None,
+        start: Callable[..., Awaitable[StreamActor]],
+        *,
+        durable: bool = True,
+    ) -> StreamActor:
+        """Register the stream (when durable and there is a registry), then
+        ``start(fencing_epoch=…, created_unix_s=…)``; a start that fails unregisters it."""
         fencing_epoch = None
         created_unix_s = self._wall()
         if durable and self.registry is not None:
@@ -346,20 +377,14 @@ class StreamService:
                 await self._unregister(spec.stream_id, fencing_epoch)
                 raise StreamExists(spec.stream_id)
         try:
-            actor = await self._start_actor(
-                spec, source, fencing_epoch=fencing_epoch, created_unix_s=created_unix_s
+            actor: StreamActor = await start(
+                fencing_epoch=fencing_epoch, created_unix_s=created_unix_s
             )
         except BaseException:
             if fencing_epoch is not None:
                 with trio.CancelScope(shield=True):
                     await self._unregister(spec.stream_id, fencing_epoch)
             raise
-        log.info(
-            "stream_created",
-            stream_id=spec.stream_id,
-            source=redact_url(source.url),
-            qualities=list(spec.qualities),
-        )
         return actor
 
     async def _start_actor(
@@ -399,7 +424,9 @@ class StreamService:
 
     async def create_push(self, spec: StreamSpec) -> tuple[StreamActor, str]:
         """Start a push stream (``spec.ingest``); returns it and its stream key, which is shown
-        this once and kept only hashed. Raises StreamExists, AtCapacity or NoIngestPort."""
+        this once and kept only hashed (an SRT passphrase is kept: libsrt needs it). The stream
+        is registered, so a restarted service resumes it waiting with the same key. Raises
+        StreamExists, AtCapacity, NoIngestPort or RegistryUnavailable."""
         if spec.ingest is None:
             raise ValueError("create_push needs a spec with ingest")
         protocol = IngestProtocol(spec.ingest)
@@ -408,26 +435,45 @@ class StreamService:
         push = PushInput(spec.stream_id, protocol, key)
         srt_listen = None
         if protocol is IngestProtocol.SRT:
-            srt_listen = SrtListen(
-                bind_host=self.settings.api_host,
-                port=await self._free_srt_port(),
-                latency_ms=spec.srt_latency_ms or self.settings.srt_latency_ms,
-            )
-        # Not registered yet: a push stream's resume needs its key back (issue 14 follow-up), so
-        # today a restart ends push streams and their publishers must be given a new stream.
-        actor = await self._start_actor(
+            srt_listen = self._srt_listen(spec, await self._free_srt_port())
+        actor = await self._register_and_start(
+            spec,
+            _push_record(push, srt_listen.port if srt_listen is not None else None),
+            functools.partial(self._start_push_actor, spec, push, srt_listen),
+        )
+        if protocol is IngestProtocol.WHIP:
+            self.whip.prepare()  # a warm WebRTC peer for its first publisher
+        log.info("stream_created", stream_id=spec.stream_id, ingest=spec.ingest)
+        return actor, key
+
+    async def _start_push_actor(
+        self,
+        spec: StreamSpec,
+        push: PushInput,
+        srt_listen: SrtListen | None,
+        *,
+        fencing_epoch: int | None,
+        created_unix_s: float | None,
+        resume_from: TimelinePosition | None = None,
+    ) -> StreamActor:
+        return await self._start_actor(
             spec,
             push_placeholder_source(),
-            fencing_epoch=None,
+            fencing_epoch=fencing_epoch,
+            resume_from=resume_from,
+            created_unix_s=created_unix_s,
             push=push,
             srt_listen=srt_listen,
             # a pipe (or the relay's own listener) has no peer for the source host policy to watch
             stream_settings=dataclasses.replace(self.stream_settings, source_watch=None),
         )
-        if protocol is IngestProtocol.WHIP:
-            self.whip.prepare()
-        log.info("stream_created", stream_id=spec.stream_id, ingest=spec.ingest)
-        return actor, key
+
+    def _srt_listen(self, spec: StreamSpec, port: int) -> SrtListen:
+        return SrtListen(
+            bind_host=self.settings.api_host,
+            port=port,
+            latency_ms=spec.srt_latency_ms or self.settings.srt_latency_ms,
+        )
 
     def _make_room(self, stream_id: str) -> None:
         existing = self._actors.get(stream_id)
@@ -438,13 +484,17 @@ class StreamService:
         if self.active_count() >= self.settings.max_streams:
             raise AtCapacity(self.settings.max_streams)
 
-    async def _free_srt_port(self) -> int:
-        """A port of SRT_PORT_RANGE no running SRT stream uses and nothing else has bound."""
+    async def _free_srt_port(self, preferred: int | None = None) -> int:
+        """A port of SRT_PORT_RANGE no running SRT stream uses and nothing else has bound:
+        ``preferred`` first (a resumed stream's publishers know its old port)."""
         first, last = self.settings.srt_port_range
         taken = {
             a.srt_port for a in self._actors.values() if not a.finished.is_set() and a.srt_port
         }
-        for port in range(first, last + 1):
+        candidates = list(range(first, last + 1))
+        if preferred is not None and first <= preferred <= last:
+            candidates.insert(0, preferred)
+        for port in candidates:
             if port not in taken and await trio.to_thread.run_sync(
                 udp_port_free, self.settings.api_host, port
             ):
@@ -486,15 +536,29 @@ class StreamService:
             bytes_total=push.bytes_total,
         )
 
-    def rotate_key(self, stream_id: str) -> str:
-        """A new stream key (shown once); the old one stops working for new connections."""
+    async def rotate_key(self, stream_id: str) -> str:
+        """A new stream key (shown once); the old one stops working for new connections. The
+        registry record is updated first: if that fails (RegistryUnavailable) the old key stays,
+        so a restart never brings back a key the client was told is revoked."""
         actor = self.get(stream_id)
         if actor.status.state.is_terminal:
             raise StreamNotFound(stream_id)
-        if actor.push is None:
+        push = actor.push
+        if push is None:
             raise NotPushStream(stream_id)
+        key = new_stream_key(stream_id, push.protocol)
+        fencing_epoch = (
+            self.registry_writer.fencing_epoch(stream_id) if self.registry_writer else None
+        )
+        if self.registry is not None and fencing_epoch is not None:
+            rotated = PushInput(stream_id, push.protocol, key)
+            try:
+                await self._write_push_record(stream_id, fencing_epoch, rotated, actor.srt_port)
+            except (StaleFencingEpoch, StreamNotRegistered):
+                self._ownership_lost(stream_id)
+                raise StreamNotFound(stream_id) from None
         log.info("stream_key_rotated", stream_id=stream_id)
-        return actor.push.rotate_key()
+        return push.rotate_key(key)
 
     async def _start(self, actor: StreamActor, fencing_epoch: int | None) -> None:
         spec = actor.spec
@@ -603,6 +667,8 @@ class StreamService:
             log.info("stream_resume_lost", stream_id=stream_id, reason="claimed elsewhere")
             return False
         resume_from = self._resume_point(record)
+        if record.spec.ingest is not None:
+            return await self._resume_push(record, owned.fencing_epoch, resume_from)
         try:
             source = validate_source_url(
                 record.spec.source_url, frozenset(self.settings.allowed_protocols)
@@ -638,6 +704,57 @@ class StreamService:
             from_number=resume_from.last_number + 1,
         )
         return True
+
+    async def _resume_push(
+        self, record: StreamRecord, fencing_epoch: int, resume_from: TimelinePosition
+    ) -> bool:
+        """A push stream comes back ``waiting`` with the key its publishers have (an SRT stream
+        on its old port if that is still free, else on another one, written back)."""
+        stream_id = record.stream_id
+        try:
+            stored = decode_push_ingest(record.ingest or {})
+            push = PushInput(stream_id, stored.protocol, stored.key)
+            srt_listen = None
+            if stored.protocol is IngestProtocol.SRT:
+                port = await self._free_srt_port(preferred=stored.srt_port)
+                srt_listen = self._srt_listen(record.spec, port)
+                if port != stored.srt_port:
+                    await self._write_push_record(stream_id, fencing_epoch, push, port)
+            assert self.registry is not None
+            # as for pull streams: a second crash before its first commit skips from here
+            await self.registry.write_position(
+                stream_id, fencing_epoch=fencing_epoch, position=resume_from
+            )
+            await self._start_push_actor(
+                record.spec,
+                push,
+                srt_listen,
+                fencing_epoch=fencing_epoch,
+                created_unix_s=record.created_unix_s,
+                resume_from=resume_from,
+            )
+        except (CorruptRecord, ValueError, NoIngestPort, AtCapacity) as refused:
+            log.warning("stream_not_resumed", stream_id=stream_id, reason=str(refused))
+            await self._unregister(stream_id, fencing_epoch)
+            return False
+        if stored.protocol is IngestProtocol.WHIP:
+            self.whip.prepare()
+        log.info(
+            "stream_resumed",
+            stream_id=stream_id,
+            ingest=stored.protocol.value,
+            srt_port=srt_listen.port if srt_listen is not None else None,
+            from_number=resume_from.last_number + 1,
+        )
+        return True
+
+    async def _write_push_record(
+        self, stream_id: str, fencing_epoch: int, push: PushInput, srt_port: int | None
+    ) -> None:
+        assert self.registry is not None
+        await self.registry.write_ingest(
+            stream_id, fencing_epoch=fencing_epoch, ingest=_push_record(push, srt_port)
+        )
 
     async def _admit_resumed(self, stream_id: str, source: ValidatedSource) -> None:
         """The host policy, as at POST, except that a name that does not resolve right now (DNS
@@ -764,3 +881,8 @@ class StreamService:
         ended = [sid for sid, a in self._actors.items() if a.finished.is_set()]
         for sid in ended[: max(0, len(ended) - _MAX_ENDED_KEPT)]:
             del self._actors[sid]
+
+
+def _push_record(push: PushInput, srt_port: int | None) -> dict[str, JsonValue]:
+    """The registry's ``ingest`` dict of a push stream (its key as stored, its SRT port)."""
+    return encode_push_ingest(PushIngest(push.protocol, push.stored_key, srt_port))

@@ -46,7 +46,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import trio
@@ -105,6 +105,16 @@ def stream_id_of_key(key: str) -> str:
 
 def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """What of a push stream's key outlives the process (the registry keeps it): the key's
+    SHA-256, and for SRT the passphrase itself, because libsrt needs it to listen again. Like a
+    source URL's credentials: stored, never shown (not in ``repr``)."""
+
+    key_sha256: bytes = field(repr=False)
+    srt_passphrase: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,17 +271,25 @@ class PushInput:
         self,
         stream_id: str,
         protocol: IngestProtocol,
-        key: str,
+        key: str | StoredKey,
         *,
         clock: Callable[[], float] = time.monotonic,
         on_bytes: Callable[[int], None] | None = None,
     ) -> None:
+        """``key``: a new key, or what the registry stored of one (a resumed stream keeps the
+        key its publishers were given before the restart).
+
+        Raises:
+            ValueError: a stored key that is not a SHA-256 digest, or an SRT key without its
+                passphrase (or another protocol's with one).
+        """
         self.stream_id = stream_id
         self.protocol = protocol
-        self._key_hash = hash_key(key)
+        stored = _checked(protocol, key) if isinstance(key, StoredKey) else _stored(protocol, key)
+        self._key_hash = stored.key_sha256
         # SRT only: libsrt needs the passphrase itself for each relay listener (never shown
         # again, redacted from logs); other protocols keep only the hash.
-        self._srt_passphrase = key if protocol is IngestProtocol.SRT else None
+        self._srt_passphrase = stored.srt_passphrase
         self._clock = clock
         self._on_bytes = on_bytes
         self.bytes_total = 0  # every publisher's bytes, for hlsdash_ingest_bytes_total
@@ -285,19 +303,25 @@ class PushInput:
         self.key_version = 0  # bumped by rotate_key (an SRT listener must re-listen)
         self.key_rotated = trio.Event()
 
+    @property
+    def stored_key(self) -> StoredKey:
+        """What the registry keeps of the current key."""
+        return StoredKey(self._key_hash, self._srt_passphrase)
+
     # ---------------------------------------------------------------- keys
 
     def check_key(self, candidate: str) -> bool:
         """Constant-time comparison of the candidate's hash with the stored hash."""
         return hmac.compare_digest(hash_key(candidate), self._key_hash)
 
-    def rotate_key(self) -> str:
-        """Issue a new key (returned once). A current publisher keeps publishing; the next
+    def rotate_key(self, key: str | None = None) -> str:
+        """Issue a new key (returned once; ``key``: one made by ``new_stream_key`` beforehand,
+        e.g. stored in the registry first). A current publisher keeps publishing; the next
         connection needs the new key."""
-        key = new_stream_key(self.stream_id, self.protocol)
-        self._key_hash = hash_key(key)
-        if self._srt_passphrase is not None:
-            self._srt_passphrase = key
+        key = new_stream_key(self.stream_id, self.protocol) if key is None else key
+        stored = _stored(self.protocol, key)
+        self._key_hash = stored.key_sha256
+        self._srt_passphrase = stored.srt_passphrase
         self.key_version += 1
         self.key_rotated.set()
         self.key_rotated = trio.Event()
@@ -366,6 +390,18 @@ class PushInput:
         if self._current is not None:
             self._current.drop(reason)
         self._pending_send.close()
+
+
+def _stored(protocol: IngestProtocol, key: str) -> StoredKey:
+    return StoredKey(hash_key(key), key if protocol is IngestProtocol.SRT else None)
+
+
+def _checked(protocol: IngestProtocol, stored: StoredKey) -> StoredKey:
+    if len(stored.key_sha256) != hashlib.sha256().digest_size:
+        raise ValueError("a stored stream key hash is a SHA-256 digest (32 bytes)")
+    if (protocol is IngestProtocol.SRT) != (stored.srt_passphrase is not None):
+        raise ValueError("an SRT stream (and only an SRT stream) keeps its passphrase")
+    return stored
 
 
 async def pump_into(feed: PublisherFeed, pipe: trio.abc.SendStream) -> None:

@@ -313,7 +313,9 @@ def create_api_app(
     @app.post("/streams/<stream_id>/ingest/rotate-key")
     async def rotate_key(stream_id: str) -> Response:
         try:
-            key = service.rotate_key(stream_id)
+            key = await service.rotate_key(stream_id)
+        except RegistryUnavailable as down:
+            return registry_unavailable(down)
         except StreamNotFound:
             return error_response(
                 404, "stream_not_found", f"no live stream {stream_id!r}", "stream_id"

@@ -336,6 +336,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "200": _json("The stream with ingest.stream_key set", _STREAM),
                         "404": _error("Unknown or ended"),
                         "409": _error("Not a push stream"),
+                        "503": _error("The registry does not answer (the old key stays valid)"),
                     },
                 },
             },

@@ -1,7 +1,8 @@
 """Pure: registry values to and from the JSON text both backends store.
 
 The spec is stored whole, source URL credentials included (a resumed stream must reconnect with
-them); nothing here logs. Decoding is strict: a field of the wrong type is a
+them), and so is a push stream's ingest (its key's hash; an SRT stream's passphrase itself, which
+libsrt needs to listen again); nothing here logs. Decoding is strict: a field of the wrong type is a
 :class:`CorruptRecord`, so a damaged row is reported as such instead of becoming a stream that
 crashes later.
 """
@@ -11,13 +12,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from actors.ingest.publisher import IngestProtocol, StoredKey
 from actors.packager.timeline import TimelinePosition
 from actors.status import StreamSpec
 from supervisor.registry.interface import JsonValue, RegistryError
 
 _T = TypeVar("_T")
+_SHA256_BYTES = 32
 
 
 class CorruptRecord(RegistryError):  # noqa: N818
@@ -33,8 +37,9 @@ def encode_spec(spec: StreamSpec) -> str:
             "enable_hls": spec.enable_hls,
             "enable_dash": spec.enable_dash,
             "low_latency": spec.low_latency,
-            "ingest": spec.ingest,
-            "srt_latency_ms": spec.srt_latency_ms,
+            # push streams only (records written before push streams were durable lack them)
+            **({"ingest": spec.ingest} if spec.ingest is not None else {}),
+            **({"srt_latency_ms": spec.srt_latency_ms} if spec.srt_latency_ms is not None else {}),
         },
         separators=(",", ":"),
     )
@@ -94,6 +99,45 @@ def decode_ingest(text: str | None) -> dict[str, JsonValue] | None:
         return None
     raw: dict[str, JsonValue] = _object(text, "ingest")
     return raw
+
+
+@dataclass(frozen=True, slots=True)
+class PushIngest:
+    """What a push stream keeps in its record's ``ingest`` dict."""
+
+    protocol: IngestProtocol
+    key: StoredKey  # its repr shows nothing of the key
+    srt_port: int | None = None  # SRT: the port publishers were given (tried first on resume)
+
+
+def encode_push_ingest(push: PushIngest) -> dict[str, JsonValue]:
+    ingest: dict[str, JsonValue] = {
+        "protocol": push.protocol.value,
+        "key_sha256": push.key.key_sha256.hex(),
+    }
+    if push.key.srt_passphrase is not None:
+        ingest["srt_passphrase"] = push.key.srt_passphrase
+    if push.srt_port is not None:
+        ingest["srt_port"] = push.srt_port
+    return ingest
+
+
+def decode_push_ingest(ingest: Mapping[str, JsonValue]) -> PushIngest:
+    protocol_name = _typed(ingest, "protocol", str, "ingest")
+    try:
+        protocol = IngestProtocol(protocol_name)
+        key_sha256 = bytes.fromhex(_typed(ingest, "key_sha256", str, "ingest"))
+    except ValueError:
+        raise CorruptRecord("ingest.protocol or ingest.key_sha256 is not valid") from None
+    srt_port = _optional(ingest, "srt_port", int, "ingest")
+    if srt_port is not None and not 0 < srt_port < 65536:
+        raise CorruptRecord("ingest.srt_port is not a port")
+    if len(key_sha256) != _SHA256_BYTES:
+        raise CorruptRecord("ingest.key_sha256 is not a SHA-256 digest")
+    passphrase = _optional(ingest, "srt_passphrase", str, "ingest")
+    if (protocol is IngestProtocol.SRT) != (passphrase is not None):
+        raise CorruptRecord("ingest.srt_passphrase: an SRT stream has one, no other stream has")
+    return PushIngest(protocol, StoredKey(key_sha256, passphrase), srt_port)
 
 
 def _object(text: str, what: str) -> dict[str, Any]:

@@ -115,7 +115,8 @@ class StreamRecord:
     owner_node_id: str | None  # None: released (drained), waiting for a claim
     lease_expires_unix_s: float | None
     position: TimelinePosition | None  # None until its first segment was committed
-    ingest: Mapping[str, JsonValue] | None = None  # opaque to the registry (push ingest)
+    # opaque to the registry (push ingest); holds an SRT stream's passphrase, so not in repr
+    ingest: Mapping[str, JsonValue] | None = field(default=None, repr=False)
 
     @property
     def stream_id(self) -> str:
@@ -192,6 +193,13 @@ class StreamRegistry(Protocol):
     ) -> None:
         """Record where the stream's timeline is. Refused (:class:`StaleFencingEpoch`) when the
         writer's epoch is stale; a position never moves backwards (an older one is ignored)."""
+        ...
+
+    async def write_ingest(
+        self, stream_id: str, *, fencing_epoch: int, ingest: Mapping[str, JsonValue]
+    ) -> None:
+        """Replace the stream's ``ingest`` dict (a push stream's key rotated, its SRT port
+        moved). Refused (:class:`StaleFencingEpoch`) when the writer's epoch is stale."""
         ...
 
     async def remove(self, stream_id: str, *, fencing_epoch: int | None = None) -> bool:

@@ -185,6 +185,18 @@ return {'ok'}
 """
 )
 
+# ARGV: prefix, id, epoch, ingest
+_WRITE_INGEST = (
+    _PRELUDE
+    + """
+local key = stream_key(ARGV[2])
+local refused = fenced(key, ARGV[3])
+if refused then return refused end
+redis.call('HSET', key, 'ingest', ARGV[4])
+return {'ok'}
+"""
+)
+
 # ARGV: prefix, id, epoch ('' = unconditional)
 _REMOVE = (
     _PRELUDE
@@ -248,6 +260,7 @@ class RedisRegistry:
         self._renew_many = client.register_script(_RENEW_MANY)
         self._release = client.register_script(_RELEASE)
         self._write_position = client.register_script(_WRITE_POSITION)
+        self._write_ingest = client.register_script(_WRITE_INGEST)
         self._remove = client.register_script(_REMOVE)
         self._fetch = client.register_script(_FETCH)
         self._closed = False
@@ -366,6 +379,20 @@ class RedisRegistry:
                 str(fencing_epoch),
                 codec.encode_position(position),
                 str(position.last_number),
+            ),
+        )
+
+    async def write_ingest(
+        self, stream_id: str, *, fencing_epoch: int, ingest: Mapping[str, JsonValue]
+    ) -> None:
+        _fenced_reply(
+            stream_id,
+            fencing_epoch,
+            await self._script(
+                self._write_ingest,
+                stream_id,
+                str(fencing_epoch),
+                codec.encode_ingest(ingest) or "{}",
             ),
         )
 

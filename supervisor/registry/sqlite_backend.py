@@ -241,6 +241,18 @@ class SqliteRegistry:
 
         await self._run(work)
 
+    async def write_ingest(
+        self, stream_id: str, *, fencing_epoch: int, ingest: Mapping[str, JsonValue]
+    ) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            _fenced(db, stream_id, fencing_epoch)
+            db.execute(
+                "UPDATE streams SET ingest = ? WHERE stream_id = ?",
+                (codec.encode_ingest(ingest), stream_id),
+            )
+
+        await self._run(work)
+
     async def remove(self, stream_id: str, *, fencing_epoch: int | None = None) -> bool:
         def work(db: sqlite3.Connection) -> bool:
             if fencing_epoch is None:

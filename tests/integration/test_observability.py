@@ -184,19 +184,9 @@ def test_grafana_provisioning_matches_the_dashboard() -> None:
     )["providers"][0]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
     titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
-    for topic in (
-        "state",
-        "speed",
-        "fps",
-        "segment age",
-        "restarts",
-        "origin requests",
-        "latency",
-        "bytes out",
-        "viewers",
-        "cpu",
-        "memory",
-    ):
+    for topic in ("state", "speed", "fps", "segment age", "restarts", "origin requests",
+                  "latency", "bytes out", "viewers", "cpu", "memory", "ingest bitrate",
+                  "publishers connected"):
         assert topic in titles, topic
 
 
@@ -209,6 +199,9 @@ async def test_every_metric_used_is_exported_by_a_live_service(tmp_path: Path) -
     async with running_front(tmp_path) as front:
         created = await front.api.post("/streams", json=stream_body("obs"))
         assert created.status_code == 201, created.text
+        # a push stream (waiting) exports the hlsdash_ingest_* series
+        push = await front.api.post("/streams", json={"stream_id": "obs-push", "ingest": "rtmp"})
+        assert push.status_code == 201, push.text
         await wait_live_segments(front, "obs", 2)
         assert (await front.origin.get("/obs/playlist.m3u8")).status_code == 200
         text = (await front.api.get("/metrics")).text

@@ -208,6 +208,37 @@ async def test_a_stale_epoch_cannot_write(registry: StreamRegistry) -> None:
     assert record.position == position(5)
 
 
+async def test_ingest_is_replaced_by_its_owner_only(registry: StreamRegistry) -> None:
+    push_spec = StreamSpec("cam1", "", ingest="srt", srt_latency_ms=200)
+    old = await registry.register(
+        push_spec, node_id="node-a", created_unix_s=1.0, lease_ttl_s=TTL_S,
+        ingest={"protocol": "srt", "srt_passphrase": "first-passphrase"},
+    )  # fmt: skip
+    await registry.write_ingest(
+        "cam1", fencing_epoch=old.fencing_epoch,
+        ingest={"protocol": "srt", "srt_passphrase": "rotated-passphrase", "srt_port": 9001},
+    )  # fmt: skip
+    record = await registry.get("cam1")
+    assert record is not None
+    assert record.spec == push_spec  # a push stream's protocol and latency are kept
+    assert record.ingest == {
+        "protocol": "srt", "srt_passphrase": "rotated-passphrase", "srt_port": 9001,
+    }  # fmt: skip
+    assert "rotated-passphrase" not in repr(record)  # stored, never shown
+    new = await registry.claim(
+        "cam1", node_id="node-b", expected_fencing_epoch=old.fencing_epoch, lease_ttl_s=TTL_S
+    )
+    assert new is not None
+    with pytest.raises(StaleFencingEpoch):
+        await registry.write_ingest("cam1", fencing_epoch=old.fencing_epoch, ingest={})
+    with pytest.raises(StreamNotRegistered):
+        await registry.write_ingest("gone", fencing_epoch=new.fencing_epoch, ingest={})
+    record = await registry.get("cam1")
+    assert record is not None
+    assert record.ingest is not None
+    assert record.ingest["srt_passphrase"] == "rotated-passphrase"
+
+
 async def test_renew_by_another_node_with_the_current_epoch_is_refused(
     registry: StreamRegistry,
 ) -> None:

@@ -47,8 +47,8 @@ def fetch_text(url: str) -> str:
         return text
 
 
-def media_playlist(origin_port: int) -> MediaPlaylist:
-    text = fetch_text(f"http://127.0.0.1:{origin_port}/{STREAM}/240p/playlist.m3u8")
+def media_playlist(origin_port: int, stream_id: str = STREAM) -> MediaPlaylist:
+    text = fetch_text(f"http://127.0.0.1:{origin_port}/{stream_id}/240p/playlist.m3u8")
     numbers = {int(n) for n in re.findall(r"^seg_(\d+)\.m4s", text, re.MULTILINE)}
     numbers |= {int(n) for n in re.findall(r'URI="part_(\d+)_\d+\.m4s"', text)}
     media = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)
@@ -73,17 +73,19 @@ def create(api_port: int) -> None:
         assert response.status == 201
 
 
-def wait_live_above(origin_port: int, api_port: int, above: int, timeout_s: float) -> None:
+def wait_live_above(
+    origin_port: int, api_port: int, above: int, timeout_s: float, stream_id: str = STREAM
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            state = get_json(f"http://127.0.0.1:{api_port}/streams/{STREAM}")["state"]
-            if state == "live" and media_playlist(origin_port).media_sequence > above:
+            state = get_json(f"http://127.0.0.1:{api_port}/streams/{stream_id}")["state"]
+            if state == "live" and media_playlist(origin_port, stream_id).media_sequence > above:
                 return
         except (OSError, AssertionError):
             pass
         time.sleep(0.1)
-    raise AssertionError(f"{STREAM} was not live above segment {above} within {timeout_s} s")
+    raise AssertionError(f"{stream_id} was not live above segment {above} within {timeout_s} s")
 
 
 def restart_and_check(tmp_path: Path, signum: signal.Signals) -> None:

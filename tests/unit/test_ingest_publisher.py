@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import given
@@ -14,6 +15,7 @@ from actors.ingest.publisher import (
     PublisherInfo,
     PublisherRefused,
     PushInput,
+    StoredKey,
     hash_key,
     new_stream_key,
     pipe_format,
@@ -69,6 +71,28 @@ def test_rotating_the_key_retires_the_old_one() -> None:
     assert not push.check_key(old)
     assert push.srt_passphrase == new
     assert push.key_version == 1
+
+
+@given(st.sampled_from(IngestProtocol))
+def test_a_push_input_from_its_stored_key_takes_the_same_key(protocol: IngestProtocol) -> None:
+    before, key = _push(protocol)
+    resumed = PushInput("cam1", protocol, before.stored_key)
+    assert resumed.check_key(key)
+    assert not resumed.check_key(new_stream_key("cam1", protocol))
+    if protocol is IngestProtocol.SRT:
+        assert resumed.srt_passphrase == key  # libsrt listens with it again
+    assert resumed.stored_key == before.stored_key
+    rotated = resumed.rotate_key()
+    assert PushInput("cam1", protocol, resumed.stored_key).check_key(rotated)
+
+
+def test_a_damaged_stored_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="SHA-256"):
+        PushInput("cam1", IngestProtocol.RTMP, StoredKey(b"short"))
+    with pytest.raises(ValueError, match="passphrase"):
+        PushInput("cam1", IngestProtocol.SRT, StoredKey(bytes(32)))
+    with pytest.raises(ValueError, match="passphrase"):
+        PushInput("cam1", IngestProtocol.RTMP, StoredKey(bytes(32), "a-passphrase"))
 
 
 def test_pipe_formats() -> None:
@@ -228,7 +252,9 @@ async def test_a_restarted_encoder_reads_the_preamble_first() -> None:
     assert feed.preamble == b"HDR"
 
 
-async def test_a_feed_is_silent_after_a_second_without_bytes(autojump_clock: trio.abc.Clock) -> None:
+async def test_a_feed_is_silent_after_a_second_without_bytes(
+    autojump_clock: trio.abc.Clock,
+) -> None:
     push, _ = _push()
     feed = push.attach(_info())
     await feed.send(b"x")

@@ -85,6 +85,11 @@ class RecordingRegistry:
     async def release(self, stream_id: str, *, fencing_epoch: int) -> None:
         raise AssertionError("not used")
 
+    async def write_ingest(
+        self, stream_id: str, *, fencing_epoch: int, ingest: Mapping[str, JsonValue]
+    ) -> None:
+        raise AssertionError("not used")
+
     async def get(self, stream_id: str) -> StreamRecord | None:
         raise AssertionError("not used")
 

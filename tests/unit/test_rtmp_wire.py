@@ -137,6 +137,43 @@ def test_extended_timestamps_are_repeated_on_continuation_chunks() -> None:
     assert ChunkReader().feed(data) == [message]
 
 
+@given(
+    st.lists(st.binary(min_size=1, max_size=3000), min_size=1, max_size=4),
+    st.sampled_from([128, 4096]),
+    st.integers(1, 500),
+)
+def test_bytes_wanted_never_exceeds_what_completes_the_next_message(
+    payloads: list[bytes], chunk_size: int, step: int
+) -> None:
+    """Fed in any pieces, the reader never asks to wait for more bytes than it really needs
+    before it can hand out the next message (the RTMP listener's low-water mark), and asks for
+    nothing (0) between messages."""
+    writer = ChunkWriter()
+    writer.chunk_size = chunk_size
+    reader = ChunkReader()
+    reader.chunk_size = chunk_size
+    reader.max_message_bytes = chunk.MEDIA_MESSAGE_BYTES
+    wire = bytearray()
+    message_ends = []
+    for payload in payloads:
+        wire += writer.write(Message(type_id=chunk.VIDEO, payload=payload, stream_id=1))
+        message_ends.append(len(wire))
+    received = 0
+    delivered = 0
+    for offset in range(0, len(wire), step):
+        piece = bytes(wire[offset : offset + step])
+        delivered += len(reader.feed(piece))
+        received += len(piece)
+        wanted = reader.bytes_wanted()
+        if delivered == len(payloads):
+            assert wanted == 0
+        else:
+            next_end = message_ends[delivered]
+            assert wanted <= max(1, next_end - received)
+            assert wanted == 0 or received < next_end
+    assert delivered == len(payloads)
+
+
 def test_abort_drops_a_partial_message() -> None:
     writer = ChunkWriter()
     first = writer.write(Message(chunk.VIDEO, b"y" * 200, chunk_stream_id=6))

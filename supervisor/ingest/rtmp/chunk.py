@@ -193,6 +193,17 @@ class ChunkReader:
             chunk_stream_id=csid,
         )
 
+    def bytes_wanted(self) -> int:
+        """A lower bound on the bytes still to come before ``feed`` can complete a message:
+        what the message in progress lacks, less everything already buffered (some of which
+        may be chunk headers, so never more than is really needed); 0 when no message is in
+        progress (nothing is known of the next one). A publisher sends a message's chunks back
+        to back, so these bytes are on their way: the listener waits for them in one wake-up."""
+        lacking = [s.length - len(s.partial) for s in self._streams.values() if s.partial]
+        if not lacking:
+            return 0
+        return max(1, min(lacking) - len(self._buffer))
+
     def abort(self, chunk_stream_id: int) -> None:
         """An Abort message: drop the partial message of that chunk stream."""
         state = self._streams.get(chunk_stream_id)

@@ -116,6 +116,11 @@ class ServerSession:
         self._out.clear()
         return data
 
+    def bytes_wanted(self) -> int:
+        """A lower bound on the bytes needed before the message in progress can complete (the
+        chunk reader's ``bytes_wanted``); 0 when none is (or during the handshake)."""
+        return self._reader.bytes_wanted() if self._handshake_done else 0
+
     def receive(self, data: bytes) -> list[Event]:
         """Events in ``data``. Raises ValueError (RtmpProtocolError, HandshakeError,
         ChunkError, AmfError) when the peer does not speak RTMP as a publisher."""
@@ -262,9 +267,7 @@ class ServerSession:
         self.publishing = True
         self._reader.max_message_bytes = chunk.MEDIA_MESSAGE_BYTES
         self._send(
-            _control(
-                chunk.USER_CONTROL, struct.pack(">HI", _STREAM_BEGIN, PUBLISH_STREAM_ID)
-            )
+            _control(chunk.USER_CONTROL, struct.pack(">HI", _STREAM_BEGIN, PUBLISH_STREAM_ID))
         )
         self._send(
             _command(
