@@ -167,8 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"hlsdash: configuration error: {error}", file=sys.stderr)
         return 2
-    from supervisor import memory_trace  # noqa: PLC0415
+    from supervisor import allocator, memory_trace  # noqa: PLC0415
 
+    allocator.fix_mmap_threshold(os.environ)  # before the service allocates its buffers
     memory_trace.start()  # HLSDASH_TRACEMALLOC=1 only; before the imports it should see
     from supervisor.logging import configure_logging  # noqa: PLC0415
     from supervisor.main import run_service  # noqa: PLC0415

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import os
 import signal
@@ -36,6 +34,8 @@ from sys import _debugmallocstats
 import psutil
 import structlog
 import trio
+
+from supervisor.allocator import give_back_free_memory
 
 log = structlog.get_logger(__name__)
 
@@ -74,14 +74,7 @@ def start(environ: Mapping[str, str] = os.environ) -> bool:
 
 def malloc_trim() -> bool:
     """glibc's ``malloc_trim(0)``: give free heap pages back to the OS. False where unavailable."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+    return give_back_free_memory()
 
 
 def top_growth(

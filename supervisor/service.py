@@ -39,6 +39,7 @@ from actors.packager.timeline import TimelinePosition
 from actors.settings import StreamSettings
 from actors.status import StreamSpec
 from actors.stream import StreamActor
+from supervisor.allocator import give_back_free_memory
 from supervisor.config import Settings
 from supervisor.errors import HlsdashError
 from supervisor.ingest.whip import WhipIngest, peer_settings_from, push_lookup
@@ -881,6 +882,9 @@ class StreamService:
         ended = [sid for sid, a in self._actors.items() if a.finished.is_set()]
         for sid in ended[: max(0, len(ended) - _MAX_ENDED_KEPT)]:
             del self._actors[sid]
+        # the ended stream's buffers are free now: hand the pages back (glibc keeps them otherwise,
+        # and RSS creeps up over thousands of streams; see supervisor/allocator.py)
+        give_back_free_memory()
 
 
 def _push_record(push: PushInput, srt_port: int | None) -> dict[str, JsonValue]:
