@@ -27,7 +27,11 @@ Content-Encoding, CORS), so what a client or cache sees does not depend on the n
   the player or CDN retries).
 * **Between owners**: a stream the registry has but no live node serves here (its owner just
   died, a drain hands it over) is a 503 ``stream_moving`` with ``Retry-After``, never the 404
-  of a stream that does not exist: players retry a 5xx, not a 4xx.
+  of a stream that does not exist: players retry a 5xx, not a 4xx. It is answered at once, not
+  held until the stream lands: tried, hls.js 1.7.4 timed its held LL-HLS blocking reloads out
+  (``levelLoadTimeOut``, not fatal) and never played again, whereas a prompt 5xx ends in a
+  fatal load error the player page answers with ``hls.startLoad()``
+  (tests/e2e/test_cluster_players.py).
 
 HTTP client: httpx (already the test client here) on trio through anyio/httpcore: a maintained
 HTTP/1.1 client with a keep-alive pool per peer, per-phase timeouts and raw (undecoded) body

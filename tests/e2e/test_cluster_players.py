@@ -8,9 +8,11 @@ Redis + two real ``hlsdash serve`` nodes on loopback (tests/integration/cluster_
 * hls.js (LL-HLS) plays through B; SIGKILL A → the stream is live on B (``GET /streams/{id}``
   says so), the playlist through B goes on with higher numbers after an ``EXT-X-DISCONTINUITY``,
   and hls.js, never touched, is still playing 15 s after the kill. While the stream moves, B's
-  origin answers its playlist and media with errors (A gone, the stream not claimed yet), so
-  hls.js's fatal *load* errors are allowed (the page restarts loading, as hls.js documents);
-  any other fatal error fails the test.
+  origin answers at once with 5xx, ``no-store`` (502 ``owner_unreachable`` until A is known
+  dead, then 503 ``stream_moving`` until B has claimed it; before, that was a cacheable 404
+  hls.js never retries). hls.js's 2 playlist retries (~3 s) are shorter than a fail-over, so
+  its fatal *load* errors are allowed (the page restarts loading, as hls.js documents); any
+  other fatal error fails the test. The 5xx answers the player got are printed.
 
 The hls.js case kills a node, so it runs last on the module's cluster.
 """
@@ -155,6 +157,8 @@ def test_hlsjs_through_a_non_owner_keeps_playing_when_the_owner_is_killed(
             f"3 s more media played {recovered_s:.1f} s after it; still playing "
             f"{time.monotonic() - killed:.1f} s after it; errors: {json.dumps(later.errors)}"
         )
+        failed = [line for line in session.console if line.startswith("[http ")]
+        print("answers >= 400 the player got:\n" + "\n".join(failed))
         assert later.current_time_s > recovered.current_time_s > before.current_time_s
         assert later.decoded_frames > recovered.decoded_frames > before.decoded_frames
         assert later.video_width > 0
