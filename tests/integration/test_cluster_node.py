@@ -221,6 +221,6 @@ async def test_a_miss_is_between_nodes_only_for_a_registered_stream_not_run_here
         # n1 dies; once n2 has claimed the stream, a miss on n2 is a real miss again
         one._leave = _nothing  # type: ignore[method-assign]
         one_scope.cancel()
-        await wait_for(lambda: two_streams.started == ["cam"])
+        await wait_for(lambda: two_streams.started == ["cam"] and "cam" in two.owned)
         assert not await two.moving("cam")
         assert await two.proxy_target("cam") is None
