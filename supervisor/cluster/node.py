@@ -60,6 +60,16 @@ log = structlog.get_logger(__name__)
 ORPHANS_KEY = KEY_PREFIX + "orphans"
 # an owner lookup by the origin is kept this long (one Redis read per stream per second at most)
 _OWNER_CACHE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """What the registry says about a stream for the origin."""
+
+    owner_url: str | None  # another live node runs it: proxy there
+    registered: bool  # the stream exists in the cluster (whoever runs it, if anyone)
+
+
 # a placement made here counts on its node until that node has reported twice since
 _RESERVATION_BEATS = 2
 # an orphan still unclaimed after this many rounds here may be claimed by any node (the node it
@@ -168,7 +178,7 @@ class ClusterNode:
         self.stopping = False
         self._started_unix_s = wall_clock()
         self._reserved: list[Reservation] = []
-        self._owner_cache: dict[str, tuple[float, str | None]] = {}
+        self._owner_cache: dict[str, tuple[float, _Route]] = {}
         self._orphans: dict[str, _Orphan] = {}
         self._round = 0
         self._nursery: trio.Nursery | None = None
@@ -497,21 +507,34 @@ class ClusterNode:
     async def proxy_target(self, stream_id: str) -> str | None:
         if stream_id in self.owned and not self.gate.fenced(stream_id):
             return None
+        return (await self._route(stream_id)).owner_url
+
+    async def moving(self, stream_id: str) -> bool:
+        if stream_id in self.owned:
+            return False  # it runs here: a miss is a real miss (a fenced one is answered before)
+        return (await self._route(stream_id)).registered
+
+    async def _route(self, stream_id: str) -> _Route:
+        """Where the origin finds the stream, from the registry at most once a second."""
         now = trio.current_time()
         cached = self._owner_cache.get(stream_id)
         if cached is not None and now - cached[0] < _OWNER_CACHE_S:
             return cached[1]
         try:
-            _record, owner = await self.owner_of(stream_id)
+            record, owner = await self.owner_of(stream_id)
         except RegistryError:
-            return None
-        url = owner.origin_url if owner is not None and owner.node_id != self.node_id else None
-        self._owner_cache[stream_id] = (now, url)
+            return _Route(owner_url=None, registered=False)
+        elsewhere = owner is not None and owner.node_id != self.node_id
+        route = _Route(
+            owner_url=owner.origin_url if owner is not None and elsewhere else None,
+            registered=record is not None,
+        )
+        self._owner_cache[stream_id] = (now, route)
         if len(self._owner_cache) > 10_000:
             self._owner_cache = {
                 s: v for s, v in self._owner_cache.items() if now - v[0] < _OWNER_CACHE_S
             }
-        return url
+        return route
 
     def describe(self) -> dict[str, Any]:
         """``GET /cluster``."""

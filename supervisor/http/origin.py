@@ -25,6 +25,7 @@ from supervisor.http.peer_proxy import (
     ClusterView,
     PeerProxy,
     fenced_chunks,
+    stream_moving,
 )
 from supervisor.http.playback import Playback, StreamedResponse, time_response
 from supervisor.metrics import Metrics, viewer_key
@@ -165,6 +166,8 @@ class OriginApp:
             # asked again after the answer: a blocking reload may have waited past the lease
             if cluster.fenced(stream_id):
                 return _route_label(relative), LEASE_LOST
+            if result.status == 404 and await cluster.moving(stream_id):
+                return _route_label(relative), stream_moving(head=method == "HEAD")
             if isinstance(result, StreamedResponse) and result.chunks is not None:
                 chunks = fenced_chunks(result.chunks, cluster, stream_id)
                 result = StreamedResponse(result.status, result.headers, chunks)

@@ -23,7 +23,15 @@ Content-Encoding, CORS), so what a client or cache sees does not depend on the n
   traceback. A body that breaks mid-stream ends the client's response early (the only honest
   signal once bytes are sent).
 * **No loops**: every proxied request carries :data:`PROXIED_HEADER`; a node never proxies a
-  request that has it (ownership moved under us → the peer answers 404 and the CDN retries).
+  request that has it (ownership moved under us → the peer answers 503 ``stream_moving`` and
+  the player or CDN retries).
+* **Between owners**: a stream the registry has but no live node serves here (its owner just
+  died, a drain hands it over) is a 503 ``stream_moving`` with ``Retry-After``, never the 404
+  of a stream that does not exist: players retry a 5xx, not a 4xx. It is answered at once, not
+  held until the stream lands: tried, hls.js 1.7.4 timed its held LL-HLS blocking reloads out
+  (``levelLoadTimeOut``, not fatal) and never played again, whereas a prompt 5xx ends in a
+  fatal load error the player page answers with ``hls.startLoad()``
+  (tests/e2e/test_cluster_players.py).
 
 HTTP client: httpx (already the test client here) on trio through anyio/httpcore: a maintained
 HTTP/1.1 client with a keep-alive pool per peer, per-phase timeouts and raw (undecoded) body
@@ -96,6 +104,13 @@ class ClusterView(Protocol):
         (this node runs it, or no node does and the local answer is the 404)."""
         ...
 
+    async def moving(self, stream_id: str) -> bool:
+        """A miss here is the stream between nodes, not a stream or object that does not exist:
+        the cluster has the stream, this node does not run it, and no live owner was asked (its
+        owner died and nobody has claimed it yet, it is handed over by a drain, or a peer asked
+        this node as the owner it no longer is)."""
+        ...
+
     def fenced(self, stream_id: str) -> bool:
         """This node runs the stream without a lease it knows valid: publish nothing of it.
 
@@ -108,6 +123,16 @@ class ClusterView(Protocol):
 LEASE_LOST: Final = origin_core.error_json(
     503, "lease_lost", "this node no longer holds the stream's lease; ask again"
 )
+
+
+def stream_moving(*, head: bool = False) -> OriginResponse:
+    """503 for a stream between owners, never a 404: players retry a 5xx (hls.js gives up on a
+    4xx playlist at once) and a CDN stores nothing (``no-store``); ``Retry-After`` is the time
+    a claim takes to show."""
+    answer = origin_core.error_json(
+        503, "stream_moving", "the stream is moving to another node; retry", head=head
+    )
+    return OriginResponse(answer.status, (*answer.headers, ("retry-after", "1")), answer.body)
 
 
 async def fenced_chunks(

@@ -205,3 +205,22 @@ class _Refusing:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._registry, name)
+
+
+async def test_a_miss_is_between_nodes_only_for_a_registered_stream_not_run_here(
+    tmp_path: Path,
+) -> None:
+    """What the origin asks after a local miss (a 503 ``stream_moving`` when true, else 404)."""
+    async with cluster(tmp_path) as c:
+        one, one_streams, one_scope = await c.node("n1")
+        two, two_streams, _ = await c.node("n2")
+        await c.create(one, one_streams, "cam")
+        assert not await one.moving("cam")  # it runs here: a miss is a real miss
+        assert not await two.moving("nobody")  # the cluster does not have it
+        assert await two.moving("cam")  # a peer asked n2 as its owner: n2 does not run it
+        # n1 dies; once n2 has claimed the stream, a miss on n2 is a real miss again
+        one._leave = _nothing  # type: ignore[method-assign]
+        one_scope.cancel()
+        await wait_for(lambda: two_streams.started == ["cam"] and "cam" in two.owned)
+        assert not await two.moving("cam")
+        assert await two.proxy_target("cam") is None
