@@ -47,6 +47,10 @@ class ClusterApi:
     ) -> Response | None:
         """Place the stream: the answer of the node it went to, or None to create it here."""
         if self.forwarded(headers):
+            if self.node.draining:
+                # the placing node's view of this one is up to a round old: refuse rather than
+                # take a stream that the drain already under way would never move
+                return _error(503, "node_draining", "the chosen node is draining; retry")
             return None
         placement = self.node.place(spec)
         if placement is None:

@@ -185,7 +185,9 @@ async def test_drain_hands_every_stream_to_the_others(tmp_path: Path) -> None:
         )
         assert {r.owner_node_id for r in await c.registry.list_streams()} == {"n2"}
         assert await c.redis.smembers(ORPHANS_KEY) == set()
-        # a draining node is never chosen
+        # a draining node is never chosen (once the others' view of it says so: up to a round;
+        # meanwhile the draining node itself refuses a forwarded create, 503 node_draining)
+        await wait_for(lambda: (n1 := two.node("n1")) is None or n1.draining)
         spec = StreamSpec(stream_id="new", source_url="http://x.invalid/y")
         placed = two.place(spec)
         assert placed is not None
