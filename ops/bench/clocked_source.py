@@ -94,7 +94,8 @@ def encoder_argv(width: int, height: int, fps: int, audio_fd: int, gop_s: int = 
         *("-map", "0:v", "-map", "1:a"),
         # what a live encoder tuned for latency does: no B-frames, no lookahead, a short GOP
         *("-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"),
-        *("-g", str(fps * gop_s), "-keyint_min", str(fps * gop_s), "-pix_fmt", "yuv420p", "-b:v", "4M"),
+        *("-g", str(fps * gop_s), "-keyint_min", str(fps * gop_s)),
+        *("-pix_fmt", "yuv420p", "-b:v", "4M"),
         *("-c:a", "aac", "-b:a", "96k"),
         # every TS packet leaves at once: no muxer buffering the benchmark would blame on us
         *("-f", "mpegts", "-flush_packets", "1", "pipe:1"),
