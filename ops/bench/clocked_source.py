@@ -123,6 +123,9 @@ class ClockedSource:
         self._stop = threading.Event()
         self._packet_phase = 0  # relayed bytes modulo the TS packet size
         self.stalls = 0  # times the frame writer fell more than _MAX_LATENESS_S behind
+        self.newest_counter: int | None = None  # the frame handed to the encoder last
+        # newest_counter when each client attached: where in the GOP it joined the stream
+        self.join_counters: list[int | None] = []
         if AUDIO_RATE_HZ % fps:
             raise ValueError(f"{fps} fps does not divide {AUDIO_RATE_HZ} Hz audio into frames")
         audio_read, audio_write = os.pipe()
@@ -198,6 +201,7 @@ class ClockedSource:
                 return
             with self._lock:
                 self._capture_time_s[counter % COUNTER_LIMIT] = written_at
+                self.newest_counter = counter % COUNTER_LIMIT
             counter += 1
 
     def _relay(self) -> None:
@@ -227,6 +231,7 @@ class ClockedSource:
         client = _Client()
         with self._lock:
             self._clients.add(client)
+            self.join_counters.append(self.newest_counter)
             skip = (-self._packet_phase) % TS_PACKET_BYTES
         return client, skip
 
