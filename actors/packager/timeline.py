@@ -549,10 +549,7 @@ class StreamTimeline:
             if index is None:
                 break
             held.popleft()
-            if rendition.kind == "audio" and fragment.end_time_ticks / timescale <= self._cuts_s[0]:
-                # Audio from before the video's first picture (joined mid-GOP, audio starts up
-                # to a source GOP earlier): nothing to show with it, and keeping it would make
-                # the first audio segment up to a GOP longer than the video's.
+            if rendition.kind == "audio" and self._before_first_picture(fragment, timescale):
                 continue
             self._place_follower(rendition, fragment, index, changes)
         # bounded: a leader that stalls must not make the others pile up media without end
@@ -560,6 +557,15 @@ class StreamTimeline:
         while held and held[-1].end_time_ticks - held[0].decode_time_ticks > limit_ticks:
             held.popleft()
             self.fragments_dropped_total += 1
+
+    def _before_first_picture(self, fragment: Fragment, timescale: int) -> bool:
+        """Audio from before the leader's first cut (joined mid-GOP, audio starts up to a source
+        GOP earlier than video) has nothing to be shown with, and keeping it would make the
+        first audio segment up to a GOP longer than the video's. A run whose leader never
+        produced anything (it ended first) has no first picture: nothing of it is committed."""
+        if not self._cuts_s:
+            return True
+        return fragment.end_time_ticks / timescale <= self._cuts_s[0]
 
     def _leader_index_at(self, local_s: float) -> int | None:
         """The leader segment (index) that epoch time ``local_s`` falls in, None if not known yet.

@@ -220,3 +220,22 @@ def test_a_negative_v1_tfdt_reads_negative_and_rebases_forward() -> None:
     assert fragment_info(moved).decode_time_ticks == 48_000 - AAC_PRIMING_TICKS
     with pytest.raises(BmffError, match="negative"):
         rebase_fragment(piece.data, AAC_PRIMING_TICKS - 1)
+
+
+def test_an_encoder_run_that_ends_before_its_first_picture_publishes_nothing() -> None:
+    """Audio came, the video never did (the encoder died waiting for a keyframe): no first
+    picture to measure the audio against, nothing committed, and the next run goes on."""
+    timeline = new_timeline(RENDITIONS)
+    fragments = encoder_run(video_first_frame=45, audio_first_ticks=-AAC_PRIMING_TICKS)
+    timeline.begin_epoch()
+    for index, (rid, kind) in enumerate(RENDITIONS):
+        timeline.on_init(rid, init_for(kind, index + 1))
+    for piece in fragments["audio"][:3]:
+        timeline.on_fragment("audio", piece, now_unix_s=AST + 1.0)
+    assert timeline.end_epoch(now_unix_s=AST + 2.0).segments_committed == []
+    committed, _ = run_epoch(
+        timeline,
+        arrival_order(fragments, random.Random(2), audio_first=True),
+        wall_start_unix_s=AST + 10.0,
+    )
+    assert committed[0] == 0
