@@ -220,7 +220,11 @@ def cmaf_output_args(fragment_duration_s: float, *, video: bool, fd: int) -> lis
     # (ftyp+moov) come out first on its own; default_base_moof + cmaf give CMAF-conformant
     # fragments; skip_trailer avoids a useless mfra at exit. flush_packets pushes every finished
     # fragment into the pipe at once instead of waiting for AVIO's 32 KiB buffer.
-    flags = "+empty_moov+default_base_moof+cmaf+skip_trailer"
+    # frag_discont with no edit list keeps the encoder's timestamps in tfdt instead of starting
+    # every output at 0: joining a live source mid-GOP, audio starts at its first packet and video
+    # at the next keyframe, and only their own timestamps say how far apart those are (lip sync,
+    # and the video's PDT against its capture time; the timeline keeps that offset).
+    flags = "+empty_moov+default_base_moof+cmaf+skip_trailer+frag_discont"
     if video:
         flags = "+frag_keyframe" + flags
     return [
@@ -228,6 +232,8 @@ def cmaf_output_args(fragment_duration_s: float, *, video: bool, fd: int) -> lis
         "mp4",
         "-movflags",
         flags,
+        "-use_editlist",
+        "0",
         "-frag_duration",
         # audio: one microsecond below the whole-frame duration, so the Nth frame closes it
         str(round(fragment_duration_s * 1_000_000) - (0 if video else 1)),

@@ -4,7 +4,12 @@ Fragments (moof+mdat) come in per rendition from the box reader; this module
 
 * rebases their decode times onto a wall-clock-anchored timeline (media time ``t`` is shown at
   ``availability_start + t``), so numbering and time survive encoder restarts: each encoder run
-  is an *epoch* that starts where the previous one ended, never earlier;
+  is an *epoch* that starts where the previous one ended, never earlier. Every rendition of an
+  epoch is shifted by the same amount (one origin): the encoder's own timestamps say how far
+  apart its outputs start (joining a live source mid-GOP, audio starts at its first packet and
+  video only at the next keyframe), and that offset is what keeps lip sync and the video's PDT
+  true to its capture. Audio from before the leader's first cut is dropped, so the first
+  segment of every rendition starts within one audio fragment of the others;
 * groups fragments into segments, each fragment staying a first-class part. One rendition, the
   *leader* (the first video rendition), cuts on the segment grid: at its first sync sample in a
   grid slot (``k × segment_duration_s`` of the epoch's own time) later than the slot its current
@@ -237,6 +242,7 @@ class StreamTimeline:
         self._leader_done = False
         self._next_index = 0
         self._epoch_base_s: float | None = None
+        self._epoch_floor_s = 0.0  # where the epoch's media may start: the previous one's end
         self._timeline_end_s = 0.0  # end of the latest committed media, seconds since AST
         self._periods: list[Period] = []
         self._init_changed = True
@@ -311,10 +317,17 @@ class StreamTimeline:
         self._edges.clear()
         timescale = track.timescale
         if self._epoch_base_s is None:
+            self._epoch_floor_s = self._timeline_end_s
             self._epoch_base_s = self._choose_epoch_base_s(fragment, timescale, now_unix_s)
         if rendition.offset_ticks is None:
-            # ceil: a rebased epoch must never start before where the previous one ended
-            rendition.offset_ticks = math.ceil(self._epoch_base_s * timescale)
+            # The epoch's one origin. ceil, and the floor: a rendition must never start before
+            # where the previous epoch ended. Only a rendition whose media starts earlier than
+            # the first fragment that arrived, in an epoch that had to be pushed to the floor
+            # (an encoder faster than real time), is moved on its own, and loses its offset.
+            rendition.offset_ticks = max(
+                math.ceil(self._epoch_base_s * timescale),
+                math.ceil(self._epoch_floor_s * timescale) - fragment.decode_time_ticks,
+            )
         changes = Changes()
         if rendition_id == self._leader_id:
             self._place_leader(rendition, fragment, changes)
@@ -501,7 +514,10 @@ class StreamTimeline:
         fragment_end_s = fragment.end_time_ticks / timescale
         anchored = now_unix_s - self.availability_start_unix_s - fragment_end_s
         # …but never earlier than where the previous run ended: the timeline only moves forward.
-        return max(anchored, self._timeline_end_s, 0.0)
+        # The encoder's times need not start at 0 (nor be positive: AAC's priming frame is
+        # stamped before 0), so it is the fragment's start that must not land before that end.
+        fragment_start_s = fragment.decode_time_ticks / timescale
+        return max(anchored, self._epoch_floor_s - fragment_start_s)
 
     def _index_of(self, number: int) -> int:
         """The epoch's segment index a not-yet-committed ``number`` would be given to."""
@@ -555,12 +571,23 @@ class StreamTimeline:
             if index is None:
                 break
             held.popleft()
+            if rendition.kind == "audio" and self._before_first_picture(fragment, timescale):
+                continue
             self._place_follower(rendition, fragment, index, changes)
         # bounded: a leader that stalls must not make the others pile up media without end
         limit_ticks = self._barrier_limit * self.segment_duration_s * timescale
         while held and held[-1].end_time_ticks - held[0].decode_time_ticks > limit_ticks:
             held.popleft()
             self.fragments_dropped_total += 1
+
+    def _before_first_picture(self, fragment: Fragment, timescale: int) -> bool:
+        """Audio from before the leader's first cut (joined mid-GOP, audio starts up to a source
+        GOP earlier than video) has nothing to be shown with, and keeping it would make the
+        first audio segment up to a GOP longer than the video's. A run whose leader never
+        produced anything (it ended first) has no first picture: nothing of it is committed."""
+        if not self._cuts_s:
+            return True
+        return fragment.end_time_ticks / timescale <= self._cuts_s[0]
 
     def _leader_index_at(self, local_s: float) -> int | None:
         """The leader segment (index) that epoch time ``local_s`` falls in, None if not known yet.

@@ -74,7 +74,7 @@ def _tone_second() -> bytes:
     )
 
 
-def encoder_argv(width: int, height: int, fps: int, audio_fd: int) -> list[str]:
+def encoder_argv(width: int, height: int, fps: int, audio_fd: int, gop_s: int = 1) -> list[str]:
     """FFmpeg reading raw frames on stdin and raw audio on ``audio_fd``, live MPEG-TS on stdout.
 
     Both inputs are written by the same loop, frame by frame, so their timestamps (counted in
@@ -92,9 +92,10 @@ def encoder_argv(width: int, height: int, fps: int, audio_fd: int) -> list[str]:
         *("-probesize", "32", "-analyzeduration", "0", "-f", "s16le"),
         *("-ar", str(AUDIO_RATE_HZ), "-ac", "1", "-i", f"pipe:{audio_fd}"),
         *("-map", "0:v", "-map", "1:a"),
-        # what a live encoder tuned for latency does: no B-frames, no lookahead, a 1 s GOP
+        # what a live encoder tuned for latency does: no B-frames, no lookahead, a short GOP
         *("-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"),
-        *("-g", str(fps), "-pix_fmt", "yuv420p", "-b:v", "4M"),
+        *("-g", str(fps * gop_s), "-keyint_min", str(fps * gop_s)),
+        *("-pix_fmt", "yuv420p", "-b:v", "4M"),
         *("-c:a", "aac", "-b:a", "96k"),
         # every TS packet leaves at once: no muxer buffering the benchmark would blame on us
         *("-f", "mpegts", "-flush_packets", "1", "pipe:1"),
@@ -112,7 +113,9 @@ class _Client:
 class ClockedSource:
     """The running source: its URL and the wall-clock time each frame counter was written."""
 
-    def __init__(self, width: int, height: int, fps: int) -> None:
+    def __init__(self, width: int, height: int, fps: int, gop_s: int = 1) -> None:
+        """``gop_s``: seconds between keyframes; a client joining mid-GOP decodes video only
+        from the next one (audio from its first packet)."""
         self.width, self.height, self.fps = width, height, fps
         self._capture_time_s: dict[int, float] = {}
         self._clients: set[_Client] = set()
@@ -120,6 +123,9 @@ class ClockedSource:
         self._stop = threading.Event()
         self._packet_phase = 0  # relayed bytes modulo the TS packet size
         self.stalls = 0  # times the frame writer fell more than _MAX_LATENESS_S behind
+        self.newest_counter: int | None = None  # the frame handed to the encoder last
+        # newest_counter when each client attached: where in the GOP it joined the stream
+        self.join_counters: list[int | None] = []
         if AUDIO_RATE_HZ % fps:
             raise ValueError(f"{fps} fps does not divide {AUDIO_RATE_HZ} Hz audio into frames")
         audio_read, audio_write = os.pipe()
@@ -127,7 +133,7 @@ class ClockedSource:
             fcntl.fcntl(audio_write, fcntl.F_SETPIPE_SZ, _AUDIO_PIPE_BYTES)
         try:
             self.process = subprocess.Popen(
-                encoder_argv(width, height, fps, audio_read),
+                encoder_argv(width, height, fps, audio_read, gop_s),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -195,6 +201,7 @@ class ClockedSource:
                 return
             with self._lock:
                 self._capture_time_s[counter % COUNTER_LIMIT] = written_at
+                self.newest_counter = counter % COUNTER_LIMIT
             counter += 1
 
     def _relay(self) -> None:
@@ -224,6 +231,7 @@ class ClockedSource:
         client = _Client()
         with self._lock:
             self._clients.add(client)
+            self.join_counters.append(self.newest_counter)
             skip = (-self._packet_phase) % TS_PACKET_BYTES
         return client, skip
 
@@ -299,9 +307,11 @@ def _stop_encoder(process: subprocess.Popen[bytes], audio: IO[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def clocked_source(width: int = 1280, height: int = 720, fps: int = 30) -> Iterator[ClockedSource]:
+def clocked_source(
+    width: int = 1280, height: int = 720, fps: int = 30, gop_s: int = 1
+) -> Iterator[ClockedSource]:
     """Serve a clocked live source on a free loopback port until the block ends."""
-    source = ClockedSource(width, height, fps)
+    source = ClockedSource(width, height, fps, gop_s)
     try:
         yield source
     finally:

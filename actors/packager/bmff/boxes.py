@@ -18,6 +18,8 @@ MAX_BOX_SIZE_BYTES: Final = 256 * 1024 * 1024
 
 U32_MAX: Final = 0xFFFF_FFFF
 U64_MAX: Final = 0xFFFF_FFFF_FFFF_FFFF
+I64_SIGN: Final = 1 << 63
+
 I32_MIN: Final = -(2**31)
 I32_MAX: Final = 2**31 - 1
 
@@ -59,6 +61,17 @@ VISUAL_ENTRY_FIXED_BYTES: Final = 78
 AUDIO_ENTRY_FIXED_BYTES: Final = 28
 # QuickTime sound description versions 1 and 2 append extra fields before the children.
 QT_AUDIO_EXTRA_BYTES: Final = {0: 0, 1: 16, 2: 36}
+
+
+def signed_decode_time(raw: int, version: int) -> int:
+    """A tfdt baseMediaDecodeTime as FFmpeg meant it.
+
+    With ``frag_discont`` and no edit list FFmpeg writes the encoder's own timestamps, and AAC's
+    first frame (the encoder's priming) is stamped -1024 samples: a v1 tfdt in two's complement.
+    No real decode time comes near 2**63 ticks (millions of years at 90 kHz), so a v1 value with
+    the top bit set is that negative time. v0 (32-bit) values are always unsigned.
+    """
+    return raw - (1 << 64) if version == 1 and raw & I64_SIGN else raw
 
 
 class BmffError(ValueError):

@@ -22,6 +22,7 @@ from actors.packager.bmff.boxes import (
     Box,
     TrackDefaults,
     children,
+    signed_decode_time,
     top_level,
 )
 from actors.packager.model import Fragment
@@ -119,7 +120,7 @@ def _parse_traf(data: bytes, moof: Box, traf: Box, defaults: TrackDefaults | Non
 
     tcur = tfdt_box.cursor(data)
     version, _flags = tcur.full_box_header()
-    decode_time = tcur.u64() if version == 1 else tcur.u32()
+    decode_time = signed_decode_time(tcur.u64() if version == 1 else tcur.u32(), version)
 
     duration = 0
     count = 0

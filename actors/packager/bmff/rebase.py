@@ -17,12 +17,16 @@ from actors.packager.bmff.boxes import (
     Box,
     children,
     require,
+    signed_decode_time,
     top_level,
 )
 
 
 def rebase_fragment(data: bytes, offset_ticks: int) -> bytes:
     """Return ``data`` with every traf's tfdt baseMediaDecodeTime increased by ``offset_ticks``.
+
+    A negative v1 tfdt (see ``signed_decode_time``) is shifted the same way and must come out
+    non-negative.
 
     A v0 (32-bit) tfdt whose new value no longer fits becomes v1: tfdt, traf and moof grow by
     4 bytes each and every moof-relative trun data_offset moves by 4 per upgraded tfdt so it
@@ -47,7 +51,7 @@ def rebase_fragment(data: bytes, offset_ticks: int) -> bytes:
             cur = tfdt.cursor(data)
             version, _flags = cur.full_box_header()
             value_pos = cur.pos
-            old = cur.u64() if version == 1 else cur.u32()
+            old = signed_decode_time(cur.u64() if version == 1 else cur.u32(), version)
             new = old + offset_ticks
             if new < 0:
                 raise BmffError(f"rebasing tfdt {old} by {offset_ticks} would go negative")
