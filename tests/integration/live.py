@@ -256,3 +256,17 @@ def ffmpeg_pids() -> set[int]:
             if "ffmpeg" in child.name() and child.status() != psutil.STATUS_ZOMBIE:
                 found.add(child.pid)
     return found
+
+
+async def stable_documents(folder: Path, names: list[str]) -> dict[str, str]:
+    """The renditions' playlists as one consistent set: the stream keeps committing while we
+    read them one after the other (CI once saw windows one segment apart), so read until two
+    passes agree."""
+    previous: dict[str, str] = {}
+    for _ in range(50):
+        current = {name: (folder / name).read_text() for name in names}
+        if current == previous:
+            return current
+        previous = current
+        await trio.sleep(0.05)
+    raise AssertionError("the playlists never held still")

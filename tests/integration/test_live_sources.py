@@ -15,6 +15,7 @@ from tests.integration.live import (
     read_media,
     running_publisher,
     running_service,
+    stable_documents,
     start_stream,
     wait_for,
     wait_segments,
@@ -52,9 +53,10 @@ async def check_stream_on_disk(folder: Path, video: list[str], audio: bool) -> N
         assert "mp4a.40.2" in master
     assert re.search(r"CODECS=\"avc1\.[0-9a-f]{6}", master)
 
+    documents = await stable_documents(folder, [f"{rid}/playlist.m3u8" for rid in renditions])
     numbers_by_rendition = {}
     for rid in renditions:
-        playlist = parse_media_playlist((folder / rid / "playlist.m3u8").read_text())
+        playlist = parse_media_playlist(documents[f"{rid}/playlist.m3u8"])
         numbers = playlist["numbers"]
         assert isinstance(numbers, list)
         assert len(numbers) == PLAYLIST_SIZE, f"{rid}: window {numbers}"

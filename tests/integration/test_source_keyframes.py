@@ -25,6 +25,7 @@ from tests.integration.live import (
     read_media,
     running_publisher,
     running_service,
+    stable_documents,
     start_stream,
     wait_segments,
 )
@@ -42,18 +43,7 @@ def media_playlist(text: str) -> tuple[int, list[tuple[int, float]]]:
     return target, list(zip(numbers, durations, strict=True))
 
 
-async def stable_documents(folder: Path) -> dict[str, str]:
-    """The media playlists and the MPD as one consistent set: the stream keeps committing
-    (written from worker threads) while we read, so read until two passes agree."""
-    names = ("source/playlist.m3u8", "audio/playlist.m3u8", "manifest.mpd")
-    previous: dict[str, str] = {}
-    for _ in range(50):
-        current = {name: (folder / name).read_text() for name in names}
-        if current == previous:
-            return current
-        previous = current
-        await trio.sleep(0.05)
-    raise AssertionError("the playlists never held still")
+KEYFRAME_DOCUMENTS = ("source/playlist.m3u8", "audio/playlist.m3u8", "manifest.mpd")
 
 
 def check_playlists(
@@ -105,7 +95,7 @@ async def passthrough(
             actor = await start_stream(service, stream_id, source.url, qualities=["source"])
             await wait_segments(actor, 6, timeout_s=60.0)
             folder = tmp_path / stream_id
-            documents = await stable_documents(folder)
+            documents = await stable_documents(folder, list(KEYFRAME_DOCUMENTS))
             yield folder, documents, check_playlists(folder, documents, actor)
 
 
@@ -162,7 +152,7 @@ async def test_keyframes_6_s_apart_are_cut_at_the_target_and_it_never_changes(
                             text = (folder / rid / "playlist.m3u8").read_text()
                             targets.add(media_playlist(text)[0])
                     await trio.sleep(0.1)
-            documents = await stable_documents(folder)
+            documents = await stable_documents(folder, list(KEYFRAME_DOCUMENTS))
             segments = check_playlists(folder, documents, actor)
             assert targets == {4}, targets
             assert "#EXT-X-INDEPENDENT-SEGMENTS" not in documents["source/playlist.m3u8"]
