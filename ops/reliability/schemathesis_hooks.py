@@ -36,3 +36,9 @@ def flatmap_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrat
 def _schema_valid_source_url(value: object) -> bool:
     """What the document allows for source_url (a string of at most 2,048 characters)."""
     return isinstance(value, str) and len(value) <= 2048
+
+
+# WHIP's offer is an SDP document (``application/sdp``, a string in the schema): sent as its UTF-8
+# bytes, like a browser or FFmpeg would. Without a serializer Schemathesis stops with an error on
+# that operation instead of fuzzing it (the service answers such garbage 400, never 5xx).
+schemathesis.serializer.alias("application/sdp", "text/plain")
