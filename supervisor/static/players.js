@@ -29,6 +29,12 @@ export const DEFAULT_LL_TARGET_LATENCY_S = null;
 
 // Fastest playback rate hls.js may use to get back to its target latency (LL only).
 export const HLSJS_MAX_CATCH_UP_RATE = 1.5;
+// hls.js recovers from *fatal* network errors only when told to (startLoad, below). When the
+// origin comes back slowly instead (a restarted service holding playlist requests until its
+// resumed stream's first segment, a cluster node taking a stream over), hls.js's held requests
+// time out as non-fatal errors and it can sit still for good. A live player that has made no
+// progress for this long, not paused, loads again from the live edge.
+export const HLSJS_STALL_RESTART_MS = 8000;
 
 // Shaka's catch-up on LL-HLS (seconds behind its seek range end, which is PART-HOLD-BACK behind
 // the live edge; rates like the MPD's PlaybackRate).
@@ -264,6 +270,30 @@ class HlsJsAdapter extends BaseAdapter {
     });
     this.hls.loadSource(this.src);
     this.hls.attachMedia(this.video);
+    this.watchProgress();
+  }
+
+  watchProgress() {
+    let lastTime = this.video.currentTime;
+    let lastProgressAt = Date.now();
+    let played = false; // armed once playback has moved: a slow first start is not a stall
+    this.progressTimer = setInterval(() => {
+      const now = Date.now();
+      const moved = this.video.currentTime !== lastTime;
+      if (moved && lastTime > 0) played = true;
+      if (!played || this.video.paused || moved || !this.isLive()) {
+        lastTime = this.video.currentTime;
+        lastProgressAt = now;
+        return;
+      }
+      if (now - lastProgressAt < HLSJS_STALL_RESTART_MS) return;
+      lastProgressAt = now;
+      this.log.add("hls.js made no progress: loading again from the live edge", false);
+      this.hls.stopLoad();
+      this.hls.startLoad(-1);
+      const live = this.hls.liveSyncPosition;
+      if (live) this.video.currentTime = live;
+    }, 1000);
   }
 
   levels() {
@@ -298,6 +328,7 @@ class HlsJsAdapter extends BaseAdapter {
   }
   destroy() {
     super.destroy();
+    clearInterval(this.progressTimer);
     this.hls?.destroy();
   }
 }
