@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -146,7 +147,11 @@ def test_three_nodes_spread_fail_over_and_fence(tmp_path: Path) -> None:
         for stream_id in ids:
             create(one, stream_id)  # all through one node
         owners = {s: owner_of(one, s) for s in ids}
-        assert sorted(owners.values()) == ["n1", "n1", "n2", "n2", "n3", "n3"], owners
+        # placement follows each node's *measured* encoder load, which is noisy on a shared
+        # machine: every node gets streams, none takes more than half (2/2/2 when quiet)
+        per_node = Counter(owners.values())
+        assert set(per_node) == {"n1", "n2", "n3"}, owners
+        assert max(per_node.values()) <= 3, owners
         listed = get_json(f"{two.api}/streams")
         assert sorted(v["stream_id"] for v in listed["streams"]) == ids
         assert {v["stream_id"]: v["node"] for v in listed["streams"]} == owners
@@ -157,11 +162,11 @@ def test_three_nodes_spread_fail_over_and_fence(tmp_path: Path) -> None:
                 f"{stream_id} identical everywhere",
                 lambda s=stream_id: same_playlist_everywhere(nodes, s),
             )
-        assert [n.ffmpeg_count() for n in nodes] == [2, 2, 2]
+        assert [n.ffmpeg_count() for n in nodes] == [per_node[n.node_id] for n in nodes]
 
-        # SIGKILL the owner of two streams
+        # SIGKILL the owner of the most streams (two when the spread is even)
         by_id = {n.node_id: n for n in nodes}
-        victim = by_id[owners["cam0"]]
+        victim = by_id[per_node.most_common(1)[0][0]]
         victims_streams = [s for s, o in owners.items() if o == victim.node_id]
         survivors = [n for n in nodes if n is not victim]
         before = {
