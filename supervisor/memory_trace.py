@@ -72,11 +72,6 @@ def start(environ: Mapping[str, str] = os.environ) -> bool:
     return True
 
 
-def malloc_trim() -> bool:
-    """glibc's ``malloc_trim(0)``: give free heap pages back to the OS. False where unavailable."""
-    return give_back_free_memory()
-
-
 def top_growth(
     old: tracemalloc.Snapshot, new: tracemalloc.Snapshot, limit: int = TOP_SITES
 ) -> list[str]:
@@ -149,7 +144,7 @@ class MemoryReporter:
     def report(self) -> dict[str, object]:
         rss_before = self.process.memory_info().rss
         gc.collect()
-        trimmed = malloc_trim()
+        trimmed = give_back_free_memory()
         rss_after = self.process.memory_info().rss
         types = object_types()
         self.reports += 1
