@@ -239,6 +239,8 @@ class StreamTimeline:
         # leader segment indexes cut at the cap without a sync sample: followers cut there too
         self._cuts_without_sync: set[int] = set()
         self._leader_end_s: float | None = None
+        # the leader's last two sync samples (epoch time): where its next keyframes are expected
+        self._leader_syncs_s: deque[float] = deque(maxlen=2)
         self._leader_done = False
         self._next_index = 0
         self._epoch_base_s: float | None = None
@@ -287,6 +289,7 @@ class StreamTimeline:
         self._cuts_s = []
         self._cuts_without_sync = set()
         self._leader_end_s = None
+        self._leader_syncs_s.clear()
         self._leader_done = False
         self._next_index = 0
         for rendition in self._renditions.values():
@@ -406,13 +409,14 @@ class StreamTimeline:
         """Will the rendition's next fragment open a new segment rather than extend the growing one?
 
         Exact once the rendition has finished the visible segment (it waits at the commit
-        barrier); otherwise the cut rules of :meth:`on_fragment` applied to the next fragment,
-        assumed as long as the last part, in the rendition's *own* encoder time: the leader cuts
-        where the start plus the tolerance reaches the next grid line (video needs a keyframe too,
-        and the encoder forces one on every grid line); a follower's fragment joins the leader
-        segment its midpoint falls in. (Predicting from another rendition's rebased times was
-        wrong whenever audio and video start apart: the preload hint then named a part that
-        never came, and Shaka waited on it for 3 × TD.)
+        barrier) or the leader has cut past it; otherwise predicted in the rendition's *own*
+        encoder time, with the next fragment assumed as long as the last part: it opens the next
+        segment when its midpoint reaches the leader's next cut (a follower's fragment joins the
+        leader segment its midpoint falls in; the leader's own cuts fall on fragment starts), or
+        when the leader would pass the length cap. (Predicting from another rendition's rebased
+        times was wrong whenever audio and video start apart, and predicting the cut on the
+        segment grid of the tfdt times was wrong whenever the encoder's keyframes are not on it:
+        the preload hint then named a part that never came, or skipped one that did.)
         """
         rendition = self._renditions[rendition_id]
         if any(finished.index == self._next_index for finished in rendition.completed):
@@ -424,19 +428,42 @@ class StreamTimeline:
         end_ticks = growing.start_ticks + growing.duration_ticks - rendition.offset_ticks
         next_local_s = end_ticks / track.timescale
         last_part_s = growing.parts[-1].duration_s
-        if rendition_id == self._leader_id:
-            tolerance_s = min(last_part_s / 2, self.segment_duration_s / 4)
-            slot = math.floor((next_local_s + tolerance_s) / self.segment_duration_s)
-            return slot > growing.grid_index or self._over_cap(next_local_s + last_part_s)
+        if rendition_id == self._leader_id and self._over_cap(next_local_s + last_part_s):
+            return True
         return next_local_s + last_part_s / 2 >= self._next_leader_cut_s(growing.index)
 
     def _next_leader_cut_s(self, index: int) -> float:
-        """Where the leader's segment after ``index`` starts: known once it cut there, else the
-        next grid line after that segment's start (the keyframe is forced there)."""
-        if index + 1 < len(self._cuts_s):
-            return self._cuts_s[index + 1]
-        start_s = self._cuts_s[index] if index < len(self._cuts_s) else 0.0
-        return (math.floor(start_s / self.segment_duration_s + 0.5) + 1) * self.segment_duration_s
+        """Where the leader's segment after ``index`` starts (epoch time): known once it cut
+        there, else predicted from where its keyframes come.
+
+        The leader cuts at its first keyframe in a later grid slot than its segment's. Keyframes
+        come one keyframe interval after the last (the encoder forces one every segment duration
+        of *its own* time, which need not be the tfdt's: frag_discont keeps the source's
+        timestamps, so they sit anywhere on the tfdt grid, e.g. at 1.367 s + 2k), so the
+        prediction walks from the last keyframe seen, never from the grid lines themselves.
+        """
+        cuts = self._cuts_s
+        if index + 1 < len(cuts):
+            return cuts[index + 1]
+        leader = self._renditions[self._leader_id]
+        growing = leader.growing
+        if not cuts or growing is None or not self._leader_syncs_s:
+            return math.inf  # the leader has not started: followers hold their fragments
+        syncs = self._leader_syncs_s
+        interval_s = syncs[-1] - syncs[0] if len(syncs) == 2 else 0.0
+        if interval_s <= 0:
+            interval_s = self.segment_duration_s
+        last_part_s = growing.parts[-1].duration_s if growing.parts else interval_s
+        tolerance_s = min(last_part_s / 2, self.segment_duration_s / 4)
+        cut_s, grid_index, keyframe_s = cuts[-1], growing.grid_index, syncs[-1]
+        for _ in range(len(cuts) - 1, index + 1):
+            # the next expected keyframe in a later slot, or the length cap before it
+            keyframe_s += interval_s
+            while math.floor((keyframe_s + tolerance_s) / self.segment_duration_s) <= grid_index:
+                keyframe_s += interval_s
+            cut_s = min(keyframe_s, cut_s + self.max_segment_s)
+            grid_index = math.floor((cut_s + tolerance_s) / self.segment_duration_s)
+        return cut_s
 
     def part_bytes(self, rendition_id: str, number: int, part_index: int) -> bytes | None:
         rendition = self._renditions.get(rendition_id)
@@ -550,6 +577,8 @@ class StreamTimeline:
             self._start_segment(rendition, fragment, len(self._cuts_s), grid_index)
             self._cuts_s.append(local_start_s)
         self._leader_end_s = local_start_s + fragment_duration_s
+        if fragment.starts_with_sync:
+            self._leader_syncs_s.append(local_start_s)
         self._append(rendition, fragment, changes)
 
     def _over_cap(self, leader_end_s: float) -> bool:

@@ -334,6 +334,84 @@ def test_preload_hint_follows_the_cut_rule_on_exact_grid_boundaries() -> None:
     assert len(hinted) >= 60
 
 
+def _hint_changes(
+    feed: list[tuple[float, str, Fragment]],
+    timeline: StreamTimeline,
+    settings: publish.PublishSettings,
+    renditions: tuple[str, ...],
+) -> tuple[list[tuple[str, str, list[str]]], int]:
+    """Feed fragments in arrival order; every time a rendition's playlist lists new parts, the
+    first of them must be the part it hinted before. Returns the violations and the checks."""
+    previous: dict[str, tuple[str, list[str]]] = {}
+    wrong: list[tuple[str, str, list[str]]] = []
+    checked = 0
+    for arrival_s, rid, fragment in feed:
+        timeline.on_fragment(rid, fragment, now_unix_s=AST + 5.0 + arrival_s)
+        for sibling in renditions:
+            text = publish.render_media_playlist(timeline, sibling, settings)
+            if text is None:
+                continue
+            hint, parts = _hint_and_parts(text)
+            if sibling in previous:
+                old_hint, old_parts = previous[sibling]
+                new = [p for p in parts if p not in old_parts]
+                if new:
+                    checked += 1
+                    if new[0] != old_hint:
+                        wrong.append((sibling, old_hint, new))
+            previous[sibling] = (hint, parts)
+    return wrong, checked
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    keyframe_offset_ms=st.integers(min_value=0, max_value=1999),
+    audio_lead_ms=st.integers(min_value=0, max_value=900),
+    leader_delay_ms=st.integers(min_value=0, max_value=1500),
+)
+def test_preload_hints_hold_when_the_keyframes_are_off_the_tfdt_grid(
+    keyframe_offset_ms: int, audio_lead_ms: int, leader_delay_ms: int
+) -> None:
+    """The encoder forces a keyframe every 2 s of *its own* time; with the source's timestamps
+    kept in tfdt (frag_discont) they land anywhere on the tfdt grid (a live run: 5.367, 7.367,
+    9.367 …). The hint predicted the next cut on the tfdt grid lines instead, so whenever the
+    leader's keyframe fragment came later than a follower's part (a loaded machine), the 240p
+    and audio hints named ``part_n_6`` of a segment cut after 6 parts (Shaka waited 3 × TD on
+    it, then a 404) and the leader hinted ``part_{n+1}_0`` one part early (Shaka took it for
+    the part it did not yet have, never fetched that one, and the picture froze until the next
+    keyframe). 360p leads, 240p follows, audio (15-frame AAC parts, 0.32 s) starts earlier; the
+    leader's fragments arrive ``leader_delay_ms`` late. Every hint must be the next part.
+    """
+    timeline = StreamTimeline(
+        renditions=[("360p", "video"), ("240p", "video"), ("audio", "audio")],
+        segment_duration_s=2.0,
+        availability_start_unix_s=AST,
+        retained_segments=10,
+    )
+    settings = publish.PublishSettings(
+        segment_duration_s=2.0, playlist_size=10, part_target_s=1 / 3, low_latency=True
+    )
+    timeline.begin_epoch()
+    timeline.on_init("360p", VIDEO_INIT)
+    timeline.on_init("240p", VIDEO_INIT)
+    timeline.on_init("audio", AUDIO_INIT)
+    video_start = round(keyframe_offset_ms / 1000 * 15360)
+    audio_start = round((keyframe_offset_ms - audio_lead_ms) / 1000 * 48000)
+    feed: list[tuple[float, str, Fragment]] = []
+    for k in range(36):  # 12 s of 1/3 s video parts, a keyframe every 6th (2 s)
+        fragment = _synthetic(VIDEO[0], video_start + k * 5120, 5120, k % 6 == 0)
+        end_s = (k + 1) / 3
+        feed.append((end_s + leader_delay_ms / 1000, "360p", fragment))
+        feed.append((end_s + 0.001, "240p", fragment))
+    for k in range(38):
+        fragment = _synthetic(AUDIO[0], audio_start + k * 15360, 15360, True)
+        feed.append(((k + 1) * 0.32 - audio_lead_ms / 1000, "audio", fragment))
+    feed.sort(key=lambda e: (e[0], e[1]))
+    wrong, checked = _hint_changes(feed, timeline, settings, ("360p", "240p", "audio"))
+    assert not wrong, wrong
+    assert checked >= 60
+
+
 def test_low_latency_mpd_targets_1_5_s_with_no_extra_presentation_delay() -> None:
     """The MPD aims every DASH player at 1.5 s (at least 3 parts) and adds nothing on top.
 
