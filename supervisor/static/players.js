@@ -472,7 +472,11 @@ class ShakaAdapter extends BaseAdapter {
       // severity after that decision, so only errors Shaka really gives up on count as fatal.
       setTimeout(() => {
         const fatal = err?.severity === shaka.util.Error.Severity.CRITICAL;
-        const what = `shaka error ${err?.code ?? "?"} (category ${err?.category ?? "?"})`;
+        // a script error inside Shaka (no shaka.util.Error code) is worth its message
+        const what =
+          err?.code !== undefined
+            ? `shaka error ${err.code} (category ${err?.category ?? "?"})`
+            : `shaka error: ${describeError(err)}`;
         this.log.add(fatal ? what : `${what}, recoverable: Shaka retries`, fatal);
       }, 0);
     });
