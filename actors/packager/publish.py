@@ -43,6 +43,9 @@ class RenditionMeta:
     passthrough: bool = False
 
 
+# the encoder's nominal rate plus container (CMAF box) overhead, before anything is measured
+NOMINAL_OVERHEAD = 1.1
+
 # LL-DASH players fetch a whole growing segment by chunked transfer and steer by playback rate;
 # at a 1 s target (LL-HLS's PART-HOLD-BACK) dash.js and Shaka stalled on 2 cores (glass bench)
 DASH_MIN_TARGET_LATENCY_S = 1.5
@@ -194,10 +197,25 @@ def _bandwidths(edge: RenditionEdge, meta: RenditionMeta) -> tuple[int, int]:
     measured = measured_bandwidth_bps(edge.committed)
     if measured is None:
         # before anything is measured: the encoder's nominal rate plus container overhead
-        nominal = int(meta.nominal_bandwidth_bps * 1.1)
+        nominal = int(meta.nominal_bandwidth_bps * NOMINAL_OVERHEAD)
         return nominal, meta.nominal_bandwidth_bps
     peak, average = measured
     return max(peak, average), average
+
+
+def dash_bandwidth_bps(edge: RenditionEdge, meta: RenditionMeta) -> int:
+    """Representation@bandwidth: the ladder's promise, the same in every MPD of the stream.
+
+    Not the measured peak (HLS's BANDWIDTH): measured, two rungs of similar rates (360p and 240p
+    of a simple picture) swapped places from one MPD to the next, and dash.js 5.2.1 re-ranks its
+    Representations by bandwidth on every MPD update (AbrController absoluteIndex): the first ABR
+    switch after such a swap left it on a Representation it never found another segment in ("No
+    segment found at index N", no video request again, audio playing over a still picture).
+    A copied (passthrough) rung has no ladder rate: it keeps the measured one.
+    """
+    if meta.nominal_bandwidth_bps > 0 and not meta.passthrough:
+        return int(meta.nominal_bandwidth_bps * NOMINAL_OVERHEAD)
+    return _bandwidths(edge, meta)[0]
 
 
 def render_multivariant_playlist(
@@ -289,11 +307,10 @@ def render_manifest(
                     edge.partial,
                     duration_ticks=round(settings.segment_duration_s * track.timescale),
                 )
-            peak, _average = _bandwidths(edge, meta)
             representations.append(
                 dash.DashRepresentation(
                     rep_id=meta.rendition_id,
-                    bandwidth_bps=peak,
+                    bandwidth_bps=dash_bandwidth_bps(edge, meta),
                     codecs=track.codec,
                     kind=meta.kind,
                     width=track.width,

@@ -459,6 +459,33 @@ def test_low_latency_mpd_targets_1_5_s_with_no_extra_presentation_delay() -> Non
     assert "Latency" not in plain
 
 
+def test_dash_bandwidth_is_the_ladders_and_never_changes_between_mpds() -> None:
+    """Representation@bandwidth is the rung's nominal rate (+10 % CMAF overhead) in every MPD.
+
+    It was the measured peak of the listed segments: two rungs of similar rates then swapped
+    order between MPD updates, dash.js 5.2.1 re-ranks its Representations on every update, and
+    its first ABR switch after a swap never requested another video segment (a frozen picture,
+    5 of 5 e2e runs). HLS keeps the measured peak (BANDWIDTH must cover it); a copied rung has
+    no ladder rate and keeps the measured one in DASH too.
+    """
+    timeline = make_timeline()
+    run_epoch(timeline, AST + 5.0, end=False)
+    video = publish.RenditionMeta(rendition_id="180p", kind="video", nominal_bandwidth_bps=400_000)
+    audio = publish.RenditionMeta(rendition_id="audio", kind="audio", nominal_bandwidth_bps=128_000)
+    settings = publish_settings(1 / 3, low_latency=True)
+    bandwidths = []
+    for now_s in (AST + 7.0, AST + 9.0):
+        mpd = publish.render_manifest(timeline, (video, audio), settings, now_unix_s=now_s)
+        assert mpd is not None
+        bandwidths.append(re.findall(r'<Representation id="(\w+)" bandwidth="(\d+)"', mpd))
+    assert bandwidths[0] == bandwidths[1] == [("180p", "440000"), ("audio", "140800")]
+    measured_peak = publish.measured_bandwidth_bps(timeline.edge("180p").committed)
+    assert measured_peak is not None
+    assert measured_peak[0] != 440_000
+    copied = replace(video, passthrough=True)
+    assert publish.dash_bandwidth_bps(timeline.edge("180p"), copied) == measured_peak[0]
+
+
 def test_multivariant_says_no_closed_captions_unless_a_rung_copies_the_source() -> None:
     """Transcoded rungs carry no captions (the encoders drop the source's A/53 data), so the
     multivariant playlist says CLOSED-CAPTIONS=NONE and players need not probe segments for
