@@ -47,26 +47,18 @@ def clocked() -> Iterator[tuple[LiveService, ClockedSource]]:
         yield service, source
 
 
-# Known open (issue 10), non-strict: a pass is fine, a fail is the open defect. hls.js and Shaka
-# LL-DASH are strict (Shaka LL-DASH's stalls came from the live edge its first MPD parse placed
-# 1.4-3.4 s off, fixed by the player page; it passed every run since, at load averages 5-20).
-# * dash.js 5.2.1: after its ABR switches rendition at the live edge it asks for no more video
-#   (its log: "No segment found at index N. Wait for next loop", then nothing for N even once the
-#   MPD lists it; a catch-up seek to live fetches the init segment and again no media): audio keeps
-#   currentTime running over a still picture. The picture stood at the same moment in 5 of 5 runs
-#   of this setup (frames ~1140-1170; in the two with dash.js's log, at its first ABR switch: 360p
-#   and 240p measure nearly the same bitrate here).
-# * Shaka LL-HLS: stood 5 s on one frame in one of two runs (an audio part request aborted just
-#   before); not explained yet.
-_KNOWN_OPEN = pytest.mark.xfail(
-    strict=False, reason="issue 10: the picture still freezes now and then (see the comment)"
-)
-_KNOWN_STALLS = {"dashjs": _KNOWN_OPEN, "shaka-hls": _KNOWN_OPEN}
+# Every engine is strict (issue 10). The freezes found and fixed so far:
+# * Shaka LL-DASH: the live edge its first MPD parse placed 1.4-3.4 s off (player page config).
+# * Shaka LL-HLS: preload hints naming a part that never came (held 6 s, then 404) or one part
+#   early (Shaka took the next segment's first part for the missing one and never fetched that:
+#   frames dropped to the next keyframe). The hint predicted cuts on the tfdt grid, where the
+#   encoder's keyframes are not (test_timeline: keyframes off the tfdt grid).
+# * dash.js 5.2.1: stopped requesting video after its first ABR switch ("No segment found at
+#   index N") once the MPD's measured @bandwidth had swapped the order of 360p and 240p; the
+#   MPD now carries each rung's fixed ladder rate (test_timeline: dash bandwidth).
 
 
-@pytest.mark.parametrize(
-    "engine", [pytest.param(e, marks=_KNOWN_STALLS.get(e, ())) for e in ENGINES]
-)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_low_latency_picture_advances_between_screenshots(
     player_harness: PlayerHarness,
     clocked: tuple[LiveService, ClockedSource],
