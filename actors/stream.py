@@ -43,8 +43,9 @@ from actors.ffmpeg.stderr import (
     SourceInfo,
     redact_line,
 )
-from actors.ingest.publisher import PublisherFeed, PushInput
+from actors.ingest.publisher import PushInput
 from actors.ingest.push_loop import PushLoop
+from actors.ingest.sources import PipeInput
 from actors.ingest.srt_relay import SrtListen
 from actors.lease import Lease
 from actors.packager import publish
@@ -323,7 +324,7 @@ class StreamActor:
     async def _encode(
         self,
         task_status: trio.TaskStatus[None] | None,
-        pipe_input: tuple[PublisherFeed, str] | None = None,
+        pipe_input: PipeInput | None = None,
     ) -> None:
         """Encoder runs until one ends other than by a re-plan (it always raises)."""
         plan = self._plan or plan_for(self.spec.qualities, None)
@@ -348,7 +349,7 @@ class StreamActor:
     def publisher_awaited(self) -> None:
         self._set_state(StreamState.WAITING)
 
-    async def encode_publisher(self, pipe_input: tuple[PublisherFeed, str]) -> None:
+    async def encode_publisher(self, pipe_input: PipeInput) -> None:
         await self._encode(None, pipe_input=pipe_input)
 
     # ------------------------------------------------------------------ the encoder run's host

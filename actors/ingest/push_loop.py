@@ -22,7 +22,8 @@ import trio
 
 from actors.errors import EncoderExited
 from actors.ffmpeg.process import Spawner
-from actors.ingest.publisher import PublisherFeed, PushInput, pipe_format
+from actors.ingest.publisher import PublisherFeed, PushInput
+from actors.ingest.sources import PipeInput
 from actors.ingest.srt_relay import SrtListen, run_srt_relay
 from supervisor.otp.errors import StallDetected
 from supervisor.otp.supervise import describe_exception, exception_leaves
@@ -36,8 +37,8 @@ class PushHost(Protocol):
     def publisher_awaited(self) -> None:
         """No publisher: the stream shows ``waiting``."""
 
-    async def encode_publisher(self, pipe_input: tuple[PublisherFeed, str]) -> None:
-        """Encoder runs reading ``(feed, demuxer)`` until one ends other than by a re-plan
+    async def encode_publisher(self, pipe_input: PipeInput) -> None:
+        """Encoder runs reading the publisher's pipe until one ends other than by a re-plan
         (always raises, like a pull stream's encoder runs)."""
 
 
@@ -102,7 +103,7 @@ class PushLoop:
                     publishes=push.publishes,
                 )
             try:
-                await host.encode_publisher((feed, pipe_format(push.protocol)))
+                await host.encode_publisher(PipeInput(feed, push.protocol))
             except Exception as error:
                 # the watchdog's StallDetected comes out of the run's nursery as a group
                 leaves = exception_leaves(error) if isinstance(error, ExceptionGroup) else [error]
