@@ -40,14 +40,17 @@ _MID_STREAM_PROBE: dict[str, tuple[str, ...]] = {
     "flv": ("-fflags", "nobuffer", "-analyzeduration", "200000", "-probesize", "65536"),
     "mpegts": ("-fflags", "nobuffer", "-analyzeduration", "1000000"),
 }
-# From a WHIP publisher's first byte the pipe starts with an IDR and its SPS/PPS (the WebRTC child
-# drops every unit before the first IDR, and audio before it), then the first Opus packet: 0.2 s
-# of media is enough to learn size, frame rate and audio, and those packets are kept (no
-# ``nobuffer``), so the first IDR is decoded instead of dropped — with ``nobuffer`` decoding
-# started at the publisher's next keyframe, 1 s later or more (browsers send one only when asked).
-# The backlog this leaves is the 0.2 s probed, less than the first part takes to fill anyway.
+# From a publisher's first byte the pipe starts with a keyframe: WHIP's child drops every unit
+# before the first IDR (and audio before it), so the IDR with its SPS/PPS comes first, then the
+# first Opus packet; an RTMP publisher (FFmpeg, OBS) sends its sequence headers and then its first
+# keyframe. 0.2 s of media is enough to learn size, frame rate and audio, and those packets are
+# kept (no ``nobuffer``), so that first keyframe is decoded: with ``nobuffer`` it was dropped and
+# video began at the publisher's next keyframe, a GOP later (browsers send one only when asked):
+# WHIP publish → first part 2.5 → 0.9 s, RTMP 1.3–1.7 → 0.4–1.0 s (ops/bench/ingest*.py). The
+# backlog this leaves is what was probed, less than the first part takes to fill anyway.
 _FROM_START_PROBE: dict[IngestProtocol, tuple[str, ...]] = {
     IngestProtocol.WHIP: ("-analyzeduration", "200000"),
+    IngestProtocol.RTMP: ("-analyzeduration", "200000", "-probesize", "65536"),
 }
 
 

@@ -21,7 +21,7 @@ from tests.integration.http_helpers import (
     wait_live_segments,
 )
 from tests.integration.live import free_port, wait_for
-from tests.integration.push import kill, publishing, start_publisher
+from tests.integration.push import kill, publishing, start_publisher, video_start_s
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -137,13 +137,38 @@ async def test_rtmp_publish_reconnect_continues_the_timeline(tmp_path: Path) -> 
         await _publish_reconnect_and_check(front, "cam", ingest["publish_url"], "flv")
 
 
+async def test_an_rtmp_publishers_first_picture_is_decoded(tmp_path: Path) -> None:
+    """The pipe from an RTMP publisher's first byte (sequence headers, then a keyframe) keeps
+    what FFmpeg probed: the first keyframe is decoded (this publisher sends the next one 10 s
+    later), and the short probe still describes the source."""
+    async with running_front(tmp_path, RTMP_PORT=str(free_port())) as front:
+        response = await front.api.post(
+            "/streams", json={"stream_id": "cam", "ingest": "rtmp", "qualities": QUALITIES}
+        )
+        assert response.status_code == 201, response.text
+        actor = front.service.get("cam")
+        url = response.json()["ingest"]["publish_url"]
+        with publishing(url, "flv", gop_frames=300):
+            await wait_for(lambda: actor.status.segments_produced >= 2, 40, "2 segments")
+            source = actor.status.source
+            assert source is not None
+            assert (source.width, source.height, source.frame_rate) == (1280, 720, 30.0)
+            assert (source.video_codec, source.has_audio) == ("h264", True)
+            # with the probed packets dropped, video waited for the next keyframe, 10 s in
+            assert video_start_s(tmp_path / "cam", QUALITIES) < 0.5
+
+
 async def test_srt_publish_reconnect_continues_the_timeline(tmp_path: Path) -> None:
     port = free_port(socket.SOCK_DGRAM)
     async with running_front(tmp_path, SRT_PORT_RANGE=f"{port}-{port}") as front:
         response = await front.api.post(
             "/streams",
-            json={"stream_id": "srtcam", "ingest": "srt", "qualities": QUALITIES,
-                  "srt_latency_ms": 80},
+            json={
+                "stream_id": "srtcam",
+                "ingest": "srt",
+                "qualities": QUALITIES,
+                "srt_latency_ms": 80,
+            },
         )
         assert response.status_code == 201, response.text
         ingest = response.json()["ingest"]

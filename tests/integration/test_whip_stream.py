@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors.plan import AUDIO_ID
 from actors.status import StreamState
 from tests.integration.http_helpers import Front, running_front, stream_body
-from tests.integration.live import ffmpeg_decode_errors, read_media, wait_for
+from tests.integration.live import ffmpeg_decode_errors, wait_for
 from tests.integration.push import kill
 from tests.integration.whip_helpers import (
     FFMPEG_OFFER,
@@ -155,8 +154,11 @@ async def test_the_publishers_first_picture_is_decoded_and_the_source_described(
     tmp_path: Path,
 ) -> None:
     """The pipe from a WHIP publisher's first byte is probed briefly and keeps what was probed:
-    its first IDR (the next one comes 1 s later) is in the stream, and the ladder still learns
-    the picture size, frame rate and audio from that short probe."""
+    its first IDR is decoded (this publisher sends the next one 10 s later), and the ladder
+    still learns the picture size, frame rate and audio from that short probe. With the probed
+    packets dropped (``nobuffer``), FFmpeg saw no IDR: no picture size, and on a busy machine no
+    segment within 40 s. (Where video starts in the output is no proof here: the timestamps
+    begin at the publisher's first unit of either track, on its RTCP sender reports' clock.)"""
     async with running_front(tmp_path, WEBRTC_HOST_ADDRESSES="127.0.0.1") as front:
         created = await front.api.post(
             "/streams", json={"stream_id": "w2", "ingest": "whip", "qualities": QUALITIES}
@@ -164,26 +166,14 @@ async def test_the_publishers_first_picture_is_decoded_and_the_source_described(
         assert created.status_code == 201, created.text
         ingest = created.json()["ingest"]
         actor = front.service.get("w2")
-        with whip_publisher(
-            ingest["publish_url"], ingest["stream_key"], size="640x360", seconds=20
-        ):
+        url, key = ingest["publish_url"], ingest["stream_key"]
+        with whip_publisher(url, key, size="640x360", seconds=20, gop_frames=300):
             await wait_for(lambda: actor.status.segments_produced >= 2, 40, "2 segments")
             source = actor.status.source
             assert source is not None
             assert (source.width, source.height, source.frame_rate) == (640, 360, 30.0)
             assert (source.video_codec, source.has_audio) == ("h264", True)
             assert actor.status.qualities == tuple(QUALITIES)
-            for rendition in (*QUALITIES, AUDIO_ID):
-                folder = tmp_path / "w2" / rendition
-                first = numbers((folder / "playlist.m3u8").read_text())[0]
-                init, fragments = read_media(
-                    sorted(folder.glob("init*.mp4"))[0], folder / f"seg_{first}.m4s"
-                )
-                assert init is not None
-                start_s = fragments[0].decode_time_ticks / init.track.timescale
-                # FFmpeg keeps its input's timestamps (from 0 at the publisher's first unit):
-                # with the probed packets dropped, video began at a later IDR (2.03 s here)
-                assert start_s < 0.3, (rendition, start_s)
 
 
 async def test_whip_on_a_stream_that_does_not_take_it(tmp_path: Path) -> None:

@@ -2,9 +2,9 @@
 
 Mid-stream, MPEG-TS (WHIP, the SRT relay) is probed briefly, because with ``-fflags nobuffer``
 every probed packet is dropped (5 s of media with FFmpeg's default: WHIP's first picture came
-5.9 s after the publisher started). From a WHIP publisher's first byte (an IDR with SPS/PPS
-first) the probe is 0.2 s and keeps what it read, so that first IDR is decoded
-(``tests/integration/test_whip_stream.py`` checks the source FFmpeg then described).
+5.9 s after the publisher started). From a WHIP or RTMP publisher's first byte (a keyframe
+first) the probe is 0.2 s and keeps what it read, so that first keyframe is decoded
+(``test_whip_stream.py`` and ``test_push_ingest.py`` in tests/integration check it with FFmpeg).
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ def test_a_whip_publisher_read_from_its_first_byte_is_probed_briefly_and_nothing
     assert args[-2:] == ["-f", "mpegts"]
 
 
-def test_rtmp_keeps_its_short_flv_probe() -> None:
+def test_rtmp_keeps_its_short_flv_probe_and_from_the_start_what_it_probed() -> None:
     for from_start in (True, False):
         args = list(pipe_source(IngestProtocol.RTMP, 7, from_start=from_start).input_args)
         assert _option(args, "-analyzeduration") == "200000"
         assert _option(args, "-probesize") == "65536"
+        assert _option(args, "-fflags") == (None if from_start else "nobuffer")
         assert args[-2:] == ["-f", "flv"]
 
 
