@@ -46,7 +46,7 @@ from actors.ffmpeg.stderr import (
 from actors.ingest.publisher import PushInput
 from actors.ingest.push_loop import PushLoop
 from actors.ingest.sources import PipeInput
-from actors.ingest.srt_relay import SrtListen
+from actors.ingest.srt_relay import SrtListen, SrtPortHolder
 from actors.lease import Lease
 from actors.packager import publish
 from actors.packager.layout import (
@@ -89,12 +89,14 @@ class StreamActor:
         rng: random.Random | None = None,
         push: PushInput | None = None,
         srt_listen: SrtListen | None = None,
+        srt_port_holder: SrtPortHolder | None = None,
         resume_from: TimelinePosition | None = None,
         created_unix_s: float | None = None,
         on_position: Callable[[TimelinePosition], None] | None = None,
     ) -> None:
         """``push``: a push stream's input (``source`` is then a placeholder the encoder run
-        replaces with the publisher's pipe); ``srt_listen``: where its SRT relay listens.
+        replaces with the publisher's pipe); ``srt_listen``: where its SRT relay listens, and
+        ``srt_port_holder`` the service's side of that port.
         ``resume_from``/``created_unix_s``: a stream an earlier process published (the
         registry's record): its timeline continues from there. ``on_position`` is told the
         timeline's position after every commit; it must only note it (no I/O, no await)."""
@@ -116,6 +118,7 @@ class StreamActor:
                 ffmpeg_path=settings.ffmpeg_path,
                 spawner=spawner,
                 wall_clock=wall_clock,
+                srt_port_holder=srt_port_holder,
             )
             if push is not None
             else None
