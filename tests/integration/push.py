@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.integration.live import live_encode_argv, read_media
+from tests.integration.live import FFMPEG, live_encode_argv
 
 
 def publish_argv(
@@ -57,20 +56,32 @@ def publishing(url: str, container: str, **kwargs: Any) -> Iterator[subprocess.P
         kill(process)
 
 
-def first_media_start_s(rendition_folder: Path) -> float:
-    """Where the oldest segment a rendition still lists starts, in seconds of FFmpeg's output
-    timestamps (which follow its input's)."""
-    playlist = (rendition_folder / "playlist.m3u8").read_text()
-    first = min(int(n) for n in re.findall(r"^seg_(\d+)\.m4s$", playlist, re.MULTILINE))
-    inits = sorted(rendition_folder.glob("init*.mp4"))
-    init, fragments = read_media(inits[0], rendition_folder / f"seg_{first}.m4s")
-    assert init is not None
-    return fragments[0].decode_time_ticks / init.track.timescale
+def one_keyframe_clip(path: Path, *, seconds: float = 8.0, size: str = "640x360") -> Path:
+    """An FLV clip of a test pattern + AAC tone whose only keyframe is its first frame."""
+    width, height = (int(n) for n in size.split("x"))
+    argv = live_encode_argv(
+        width=width, height=height, keyframe_args=("-g", "100000", "-sc_threshold", "0")
+    )
+    argv = [a for a in argv if a != "-re"]  # encode as fast as it goes
+    subprocess.run(
+        [*argv, "-t", f"{seconds:g}", "-f", "flv", "-y", str(path)], check=True, timeout=120
+    )
+    return path
 
 
-def video_start_s(stream_folder: Path, qualities: Iterable[str]) -> float:
-    """Where the stream's video starts (the latest of its renditions), in its output timestamps.
-
-    FFmpeg keeps its input's timestamps, and an RTMP publisher's start at 0 with a keyframe: an
-    FFmpeg that dropped what it probed starts video only at the publisher's next keyframe."""
-    return max(first_media_start_s(stream_folder / quality) for quality in qualities)
+@contextlib.contextmanager
+def sending_clip(clip: Path, url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Publish ``clip`` to ``url`` in real time as it is (``-c copy``): its timestamps and
+    keyframes are the clip's, whatever the load on the machine."""
+    argv = [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip)]
+    process = subprocess.Popen(
+        [*argv, "-c", "copy", "-f", "flv", url],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        kill(process)
