@@ -166,6 +166,9 @@ class RecordStreams:
     def fencing_epoch(self, stream_id: str) -> int | None:
         return self.epochs.get(stream_id)
 
+    def lease_sent_at(self, stream_id: str) -> float | None:
+        return None  # adopted or claimed through ClusterNode, which starts the gate itself
+
     def unmeasured_cost_cores(self) -> float:
         return 0.0
 
