@@ -86,6 +86,19 @@ class MembershipView:
     # seconds until each live node's record expires unless it beats again (Redis's clock rate)
     expires_in_s: dict[str, float] = field(default_factory=dict)
 
+    def recently_beating(self, *, ttl_s: float, silent_after_s: float) -> set[str]:
+        """Live nodes whose record was refreshed less than ``silent_after_s`` ago (its time left
+        is at least ``ttl_s - silent_after_s``). A node with no TTL on its record counts."""
+        least_left_s = ttl_s - silent_after_s
+        return {
+            n.node_id for n in self.live if self.expires_in_s.get(n.node_id, ttl_s) >= least_left_s
+        }
+
+    def next_expiry_s(self, *, besides: str) -> float | None:
+        """Seconds until the first live record (other than ``besides``) expires if not renewed."""
+        left = [s for node_id, s in self.expires_in_s.items() if node_id != besides]
+        return min(left, default=None)
+
 
 class Membership:
     """Reads and writes the membership keys for one node (``node_id``) and about all others."""

@@ -306,14 +306,12 @@ class ClusterNode:
         if newly_dead:
             log.info("cluster_nodes_dead", nodes=sorted(newly_dead))
         self.nodes, self.dead_nodes = view.live, view.dead
-        ttl_s = self.settings.lease_ttl_s
-        recent_s = ttl_s - _SILENT_ROUNDS * self.settings.round_s
-        self.claimer_ids = {self.node_id} | {
-            n.node_id for n in view.live if view.expires_in_s.get(n.node_id, ttl_s) >= recent_s
-        }
-        others = [left for n, left in view.expires_in_s.items() if n != self.node_id]
-        if others:
-            self._look_at = min(self._look_at, now + min(others) + _EXPIRY_SLACK_S)
+        self.claimer_ids = {self.node_id} | view.recently_beating(
+            ttl_s=self.settings.lease_ttl_s, silent_after_s=_SILENT_ROUNDS * self.settings.round_s
+        )
+        expiry_s = view.next_expiry_s(besides=self.node_id)
+        if expiry_s is not None:
+            self._look_at = min(self._look_at, now + expiry_s + _EXPIRY_SLACK_S)
 
     async def _beat(self) -> None:
         must_drain = await self.membership.beat(self.info())

@@ -68,3 +68,36 @@ async def test_live_nodes_dead_nodes_and_drain(tmp_path: Path) -> None:
 
             await two.leave()
             assert await client.get(node_key("n2")) is None
+
+
+async def test_a_look_says_how_long_each_record_has_left(tmp_path: Path) -> None:
+    """The time left on each record (from Redis, one call): a silent node is seen going before
+    its record expires, and the reader knows the instant it will."""
+    with running_redis(tmp_path / "redis") as port:
+        client = coredis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+        async with client:
+            quiet = Membership(client, node_id="quiet", node_ttl_s=6)
+            busy = Membership(client, node_id="busy", node_ttl_s=6)
+            for member in (quiet, busy):
+                await member.join()
+                assert not await member.beat(info(member.node_id))
+            await trio.sleep(1.0)
+            assert not await busy.beat(info("busy"))  # busy beats again, quiet does not
+            view = await busy.look()
+            assert [n.node_id for n in view.live] == ["busy", "quiet"]
+            assert 5.0 < view.expires_in_s["busy"] <= 6.0
+            assert 4.0 < view.expires_in_s["quiet"] <= 5.0
+            assert view.next_expiry_s(besides="busy") == view.expires_in_s["quiet"]
+            # silent for more than 0.5 s: not counted on
+            assert view.recently_beating(ttl_s=6, silent_after_s=0.5) == {"busy"}
+            assert view.recently_beating(ttl_s=6, silent_after_s=2.0) == {"busy", "quiet"}
+            # a key written without a TTL (by something else) never expires by itself
+            await client.set(node_key("quiet"), encode_node(info("quiet")))
+            view = await busy.look()
+            assert "quiet" not in view.expires_in_s
+            assert view.next_expiry_s(besides="busy") is None
+            assert view.recently_beating(ttl_s=6, silent_after_s=0.5) == {"busy", "quiet"}
+            await client.delete([node_key("quiet")])
+            view = await busy.look()
+            assert view.dead == {"quiet"}
+            assert [n.node_id for n in view.live] == ["busy"]
