@@ -40,7 +40,7 @@ from supervisor.http.readiness import (
     disk_check,
 )
 from supervisor.http.views import iso, stream_view
-from supervisor.http.whip_routes import register_whip_routes
+from supervisor.http.whip_routes import read_whip_offer, register_whip_routes
 from supervisor.metrics import Metrics, viewer_key
 from supervisor.registry.interface import RegistryUnavailable
 from supervisor.requests import RequestInvalid, parse_stream_request
@@ -162,6 +162,8 @@ def create_api_app(
     def ingest_host() -> str:
         if settings.ingest_public_host:
             return settings.ingest_public_host
+        if cluster is not None:
+            return cluster.ingest_host
         host = request.host
         if host.startswith("["):
             return host[1 : host.index("]")]
@@ -494,7 +496,20 @@ def create_api_app(
 
     # -------------------------------------------------------------- WHIP ingest (RFC 9725)
 
-    register_whip_routes(app, service.whip)
+    async def whip_elsewhere(stream_id: str) -> Response | None:
+        """In a cluster, WHIP for a push stream another node runs is forwarded to that node
+        (the offer, key and content type; its answer SDP, Location and status come back)."""
+        if cluster is None or service.runs(stream_id):
+            return None
+        return await cluster.elsewhere(
+            request.method,
+            stream_id,
+            request.full_path.rstrip("?"),
+            request.headers,
+            read_body=read_whip_offer,
+        )
+
+    register_whip_routes(app, service.whip, elsewhere=whip_elsewhere)
     return app
 
 
