@@ -242,9 +242,11 @@ class ClusterNode:
             log.warning("cluster_round_failed", work=work.__name__, error=str(error))
 
     async def _keep_alive(self) -> None:
-        """The node's record, then its leases: both end at about the same time if it dies."""
-        await self._attempt(self._beat)
-        await self._renew_all()
+        """The node's record and its leases, sent at once (so both end at about the same time
+        if it dies; neither waits for the other to answer)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._attempt, self._beat)
+            nursery.start_soon(self._attempt, self._renew_all)
 
     async def _watch(self) -> None:
         """Look and reconcile every round, and at once when a silent node's record or a dead
