@@ -6,21 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from supervisor.cluster.membership import MembershipView
-from supervisor.cluster.placement import NodeInfo
-
-
-def node(node_id: str) -> NodeInfo:
-    return NodeInfo(
-        node_id=node_id,
-        api_url=f"http://{node_id}:1",
-        origin_url=f"http://{node_id}:2",
-        cost_cores=0.0,
-        capacity_cores=2.0,
-        streams=0,
-        draining=False,
-        started_unix_s=0.0,
-        seen_unix_s=0.0,
-    )
+from tests.node_records import node_info as node
 
 
 def test_a_node_silent_for_longer_than_a_live_one_ever_is_not_counted_on() -> None:
