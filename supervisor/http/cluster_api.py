@@ -103,8 +103,9 @@ class ClusterApi:
     ) -> Response | None:
         """A stream this node does not run: its owner answers (None: answer here, a 404).
         ``read_body``: reads the request's body, called only when it is forwarded (a WHIP offer)."""
-        if self.forwarded(headers):
-            return None
+        forwarded = self.forwarded(headers)
+        if forwarded and method != "GET":
+            return None  # asked as the owner: answer here (never forward again)
         try:
             record, owner = await self.node.owner_of(stream_id)
         except RegistryError as error:
@@ -112,7 +113,7 @@ class ClusterApi:
             return _error(503, "registry_unavailable", "the stream registry is unavailable")
         if record is None:
             return None
-        if owner is not None and owner.node_id != self.node_id:
+        if not forwarded and owner is not None and owner.node_id != self.node_id:
             content = await read_body() if read_body is not None else None
             answer = await self.front.forward(
                 owner.node_id, owner.api_url, method, path, headers, body=content
@@ -124,6 +125,8 @@ class ClusterApi:
             body = {"stream_id": stream_id, "deleted": True, "node": record.owner_node_id}
             return Response(json.dumps(body), status=200, content_type="application/json")
         if method == "GET":
+            # between nodes: no live owner, or one that does not run it (any more, or yet: a
+            # claim starting it, a lease just lapsed) — a stream that exists is never a 404
             body = {
                 "stream_id": stream_id,
                 "state": "moving",
