@@ -3,10 +3,10 @@
 Every node is equal and runs the same two loops (each every ``lease_ttl_s / 3``, a "round"):
 
 * **keep alive**: publish this node's record (URLs, measured load, streams, draining) with a
-  TTL (``membership``) and learn whether it was asked to drain; then renew the registry lease
+  TTL (``membership``) and learn whether it was asked to drain; and renew the registry lease
   of every stream running here, each with the fencing epoch it holds, all in one call
-  (``renew_many``: one Redis round trip per node per round). Sent back to back, so a node's
-  record and its leases end together when it dies. A refused renewal (the stream was claimed
+  (``renew_many``: one Redis round trip per node per round). Both are sent at once, so a
+  node's record and its leases end together when it dies. A refused renewal (the stream was claimed
   elsewhere: a stale epoch) or a lease not renewed by its local deadline (``gate``: the
   registry unreachable, or this process frozen) stops the stream here at once and fences it
   from the origin — split brain ends on our side.
