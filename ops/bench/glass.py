@@ -83,7 +83,7 @@ CASES: tuple[PlayerCase, ...] = (
     PlayerCase("dash.js LL liveDelay 3", "dashjs", "dash", True, (("target", "3"),)),
     # experimental page setting: reload the MPD when the live segment's download ends (players.js)
     PlayerCase(
-        "dash.js LL MPD target, mpdreload",
+        "dash.js LL MPD target + mpdreload",
         "dashjs",
         "dash",
         True,
