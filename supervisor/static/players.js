@@ -379,8 +379,8 @@ class DashJsAdapter extends BaseAdapter {
       this.log.add(`dash.js playback error ${describeDashError(e)}`, true);
     });
     if (this.lowLatency && page.get("mpdreload") === "1") {
-      // Experimental, off unless the page says ?mpdreload=1 (glass bench row "reload at segment
-      // end"; not yet measured on a quiet machine). dash.js learns of a new segment only from a
+      // Experimental, off unless the page says ?mpdreload=1 (glass bench row "… + mpdreload";
+      // not yet measured on a quiet machine). dash.js learns of a new segment only from a
       // new MPD, and reloads it at most once a second on a timer that drifts against the segment
       // clock: its requests (in-page resource timing) came right after MPD reloads, each segment
       // 0.3-1.3 s after its first chunk existed — what keeps it from a target below ~1.5 s (its
