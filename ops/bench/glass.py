@@ -9,7 +9,9 @@ drawn as black/white blocks, its capture time recorded when the frame is written
 (x264 ``zerolatency``); live MPEG-TS over HTTP that a client joins at the live point, like a
 hardware encoder or a media server) feeds the real service (``hlsdash serve`` as a
 process; ``SEGMENT_DURATION=2``, ``PART_TARGET`` as configured, the default preset) through one
-``low_latency`` stream with qualities 720p + 360p. Each player plays it in headless Chromium
+``low_latency`` stream with qualities 720p + 360p (then, deleted first, one ``low_latency: false``
+stream for the plain-output rows: hls.js and dash.js in their non-LL mode; ``--no-plain`` skips
+them). Each player plays it in headless Chromium
 (``supervisor/static/player.html`` through the e2e harness); after a warm-up the benchmark takes
 screenshots of the video picture at least ``--interval`` seconds apart, reads the frame counter
 back from the pixels and computes
