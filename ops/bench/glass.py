@@ -83,14 +83,6 @@ CASES: tuple[PlayerCase, ...] = (
     PlayerCase("hls.js LL", "hlsjs", "hls", True),
     PlayerCase("dash.js LL (MPD target)", "dashjs", "dash", True, (("target", "mpd"),)),
     PlayerCase("dash.js LL liveDelay 3", "dashjs", "dash", True, (("target", "3"),)),
-    # experimental page setting: reload the MPD when the live segment's download ends (players.js)
-    PlayerCase(
-        "dash.js LL MPD target + mpdreload",
-        "dashjs",
-        "dash",
-        True,
-        (("target", "mpd"), ("mpdreload", "1")),
-    ),
     PlayerCase("Shaka HLS LL", "shaka-hls", "hls", True),
     PlayerCase("Shaka DASH LL", "shaka-dash", "dash", True),
     # our own plain output (a second stream, ``low_latency: false``), players in their default

@@ -127,14 +127,6 @@ function describeDashError(e) {
   return describeError(err);
 }
 
-/** A dash.js request for the video segment that was growing until now (it began less than its
- * duration + 1 s ago: its chunked download ended when the packager cut it). */
-function isLiveEdgeVideoSegment(request, nowMs) {
-  if (request?.mediaType !== "video" || request?.type !== "MediaSegment") return false;
-  const began = request.availabilityStartTime?.getTime?.();
-  return Number.isFinite(began) && nowMs - began < (request.duration + 1) * 1000;
-}
-
 function describeError(e) {
   if (e === null || e === undefined) return "unknown error";
   if (typeof e === "string") return e;
@@ -368,8 +360,7 @@ class DashJsAdapter extends BaseAdapter {
         streaming.delay = { liveDelay: this.targetLatencyS };
       }
     }
-    const page = new URLSearchParams(location.search);
-    const debug = page.get("debug") === "1";
+    const debug = new URLSearchParams(location.search).get("debug") === "1";
     // ?debug=1 on the page turns on dash.js's own log (console) for diagnostics.
     this.player.updateSettings({ streaming, debug: { logLevel: debug ? 5 : 1 } });
     this.player.on(this.events.ERROR, (e) => {
@@ -378,29 +369,7 @@ class DashJsAdapter extends BaseAdapter {
     this.player.on(this.events.PLAYBACK_ERROR, (e) => {
       this.log.add(`dash.js playback error ${describeDashError(e)}`, true);
     });
-    if (this.lowLatency && page.get("mpdreload") === "1") {
-      // Experimental, off unless the page says ?mpdreload=1 (glass bench row "… + mpdreload";
-      // not yet measured on a quiet machine). dash.js learns of a new segment only from a
-      // new MPD, and reloads it at most once a second on a timer that drifts against the segment
-      // clock: its requests (in-page resource timing) came right after MPD reloads, each segment
-      // 0.3-1.3 s after its first chunk existed — what keeps it from a target below ~1.5 s (its
-      // buffer runs dry at segment boundaries when the phase is late). The growing segment's
-      // chunked download ends exactly when the packager cuts it, i.e. when the next segment
-      // begins: reload the MPD then. Only for the live edge's segment, once playing.
-      this.player.on(this.events.FRAGMENT_LOADING_COMPLETED, (e) => {
-        if (this.video.paused || this.video.readyState < 2) return;
-        if (isLiveEdgeVideoSegment(e?.request, Date.now())) this.refreshManifest();
-      });
-    }
     this.player.initialize(this.video, this.src, true);
-  }
-
-  refreshManifest() {
-    try {
-      this.player?.refreshManifest();
-    } catch {
-      // not attached (yet, or any more): the MPD timer goes on by itself
-    }
   }
 
   videoReps() {

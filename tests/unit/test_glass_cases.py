@@ -13,7 +13,7 @@ def test_plain_rows_play_our_own_non_ll_hls_and_dash() -> None:
 
 def test_cases_are_grouped_into_an_ll_stream_then_a_plain_one() -> None:
     groups = cases_per_stream(select_cases("dashjs"))
-    assert [[c.low_latency for c in g] for g in groups] == [[True, True, True], [False]]
+    assert [[c.low_latency for c in g] for g in groups] == [[True, True], [False]]
     assert [c.label for c in groups[1]] == ["dash.js plain DASH"]
 
 
