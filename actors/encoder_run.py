@@ -33,8 +33,8 @@ from actors.ffmpeg.stderr import (
     parse_source_info,
     redact_line,
 )
-from actors.ingest.publisher import PublisherFeed, pump_into
-from actors.ingest.sources import pipe_source
+from actors.ingest.publisher import pump_into
+from actors.ingest.sources import PipeInput
 from actors.packager.bmff import BmffError, FragmentedMp4Reader
 from actors.packager.model import Fragment, InitSegment
 from actors.packager.timeline import Changes, StreamTimeline
@@ -75,10 +75,10 @@ class EncoderRun:
         plan: EncodePlan,
         *,
         spawner: Spawner,
-        pipe_input: tuple[PublisherFeed, str] | None = None,
+        pipe_input: PipeInput | None = None,
     ) -> None:
-        """``pipe_input``: a push stream's publisher and the demuxer of what it writes; FFmpeg
-        then reads it from a pipe instead of ``host.source``."""
+        """``pipe_input``: a push stream's publisher; FFmpeg then reads it from a pipe instead
+        of ``host.source``."""
         self._host = host
         self.plan = plan
         self._spawn = spawner
@@ -108,7 +108,7 @@ class EncoderRun:
         if self._pipe_input is not None:
             input_read, input_write_fd = make_pipe()
             input_read_fds = [input_read]
-            ffmpeg_input = pipe_source(self._pipe_input[1], input_read)
+            ffmpeg_input = self._pipe_input.source(input_read)
         argv = build_ffmpeg_argv(encode_spec(plan, host.settings, ffmpeg_input, write_fds))
         read_streams: list[trio.lowlevel.FdStream] = []
         try:
@@ -137,7 +137,7 @@ class EncoderRun:
                     nursery.start_soon(self._read_rendition, rid, stream, done)
                 nursery.start_soon(self._watchdog, spawned_at)
                 if self._pipe_input is not None and input_pipe is not None:
-                    nursery.start_soon(pump_into, self._pipe_input[0], input_pipe)
+                    nursery.start_soon(pump_into, self._pipe_input.feed, input_pipe)
                 if host.settings.source_watch is not None:
                     nursery.start_soon(self._watch_source, host.settings.source_watch, process)
                 if task_status is not None:

@@ -43,9 +43,10 @@ from actors.ffmpeg.stderr import (
     SourceInfo,
     redact_line,
 )
-from actors.ingest.publisher import PublisherFeed, PushInput
+from actors.ingest.publisher import PushInput
 from actors.ingest.push_loop import PushLoop
-from actors.ingest.srt_relay import SrtListen
+from actors.ingest.sources import PipeInput
+from actors.ingest.srt_relay import SrtListen, SrtPortHolder
 from actors.lease import Lease
 from actors.packager import publish
 from actors.packager.layout import (
@@ -88,12 +89,14 @@ class StreamActor:
         rng: random.Random | None = None,
         push: PushInput | None = None,
         srt_listen: SrtListen | None = None,
+        srt_port_holder: SrtPortHolder | None = None,
         resume_from: TimelinePosition | None = None,
         created_unix_s: float | None = None,
         on_position: Callable[[TimelinePosition], None] | None = None,
     ) -> None:
         """``push``: a push stream's input (``source`` is then a placeholder the encoder run
-        replaces with the publisher's pipe); ``srt_listen``: where its SRT relay listens.
+        replaces with the publisher's pipe); ``srt_listen``: where its SRT relay listens, and
+        ``srt_port_holder`` the service's side of that port.
         ``resume_from``/``created_unix_s``: a stream an earlier process published (the
         registry's record): its timeline continues from there. ``on_position`` is told the
         timeline's position after every commit; it must only note it (no I/O, no await)."""
@@ -115,6 +118,7 @@ class StreamActor:
                 ffmpeg_path=settings.ffmpeg_path,
                 spawner=spawner,
                 wall_clock=wall_clock,
+                srt_port_holder=srt_port_holder,
             )
             if push is not None
             else None
@@ -323,7 +327,7 @@ class StreamActor:
     async def _encode(
         self,
         task_status: trio.TaskStatus[None] | None,
-        pipe_input: tuple[PublisherFeed, str] | None = None,
+        pipe_input: PipeInput | None = None,
     ) -> None:
         """Encoder runs until one ends other than by a re-plan (it always raises)."""
         plan = self._plan or plan_for(self.spec.qualities, None)
@@ -348,7 +352,7 @@ class StreamActor:
     def publisher_awaited(self) -> None:
         self._set_state(StreamState.WAITING)
 
-    async def encode_publisher(self, pipe_input: tuple[PublisherFeed, str]) -> None:
+    async def encode_publisher(self, pipe_input: PipeInput) -> None:
         await self._encode(None, pipe_input=pipe_input)
 
     # ------------------------------------------------------------------ the encoder run's host

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import math
 import random
-import socket
 import subprocess
 import time
 from collections import OrderedDict
@@ -42,6 +41,7 @@ from actors.stream import StreamActor
 from supervisor.allocator import give_back_free_memory
 from supervisor.config import Settings
 from supervisor.errors import HlsdashError
+from supervisor.ingest.srt_ports import NoIngestPort, SrtPorts, StreamSrtPort
 from supervisor.ingest.whip import WhipIngest, peer_settings_from, push_lookup
 from supervisor.otp.backoff import Backoff
 from supervisor.otp.errors import TooManyChildren, UnknownChild
@@ -94,11 +94,6 @@ class NotPushStream(HlsdashError):  # noqa: N818
         self.stream_id = stream_id
 
 
-class NoIngestPort(HlsdashError):  # noqa: N818
-    def __init__(self, first: int, last: int) -> None:
-        super().__init__(f"every SRT port of SRT_PORT_RANGE {first}-{last} is in use")
-
-
 class AtCapacity(HlsdashError):  # noqa: N818
     def __init__(self, max_streams: int) -> None:
         super().__init__(f"the service already runs its maximum of {max_streams} streams")
@@ -135,17 +130,6 @@ def ffmpeg_has_filter(path: str, name: str) -> bool:
         line.split()[1:2] == [name]
         for line in result.stdout.decode("utf-8", "replace").splitlines()
     )
-
-
-def udp_port_free(host: str, port: int) -> bool:
-    """Blocking: can a UDP socket bind ``host:port`` right now?"""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def resolve_ffmpeg_path(configured: str) -> str:
@@ -243,6 +227,8 @@ class StreamService:
             max_children=settings.max_streams, on_child_exit=self._on_child_exit
         )
         self._actors: OrderedDict[str, StreamActor] = OrderedDict()
+        # the SRT port of each SRT push stream, held from its pick until the stream ends
+        self.srt_ports = SrtPorts(settings.api_host, settings.srt_port_range)
         self._unmarked_reported: set[str] = set()
         # told the incarnation of every stream that ends (the origin drops its cached objects)
         self._end_listeners: list[Callable[[int], None]] = []
@@ -398,6 +384,7 @@ class StreamService:
         created_unix_s: float | None = None,
         push: PushInput | None = None,
         srt_listen: SrtListen | None = None,
+        srt_port_holder: StreamSrtPort | None = None,
         stream_settings: StreamSettings | None = None,
     ) -> StreamActor:
         """Build the actor and start it under the root (create and resume). Raises AtCapacity."""
@@ -412,6 +399,7 @@ class StreamService:
             rng=random.Random(self._rng.random()),  # noqa: S311
             push=push,
             srt_listen=srt_listen,
+            srt_port_holder=srt_port_holder,
             resume_from=resume_from,
             created_unix_s=created_unix_s,
             on_position=(
@@ -436,12 +424,17 @@ class StreamService:
         push = PushInput(spec.stream_id, protocol, key)
         srt_listen = None
         if protocol is IngestProtocol.SRT:
-            srt_listen = self._srt_listen(spec, await self._free_srt_port())
-        actor = await self._register_and_start(
-            spec,
-            _push_record(push, srt_listen.port if srt_listen is not None else None),
-            functools.partial(self._start_push_actor, spec, push, srt_listen),
-        )
+            srt_listen = self._srt_listen(spec, await self.srt_ports.claim(spec.stream_id))
+        try:
+            actor = await self._register_and_start(
+                spec,
+                _push_record(push, srt_listen.port if srt_listen is not None else None),
+                functools.partial(self._start_push_actor, spec, push, srt_listen),
+            )
+        except BaseException:
+            if srt_listen is not None:
+                self.srt_ports.release(spec.stream_id, srt_listen.port)
+            raise
         if protocol is IngestProtocol.WHIP:
             self.whip.prepare()  # a warm WebRTC peer for its first publisher
         log.info("stream_created", stream_id=spec.stream_id, ingest=spec.ingest)
@@ -465,6 +458,15 @@ class StreamService:
             created_unix_s=created_unix_s,
             push=push,
             srt_listen=srt_listen,
+            srt_port_holder=(
+                StreamSrtPort(
+                    self.srt_ports,
+                    spec.stream_id,
+                    on_moved=functools.partial(self._srt_port_moved, spec.stream_id, push),
+                )
+                if srt_listen is not None
+                else None
+            ),
             # a pipe (or the relay's own listener) has no peer for the source host policy to watch
             stream_settings=dataclasses.replace(self.stream_settings, source_watch=None),
         )
@@ -485,22 +487,18 @@ class StreamService:
         if self.active_count() >= self.settings.max_streams:
             raise AtCapacity(self.settings.max_streams)
 
-    async def _free_srt_port(self, preferred: int | None = None) -> int:
-        """A port of SRT_PORT_RANGE no running SRT stream uses and nothing else has bound:
-        ``preferred`` first (a resumed stream's publishers know its old port)."""
-        first, last = self.settings.srt_port_range
-        taken = {
-            a.srt_port for a in self._actors.values() if not a.finished.is_set() and a.srt_port
-        }
-        candidates = list(range(first, last + 1))
-        if preferred is not None and first <= preferred <= last:
-            candidates.insert(0, preferred)
-        for port in candidates:
-            if port not in taken and await trio.to_thread.run_sync(
-                udp_port_free, self.settings.api_host, port
-            ):
-                return port
-        raise NoIngestPort(first, last)
+    async def _srt_port_moved(self, stream_id: str, push: PushInput, port: int) -> None:
+        """A stream's SRT port was taken by another process and it listens on ``port`` now:
+        record it, so a restarted service tries the new one first (best effort: the stream
+        listens there either way)."""
+        writer = self.registry_writer
+        fencing_epoch = writer.fencing_epoch(stream_id) if writer is not None else None
+        if self.registry is None or fencing_epoch is None:
+            return
+        try:
+            await self._write_push_record(stream_id, fencing_epoch, push, port)
+        except (RegistryUnavailable, StaleFencingEpoch, StreamNotRegistered) as error:
+            log.warning("srt_port_not_recorded", stream_id=stream_id, port=port, error=str(error))
 
     def push_input(self, stream_id: str, protocol: IngestProtocol) -> PushInput | None:
         """A running push stream's input, if it takes ``protocol`` (the ingest listeners)."""
@@ -712,12 +710,12 @@ class StreamService:
         """A push stream comes back ``waiting`` with the key its publishers have (an SRT stream
         on its old port if that is still free, else on another one, written back)."""
         stream_id = record.stream_id
+        srt_listen = None
         try:
             stored = decode_push_ingest(record.ingest or {})
             push = PushInput(stream_id, stored.protocol, stored.key)
-            srt_listen = None
             if stored.protocol is IngestProtocol.SRT:
-                port = await self._free_srt_port(preferred=stored.srt_port)
+                port = await self.srt_ports.claim(stream_id, preferred=stored.srt_port)
                 srt_listen = self._srt_listen(record.spec, port)
                 if port != stored.srt_port:
                     await self._write_push_record(stream_id, fencing_epoch, push, port)
@@ -735,6 +733,8 @@ class StreamService:
                 resume_from=resume_from,
             )
         except (CorruptRecord, ValueError, NoIngestPort, AtCapacity) as refused:
+            if srt_listen is not None:
+                self.srt_ports.release(stream_id, srt_listen.port)
             log.warning("stream_not_resumed", stream_id=stream_id, reason=str(refused))
             await self._unregister(stream_id, fencing_epoch)
             return False

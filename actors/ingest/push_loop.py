@@ -13,6 +13,7 @@ restart policy like a pull stream's; the next run reads the same publisher (its 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Protocol
@@ -22,8 +23,9 @@ import trio
 
 from actors.errors import EncoderExited
 from actors.ffmpeg.process import Spawner
-from actors.ingest.publisher import PublisherFeed, PushInput, pipe_format
-from actors.ingest.srt_relay import SrtListen, run_srt_relay
+from actors.ingest.publisher import PublisherFeed, PushInput
+from actors.ingest.sources import PipeInput
+from actors.ingest.srt_relay import SrtListen, SrtPortHolder, run_srt_relay
 from supervisor.otp.errors import StallDetected
 from supervisor.otp.supervise import describe_exception, exception_leaves
 
@@ -36,8 +38,8 @@ class PushHost(Protocol):
     def publisher_awaited(self) -> None:
         """No publisher: the stream shows ``waiting``."""
 
-    async def encode_publisher(self, pipe_input: tuple[PublisherFeed, str]) -> None:
-        """Encoder runs reading ``(feed, demuxer)`` until one ends other than by a re-plan
+    async def encode_publisher(self, pipe_input: PipeInput) -> None:
+        """Encoder runs reading the publisher's pipe until one ends other than by a re-plan
         (always raises, like a pull stream's encoder runs)."""
 
 
@@ -52,10 +54,14 @@ class PushLoop:
         ffmpeg_path: str,
         spawner: Spawner,
         wall_clock: Callable[[], float],
+        srt_port_holder: SrtPortHolder | None = None,
     ) -> None:
-        """``srt_listen``: where an SRT stream's relay listens (None for other protocols)."""
+        """``srt_listen``: where an SRT stream's relay listens (None for other protocols);
+        ``srt_port_holder``: the service's side of its port (moves it when another process took
+        it, frees it when the stream ends)."""
         self.push = push
         self._srt_listen = srt_listen
+        self._srt_port_holder = srt_port_holder
         self._ffmpeg_path = ffmpeg_path
         self._spawn = spawner
         self._wall = wall_clock
@@ -78,12 +84,24 @@ class PushLoop:
                     ffmpeg_path=self._ffmpeg_path,
                     spawner=self._spawn,
                     wall_clock=self._wall,
+                    on_port_taken=self._move_srt_port,
                 )
             )
 
+    async def _move_srt_port(self, taken: SrtListen) -> SrtListen | None:
+        if self._srt_port_holder is None:
+            return None
+        port = await self._srt_port_holder.move(taken.port)
+        if port is None:
+            return None
+        self._srt_listen = dataclasses.replace(taken, port=port)
+        return self._srt_listen
+
     def close(self, reason: str) -> None:
-        """The stream ends: refuse new publishers and drop the current one."""
+        """The stream ends: refuse new publishers, drop the current one, free the SRT port."""
         self.push.close(reason)
+        if self._srt_port_holder is not None and self._srt_listen is not None:
+            self._srt_port_holder.release(self._srt_listen.port)
 
     async def encoder_runs(self, host: PushHost, task_status: trio.TaskStatus[None]) -> None:
         """Wait for a publisher, encode it until it leaves, wait again (the host's supervised
@@ -102,7 +120,7 @@ class PushLoop:
                     publishes=push.publishes,
                 )
             try:
-                await host.encode_publisher((feed, pipe_format(push.protocol)))
+                await host.encode_publisher(PipeInput(feed, push.protocol))
             except Exception as error:
                 # the watchdog's StallDetected comes out of the run's nursery as a group
                 leaves = exception_leaves(error) if isinstance(error, ExceptionGroup) else [error]

@@ -11,12 +11,19 @@ or re-plan does not touch the SRT connection.
 
 libsrt closes the listening socket once it has accepted a publisher, so a second publisher
 cannot connect while one publishes.
+
+The service checks that a port is free when it gives it to a stream, but another process may bind
+it before libsrt does: the relay then exits at once with *Address already in use*, and the
+stream's ``SrtPortHolder`` moves it to the next free port of the range (``GET`` shows the new
+``publish_url``) instead of retrying a port that stays taken.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 import trio
@@ -40,6 +47,10 @@ log = structlog.get_logger(__name__)
 # this pause rather than in a tight loop.
 RELISTEN_PAUSE_S = 1.0
 _CLEANUP_TIMEOUT_S = 5.0
+_STDERR_LINES_KEPT = 20
+_STDERR_DRAIN_S = 1.0  # after its stdout ended, how long the relay's stderr may still come
+# what FFmpeg prints when libsrt cannot bind the port (EADDRINUSE)
+_PORT_TAKEN_MESSAGE = "Address already in use"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,21 @@ class SrtListen:
     bind_host: str
     port: int
     latency_ms: int
+
+
+class SrtPortTaken(Exception):  # noqa: N818 - reads as "the SRT port is taken"
+    """The relay could not bind its port: another process has it."""
+
+
+class SrtPortHolder(Protocol):
+    """The service's side of one SRT stream's port (``supervisor/ingest/srt_ports.py``)."""
+
+    async def move(self, taken: int) -> int | None:
+        """``taken`` is bound by another process: the stream's next port, held for it and
+        recorded (None when no other port of the range is free)."""
+
+    def release(self, port: int) -> None:
+        """The stream ended: another stream may have ``port``."""
 
 
 def relay_argv(ffmpeg_path: str, push: PushInput, listen: SrtListen) -> list[str]:
@@ -84,11 +110,23 @@ async def run_srt_relay(
     ffmpeg_path: str,
     spawner: Spawner,
     wall_clock: Callable[[], float],
+    on_port_taken: Callable[[SrtListen], Awaitable[SrtListen | None]] | None = None,
 ) -> None:
-    """Listen, relay one publisher, listen again — until cancelled (the stream ends)."""
+    """Listen, relay one publisher, listen again — until cancelled (the stream ends).
+
+    ``on_port_taken``: another process has ``listen.port``; returns where to listen instead
+    (None: nowhere else, try the same port again after a pause)."""
     while not push.closed:
         try:
             relayed = await _relay_once(push, listen, ffmpeg_path, spawner, wall_clock)
+        except SrtPortTaken:
+            log.warning("srt_port_taken", port=listen.port)
+            moved = await on_port_taken(listen) if on_port_taken is not None else None
+            if moved is not None:
+                log.info("srt_port_moved", port=moved.port, taken=listen.port)
+                listen = moved
+                continue
+            relayed = False
         except Exception:
             # the relay is the stream's door, not the stream: a fault here (cannot spawn, a bug)
             # is logged and the door reopened; the stream and its players carry on
@@ -105,14 +143,20 @@ async def _relay_once(
     spawner: Spawner,
     wall_clock: Callable[[], float],
 ) -> bool:
-    """One relay process; True if a publisher came (and went)."""
+    """One relay process; True if a publisher came (and went).
+
+    Raises:
+        SrtPortTaken: libsrt could not bind the port.
+    """
     key_version = push.key_version
     process = spawner(relay_argv(ffmpeg_path, push, listen), pass_fds=())
     log.info("srt_listening", port=listen.port, pid=process.pid)
     feed: PublisherFeed | None = None
+    stderr_lines: deque[str] = deque(maxlen=_STDERR_LINES_KEPT)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_log_stderr, process)
+            stderr_done = trio.Event()
+            nursery.start_soon(_log_stderr, process, stderr_lines, stderr_done)
 
             async def relisten_on_key_rotation() -> None:
                 while push.key_version == key_version:
@@ -137,6 +181,9 @@ async def _relay_once(
                     await feed.send(chunk)
             except (PublisherGone, PublisherRefused) as error:
                 log.info("srt_publisher_dropped", reason=str(error))
+            # stdout ended; the reason (a port taken, say) is on stderr: read it to its end
+            with trio.move_on_after(_STDERR_DRAIN_S):
+                await stderr_done.wait()
             nursery.cancel_scope.cancel(reason="relay ended")
     finally:
         if feed is not None:
@@ -145,11 +192,16 @@ async def _relay_once(
         with trio.CancelScope(shield=True) as cleanup:
             cleanup.deadline = trio.current_time() + _CLEANUP_TIMEOUT_S
             await process.aclose("srt relay ended")
+    if feed is None and any(_PORT_TAKEN_MESSAGE in line for line in stderr_lines):
+        raise SrtPortTaken(listen.port)
     return feed is not None
 
 
-async def _log_stderr(process: ProcessHandle) -> None:
+async def _log_stderr(process: ProcessHandle, lines: deque[str], done: trio.Event) -> None:
+    """Log the relay's stderr and keep its last lines in ``lines``."""
     async for chunk in receive_chunks(process.stderr):
         for line in chunk.decode("utf-8", "replace").splitlines():
             if line.strip():
+                lines.append(line)
                 log.info("srt_relay_stderr", line=redact_url(line)[:300])
+    done.set()

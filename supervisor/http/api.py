@@ -41,12 +41,12 @@ from supervisor.http.readiness import (
 )
 from supervisor.http.views import iso, stream_view
 from supervisor.http.whip_routes import register_whip_routes
+from supervisor.ingest.srt_ports import NoIngestPort
 from supervisor.metrics import Metrics, viewer_key
 from supervisor.registry.interface import RegistryUnavailable
 from supervisor.requests import RequestInvalid, parse_stream_request
 from supervisor.service import (
     AtCapacity,
-    NoIngestPort,
     NotPushStream,
     StreamExists,
     StreamNotFound,

@@ -8,16 +8,26 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from tests.integration.live import live_encode_argv
+from tests.integration.live import FFMPEG, live_encode_argv
 
 
-def publish_argv(url: str, container: str, *, size: str = "1280x720") -> list[str]:
+def publish_argv(
+    url: str, container: str, *, size: str = "1280x720", gop_frames: int = 30
+) -> list[str]:
     width, height = (int(n) for n in size.split("x"))
-    return [*live_encode_argv(width=width, height=height), "-f", container, url]
+    keyframes = ("-g", str(gop_frames))
+    return [
+        *live_encode_argv(width=width, height=height, keyframe_args=keyframes),
+        "-f",
+        container,
+        url,
+    ]
 
 
-def start_publisher(url: str, container: str, **kwargs: str) -> subprocess.Popen[bytes]:
+def start_publisher(url: str, container: str, **kwargs: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         publish_argv(url, container, **kwargs),
         stdin=subprocess.DEVNULL,
@@ -38,8 +48,39 @@ def kill(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def publishing(url: str, container: str, **kwargs: str) -> Iterator[subprocess.Popen[bytes]]:
+def publishing(url: str, container: str, **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
     process = start_publisher(url, container, **kwargs)
+    try:
+        yield process
+    finally:
+        kill(process)
+
+
+def one_keyframe_clip(path: Path, *, seconds: float = 8.0, size: str = "640x360") -> Path:
+    """An FLV clip of a test pattern + AAC tone whose only keyframe is its first frame."""
+    width, height = (int(n) for n in size.split("x"))
+    argv = live_encode_argv(
+        width=width, height=height, keyframe_args=("-g", "100000", "-sc_threshold", "0")
+    )
+    argv = [a for a in argv if a != "-re"]  # encode as fast as it goes
+    subprocess.run(
+        [*argv, "-t", f"{seconds:g}", "-f", "flv", "-y", str(path)], check=True, timeout=120
+    )
+    return path
+
+
+@contextlib.contextmanager
+def sending_clip(clip: Path, url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Publish ``clip`` to ``url`` in real time as it is (``-c copy``): its timestamps and
+    keyframes are the clip's, whatever the load on the machine."""
+    argv = [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip)]
+    process = subprocess.Popen(
+        [*argv, "-c", "copy", "-f", "flv", url],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         yield process
     finally:

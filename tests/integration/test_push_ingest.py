@@ -21,7 +21,13 @@ from tests.integration.http_helpers import (
     wait_live_segments,
 )
 from tests.integration.live import free_port, wait_for
-from tests.integration.push import kill, publishing, start_publisher
+from tests.integration.push import (
+    kill,
+    one_keyframe_clip,
+    publishing,
+    sending_clip,
+    start_publisher,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -137,13 +143,38 @@ async def test_rtmp_publish_reconnect_continues_the_timeline(tmp_path: Path) -> 
         await _publish_reconnect_and_check(front, "cam", ingest["publish_url"], "flv")
 
 
+async def test_an_rtmp_publishers_first_picture_is_decoded(tmp_path: Path) -> None:
+    """The pipe from an RTMP publisher's first byte (sequence headers, then a keyframe) keeps
+    what FFmpeg probed: that first keyframe is decoded, and the short probe still describes the
+    source. The publisher sends a clip as it is, whose only keyframe is its first frame: with the
+    probed packets dropped (``nobuffer``) no video segment ever came (a live publisher with a
+    10 s GOP: video began 11.4 s in)."""
+    clip = await trio.to_thread.run_sync(one_keyframe_clip, tmp_path / "clip.flv")
+    async with running_front(tmp_path, RTMP_PORT=str(free_port())) as front:
+        response = await front.api.post(
+            "/streams", json={"stream_id": "cam", "ingest": "rtmp", "qualities": QUALITIES}
+        )
+        assert response.status_code == 201, response.text
+        actor = front.service.get("cam")
+        with sending_clip(clip, response.json()["ingest"]["publish_url"]):
+            await wait_for(lambda: actor.status.segments_produced >= 2, 30, "2 segments")
+            source = actor.status.source
+            assert source is not None
+            assert (source.width, source.height, source.frame_rate) == (640, 360, 30.0)
+            assert (source.video_codec, source.has_audio) == ("h264", True)
+
+
 async def test_srt_publish_reconnect_continues_the_timeline(tmp_path: Path) -> None:
     port = free_port(socket.SOCK_DGRAM)
     async with running_front(tmp_path, SRT_PORT_RANGE=f"{port}-{port}") as front:
         response = await front.api.post(
             "/streams",
-            json={"stream_id": "srtcam", "ingest": "srt", "qualities": QUALITIES,
-                  "srt_latency_ms": 80},
+            json={
+                "stream_id": "srtcam",
+                "ingest": "srt",
+                "qualities": QUALITIES,
+                "srt_latency_ms": 80,
+            },
         )
         assert response.status_code == 201, response.text
         ingest = response.json()["ingest"]

@@ -150,6 +150,32 @@ async def test_whip_publisher_goes_live_reconnects_and_continues(tmp_path: Path)
     assert whip_peer_children() == []
 
 
+async def test_the_publishers_first_picture_is_decoded_and_the_source_described(
+    tmp_path: Path,
+) -> None:
+    """The pipe from a WHIP publisher's first byte is probed briefly and keeps what was probed:
+    its first IDR is decoded (this publisher sends the next one 10 s later), and the ladder
+    still learns the picture size, frame rate and audio from that short probe. With the probed
+    packets dropped (``nobuffer``), FFmpeg saw no IDR: no picture size, and on a busy machine no
+    segment within 40 s. (Where video starts in the output is no proof here: the timestamps
+    begin at the publisher's first unit of either track, on its RTCP sender reports' clock.)"""
+    async with running_front(tmp_path, WEBRTC_HOST_ADDRESSES="127.0.0.1") as front:
+        created = await front.api.post(
+            "/streams", json={"stream_id": "w2", "ingest": "whip", "qualities": QUALITIES}
+        )
+        assert created.status_code == 201, created.text
+        ingest = created.json()["ingest"]
+        actor = front.service.get("w2")
+        url, key = ingest["publish_url"], ingest["stream_key"]
+        with whip_publisher(url, key, size="640x360", seconds=20, gop_frames=300):
+            await wait_for(lambda: actor.status.segments_produced >= 2, 40, "2 segments")
+            source = actor.status.source
+            assert source is not None
+            assert (source.width, source.height, source.frame_rate) == (640, 360, 30.0)
+            assert (source.video_codec, source.has_audio) == ("h264", True)
+            assert actor.status.qualities == tuple(QUALITIES)
+
+
 async def test_whip_on_a_stream_that_does_not_take_it(tmp_path: Path) -> None:
     async with running_front(tmp_path, WEBRTC_HOST_ADDRESSES="127.0.0.1") as front:
         await front.api.post("/streams", json=stream_body("pulled"))

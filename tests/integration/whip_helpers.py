@@ -37,8 +37,10 @@ def whip_publisher_argv(
     rate: int = 30,
     video_bitrate: str = "4M",
     seconds: float | None = None,
+    gop_frames: int | None = None,
 ) -> list[str]:
-    """FFmpeg publishing a test pattern + tone over WHIP (its ``whip`` muxer), in real time."""
+    """FFmpeg publishing a test pattern + tone over WHIP (its ``whip`` muxer), in real time, an
+    IDR every ``gop_frames`` (default: every second)."""
     duration = ["-t", f"{seconds:g}"] if seconds is not None else []
     return [
         FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin",
@@ -46,7 +48,7 @@ def whip_publisher_argv(
         "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
         *duration,
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0",
-        "-g", str(rate), "-b:v", video_bitrate, "-pix_fmt", "yuv420p",
+        "-g", str(gop_frames or rate), "-b:v", video_bitrate, "-pix_fmt", "yuv420p",
         "-c:a", "libopus", "-ac", "2", "-ar", "48000", "-b:a", "64k",
         "-f", "whip", "-authorization", key, url,
     ]  # fmt: skip

@@ -12,13 +12,13 @@ from actors.errors import EncoderExited
 from actors.ffmpeg.process import ProcessHandle
 from actors.ingest.publisher import (
     IngestProtocol,
-    PublisherFeed,
     PublisherGone,
     PublisherInfo,
     PushInput,
     new_stream_key,
 )
 from actors.ingest.push_loop import PushLoop
+from actors.ingest.sources import PipeInput
 from supervisor.otp.errors import StallDetected
 from supervisor.otp.supervise import exception_leaves
 
@@ -34,14 +34,14 @@ class FakeHost:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, float]] = []
-        self.inputs: list[tuple[PublisherFeed, str]] = []
+        self.inputs: list[PipeInput] = []
         self.endings: trio.MemorySendChannel[BaseException]
         self.endings, self._endings = trio.open_memory_channel[BaseException](1)
 
     def publisher_awaited(self) -> None:
         self.calls.append(("waiting", trio.current_time()))
 
-    async def encode_publisher(self, pipe_input: tuple[PublisherFeed, str]) -> None:
+    async def encode_publisher(self, pipe_input: PipeInput) -> None:
         self.calls.append(("encode", trio.current_time()))
         self.inputs.append(pipe_input)
         raise await self._endings.receive()
@@ -74,8 +74,10 @@ async def test_a_publisher_leaving_is_waiting_again_and_the_next_one_is_encoded(
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
     assert host.calls == [("waiting", 0.0), ("encode", 1.0), ("waiting", 2.0), ("encode", 4.0)]
-    assert [feed for feed, _ in host.inputs] == [first, second]
-    assert {demuxer for _, demuxer in host.inputs} == {"flv"}
+    assert host.inputs == [
+        PipeInput(first, IngestProtocol.RTMP),
+        PipeInput(second, IngestProtocol.RTMP),
+    ]
 
 
 async def _leaves_raised(loop: PushLoop, host: FakeHost, script: Script) -> list[BaseException]:
@@ -109,7 +111,7 @@ async def test_ffmpeg_failing_under_a_connected_publisher_goes_to_the_restart_po
         await trio.sleep(0.5)
         nursery.cancel_scope.cancel()
     assert host.calls == [("encode", trio.current_time() - 0.5)]
-    assert host.inputs[-1][0] is feed
+    assert host.inputs[-1].feed is feed
 
 
 async def test_a_stall_while_the_publisher_is_silent_drops_it_and_waits_again(

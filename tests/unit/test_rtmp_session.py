@@ -183,3 +183,130 @@ def test_garbage_after_the_handshake_is_a_value_error(data: bytes) -> None:
     server.receive(C0_C1 + C2)
     with contextlib.suppress(ValueError):
         server.receive(data)
+
+
+# ---------------------------------------------------------------------------------------- OBS
+# OBS cannot run here, so its publish is replayed as its librtmp writes it (obs-studio
+# plugins/obs-outputs/librtmp/rtmp.c: SendConnectPacket, SendReleaseStream, SendFCPublish,
+# RTMP_SendCreateStream, SendPublish, RTMP_Write, SendFCUnpublish, SendDeleteStream; rtmp-stream.c
+# sets m_outChunkSize 4096 with m_bSendChunkSizeInfo, flashVer "FMLE/3.0 (compatible;
+# FMSc/1.0)" and swfUrl = tcUrl; flv-mux.c builds onMetaData). Headers as librtmp picks them:
+# fmt 0 ("LARGE") for connect, publish, metadata and media at timestamp 0; fmt 1 ("MEDIUM": no
+# message stream id, a timestamp delta) for releaseStream, FCPublish, createStream, FCUnpublish,
+# deleteStream and later media; every chunk at OBS's 4096-byte chunk size.
+OBS_CHUNK_SIZE = 4096
+OBS_TC_URL = "rtmp://127.0.0.1:1935/live"
+
+
+def _obs_chunks(
+    fmt: int,
+    chunk_stream: int,
+    type_id: int,
+    payload: bytes,
+    *,
+    timestamp_ms: int = 0,
+    stream_id: int = 0,
+) -> bytes:
+    """One message as librtmp's RTMP_SendPacket writes it (fmt 0 or 1, fmt-3 continuations)."""
+    header = bytes([fmt << 6 | chunk_stream]) + timestamp_ms.to_bytes(3, "big")
+    header += len(payload).to_bytes(3, "big") + bytes([type_id])
+    if fmt == 0:
+        header += struct.pack("<I", stream_id)
+    out = header + payload[:OBS_CHUNK_SIZE]
+    for offset in range(OBS_CHUNK_SIZE, len(payload), OBS_CHUNK_SIZE):
+        out += bytes([3 << 6 | chunk_stream]) + payload[offset : offset + OBS_CHUNK_SIZE]
+    return out
+
+
+def _obs_invoke(fmt: int, chunk_stream: int, *values: amf0.AmfValue, stream_id: int = 0) -> bytes:
+    return _obs_chunks(
+        fmt, chunk_stream, chunk.COMMAND_AMF0, amf0.encode_all(*values), stream_id=stream_id
+    )
+
+
+OBS_METADATA = amf0.EcmaArray(
+    {
+        "duration": 0.0,
+        "fileSize": 0.0,
+        "width": 1280.0,
+        "height": 720.0,
+        "videocodecid": "avc1",
+        "videodatarate": 2500.0,
+        "framerate": 30.0,
+        "audiocodecid": "mp4a",
+        "audiodatarate": 160.0,
+        "audiosamplerate": 48000.0,
+        "audiosamplesize": 16.0,
+        "audiochannels": 2.0,
+        "stereo": True,
+        "2.1": False,
+        "3.1": False,
+        "4.0": False,
+        "4.1": False,
+        "5.1": False,
+        "7.1": False,
+        "encoder": "obs-output module (libobs version 30.2.3)",
+    }
+)
+
+
+def test_obs_publish_sequence_byte_for_byte() -> None:
+    key = "cam1.key"
+    server, client = ServerSession(), Client()
+    client.reader.chunk_size = chunk.DEFAULT_CHUNK_SIZE
+    assert server.receive(C0_C1) == []
+    # before connect: Set Chunk Size 4096 on chunk stream 2, then connect with OBS's properties
+    connect = {
+        "app": "live",
+        "type": "nonprivate",
+        "flashVer": "FMLE/3.0 (compatible; FMSc/1.0)",
+        "swfUrl": OBS_TC_URL,
+        "tcUrl": OBS_TC_URL,
+    }
+    hello = _obs_chunks(0, 2, chunk.SET_CHUNK_SIZE, struct.pack(">I", OBS_CHUNK_SIZE))
+    hello += _obs_invoke(0, 3, "connect", 1.0, connect)
+    assert server.receive(C2 + hello) == []
+    answers = client.answers(server.outgoing())
+    commands = [a for a in answers if isinstance(a, list)]
+    assert commands[0][3]["code"] == "NetConnection.Connect.Success"  # type: ignore[index]
+    # on connect's _result librtmp sends these three at once, fmt 1 on chunk stream 3
+    setup = _obs_invoke(1, 3, "releaseStream", 2.0, None, key)
+    setup += _obs_invoke(1, 3, "FCPublish", 3.0, None, key)
+    setup += _obs_invoke(1, 3, "createStream", 4.0, None)
+    assert server.receive(setup) == []
+    commands = [a for a in client.answers(server.outgoing()) if isinstance(a, list)]
+    assert commands[-1] == ["_result", 4.0, None, 1.0]  # the stream id OBS publishes on
+    # on createStream's _result: publish on chunk stream 4, fmt 0, message stream 1
+    events = server.receive(_obs_invoke(0, 4, "publish", 5.0, None, key, "live", stream_id=1))
+    assert events == [PublishRequested(app="live", name=key)]
+    server.accept_publish()
+    status = [a for a in client.answers(server.outgoing()) if isinstance(a, list)][-1]
+    assert status[3]["code"] == "NetStream.Publish.Start"  # type: ignore[index]
+
+    # RTMP_Write: everything on chunk stream 4; INFO gets "@setDataFrame" put in front
+    metadata = amf0.encode_all("@setDataFrame", "onMetaData", OBS_METADATA)
+    video_config = b"\x17\x00\x00\x00\x00" + b"\x01\x64\x00\x1f\xff" + bytes(20)
+    audio_config = b"\xaf\x00\x11\x90"
+    keyframe = b"\x17\x01\x00\x00\x00" + bytes(9000)  # > 2 chunks of 4096
+    audio_frame = b"\xaf\x01" + bytes(300)
+    media = _obs_chunks(0, 4, chunk.DATA_AMF0, metadata, stream_id=1)
+    media += _obs_chunks(0, 4, chunk.VIDEO, video_config, stream_id=1)
+    media += _obs_chunks(0, 4, chunk.AUDIO, audio_config, stream_id=1)
+    media += _obs_chunks(0, 4, chunk.VIDEO, keyframe, stream_id=1)
+    media += _obs_chunks(1, 4, chunk.AUDIO, audio_frame, timestamp_ms=21)  # delta from 0
+    media += _obs_chunks(1, 4, chunk.VIDEO, b"\x27\x01" + bytes(700), timestamp_ms=12)  # 33
+    events = server.receive(media)
+    assert events == [
+        Metadata(0, amf0.encode_all("onMetaData", OBS_METADATA)),
+        Media(flv.TAG_VIDEO, 0, video_config),
+        Media(flv.TAG_AUDIO, 0, audio_config),
+        Media(flv.TAG_VIDEO, 0, keyframe),
+        Media(flv.TAG_AUDIO, 21, audio_frame),
+        Media(flv.TAG_VIDEO, 33, b"\x27\x01" + bytes(700)),
+    ]
+    # stopping: FCUnpublish then deleteStream, fmt 1 on chunk stream 3 (no answer expected)
+    goodbye = _obs_invoke(1, 3, "FCUnpublish", 6.0, None, key)
+    goodbye += _obs_invoke(1, 3, "deleteStream", 7.0, None, 1.0)
+    events = server.receive(goodbye)
+    assert events[0] == PublishEnded("FCUnpublish")
+    assert not server.refused

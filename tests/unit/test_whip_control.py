@@ -12,6 +12,7 @@ from actors.ingest.whip_peer import control
 from actors.ingest.whip_peer.muxer import contains_idr
 from actors.ingest.whip_peer.ports import parse_port_range, port_candidates
 from actors.ingest.whip_peer.timing import (
+    FIRST_IDR_WAIT_S,
     KEYFRAME_INTERVAL_S,
     MEDIA_TIMEOUT_S,
     keyframe_due,
@@ -153,7 +154,7 @@ def test_a_publisher_is_gone_after_media_timeout_without_video() -> None:
 
 def test_a_keyframe_is_asked_for_only_when_the_publisher_has_not_sent_one_for_a_while() -> None:
     interval = KEYFRAME_INTERVAL_S
-    assert not keyframe_due(None, None, 100.0)  # no IDR yet: the start of the stream brings one
+    assert not keyframe_due(None, None, 100.0)  # no video yet: its start brings an IDR
     assert not keyframe_due(10.0, None, 10.0 + interval - 0.01)
     assert keyframe_due(10.0, None, 10.0 + interval)
     # asked at 12: not again before 12 + interval, even without an answer
@@ -161,3 +162,17 @@ def test_a_keyframe_is_asked_for_only_when_the_publisher_has_not_sent_one_for_a_
     assert keyframe_due(10.0, 12.0, 12.0 + interval)
     # a publisher with a short GOP of its own is never asked
     assert not keyframe_due(20.0, 12.0, 20.0 + interval / 2)
+
+
+def test_video_without_an_idr_gets_one_asked_for_at_once() -> None:
+    """The first IDR lost on the way (or a publisher starting mid-GOP): nothing decodes until
+    the next one, which a browser sends only when asked; not KEYFRAME_INTERVAL_S later."""
+    wait = FIRST_IDR_WAIT_S
+    assert wait < KEYFRAME_INTERVAL_S / 4
+    assert not keyframe_due(None, None, 5.0 + wait - 0.01, first_video_at_s=5.0)
+    assert keyframe_due(None, None, 5.0 + wait, first_video_at_s=5.0)
+    # asked at 5.3 and still nothing: again after the usual interval
+    assert not keyframe_due(None, 5.3, 5.3 + KEYFRAME_INTERVAL_S - 0.01, first_video_at_s=5.0)
+    assert keyframe_due(None, 5.3, 5.3 + KEYFRAME_INTERVAL_S, first_video_at_s=5.0)
+    # the first unit was the IDR: nothing to ask for
+    assert not keyframe_due(5.0, None, 5.0 + wait, first_video_at_s=5.0)

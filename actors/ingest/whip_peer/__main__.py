@@ -132,6 +132,7 @@ class Session:
         self.muxer: TsMuxer | None = None
         self.units = {"video": 0, "audio": 0}
         self.last_video_at: float | None = None
+        self.first_video_at: float | None = None
         self.last_idr_at: float | None = None
         self.last_keyframe_request_at: float | None = None
         self.ended = asyncio.Event()
@@ -213,6 +214,8 @@ class Session:
             assert isinstance(unit, passthrough.EncodedUnit)
             if unit.kind == "video":
                 self.last_video_at = unit.arrival_s
+                if self.first_video_at is None:
+                    self.first_video_at = unit.arrival_s
                 if contains_idr(unit.data):
                     self.last_idr_at = unit.arrival_s
             if unit.kind not in self.sync.clock_rates_hz:
@@ -239,7 +242,12 @@ class Session:
             now = time.monotonic()
             if media_stopped(self.last_video_at, now):
                 self.end(f"no video from the publisher for {MEDIA_TIMEOUT_S:g} s")
-            elif keyframe_due(self.last_idr_at, self.last_keyframe_request_at, now):
+            elif keyframe_due(
+                self.last_idr_at,
+                self.last_keyframe_request_at,
+                now,
+                first_video_at_s=self.first_video_at,
+            ):
                 await self.request_keyframe()
 
     async def stats(self) -> None:

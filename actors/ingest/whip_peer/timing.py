@@ -33,11 +33,25 @@ PayloadT = TypeVar("PayloadT")
 KEYFRAME_INTERVAL_S = 2.0
 
 
+# Video comes but no IDR yet (the first one was lost on the way, or the publisher began mid-GOP):
+# nothing is decodable, and a browser sends the next IDR only when asked. A publisher's first IDR
+# is its first unit, so after this long without one, ask at once rather than after
+# KEYFRAME_INTERVAL_S.
+FIRST_IDR_WAIT_S = 0.25
+
+
 def keyframe_due(
-    last_idr_at_s: float | None, last_request_at_s: float | None, now_s: float
+    last_idr_at_s: float | None,
+    last_request_at_s: float | None,
+    now_s: float,
+    *,
+    first_video_at_s: float | None = None,
 ) -> bool:
     """Whether to ask the publisher for an IDR now: none seen (or asked for) for
-    KEYFRAME_INTERVAL_S. ``None``: never seen / never asked."""
+    KEYFRAME_INTERVAL_S, or video for FIRST_IDR_WAIT_S without any IDR yet. ``None``: never
+    seen / never asked / no video yet."""
+    if last_idr_at_s is None and last_request_at_s is None:
+        return first_video_at_s is not None and now_s - first_video_at_s >= FIRST_IDR_WAIT_S
     newest = max((t for t in (last_idr_at_s, last_request_at_s) if t is not None), default=None)
     return newest is not None and now_s - newest >= KEYFRAME_INTERVAL_S
 
