@@ -113,18 +113,24 @@ async def _run_with_registry(settings: Settings, registry: StreamRegistry, demo:
             from supervisor.cluster.runtime import run_cluster  # noqa: PLC0415
 
             cluster = await nursery.start(run_cluster, settings, service)
-        api_urls = await nursery.start(
-            serve_api,
-            create_api_app(service, metrics, playback, cluster.api if cluster else None),
-            settings,
-            settings.api_port,
-            stop.wait,
-        )
         origin = OriginApp(
             playback,
             metrics,
             cluster=cluster.node if cluster else None,
             proxy=cluster.proxy if cluster else None,
+        )
+        api_urls = await nursery.start(
+            serve_api,
+            create_api_app(
+                service,
+                metrics,
+                playback,
+                cluster.api if cluster else None,
+                cluster_origin=origin if cluster else None,
+            ),
+            settings,
+            settings.api_port,
+            stop.wait,
         )
         origin_urls = await nursery.start(
             serve_origin, origin, settings, settings.origin_port, stop.wait

@@ -69,9 +69,6 @@ log = structlog.get_logger(__name__)
 
 # Ended streams stay visible (state, last error) until deleted or replaced; bounded.
 _MAX_ENDED_KEPT = 200
-# The registry lease a node takes with a stream. One node never lets it lapse on its own (the
-# record is its own); the cluster renews it well inside this and reclaims lapsed ones.
-OWNERSHIP_LEASE_TTL_S = 30.0
 # How a stream's actor ends when the service stops: these keep it in the registry (resume).
 _SHUTDOWN_REASONS = frozenset({"shutdown", "supervisor cancelled"})
 
@@ -234,6 +231,9 @@ class StreamService:
         self._end_listeners: list[Callable[[int], None]] = []
         self.registry = registry
         self._handing_over: set[str] = set()  # stopped here, kept registered (hand_over)
+        # when the registry call that gave a stream its lease was sent (trio clock), until the
+        # stream starts: its lease runs from then, so the cluster's gate counts from then too
+        self._lease_sent_at: dict[str, float] = {}
         self.registry_writer = (
             RegistryWriter(registry, on_lost=self._ownership_lost) if registry is not None else None
         )
@@ -563,8 +563,9 @@ class StreamService:
         spec = actor.spec
         self._actors[spec.stream_id] = actor
         writer = self.registry_writer
+        lease_sent_at = self._lease_sent_at.pop(spec.stream_id, None)
         if writer is not None and fencing_epoch is not None:
-            writer.own(spec.stream_id, fencing_epoch)
+            writer.own(spec.stream_id, fencing_epoch, lease_sent_at=lease_sent_at)
         try:
             # TEMPORARY: the actor restarts its encoder itself (PERMANENT, with its own intensity
             # and backoff), and disk and janitor errors stay inside it; what still escapes run()
@@ -584,6 +585,7 @@ class StreamService:
 
     def _abandon_start(self, stream_id: str) -> None:
         self._actors.pop(stream_id, None)
+        self._lease_sent_at.pop(stream_id, None)
         if self.registry_writer is not None:
             self.registry_writer.forget(stream_id)
 
@@ -598,11 +600,12 @@ class StreamService:
         node_id = self.settings.node_id
         for _ in range(2):
             try:
+                self._lease_sent_at[spec.stream_id] = trio.current_time()
                 owned = await self.registry.register(
                     spec,
                     node_id=node_id,
                     created_unix_s=created_unix_s,
-                    lease_ttl_s=OWNERSHIP_LEASE_TTL_S,
+                    lease_ttl_s=self.settings.cluster_lease_ttl_s,
                     ingest=ingest,
                 )
             except StreamAlreadyRegistered:
@@ -656,13 +659,15 @@ class StreamService:
         last position; False when another node claimed it first or it cannot run here."""
         assert self.registry is not None
         stream_id = record.stream_id
+        self._lease_sent_at[stream_id] = trio.current_time()
         owned = await self.registry.claim(
             stream_id,
             node_id=self.settings.node_id,
             expected_fencing_epoch=record.fencing_epoch,
-            lease_ttl_s=OWNERSHIP_LEASE_TTL_S,
+            lease_ttl_s=self.settings.cluster_lease_ttl_s,
         )
         if owned is None:
+            self._lease_sent_at.pop(stream_id, None)
             log.info("stream_resume_lost", stream_id=stream_id, reason="claimed elsewhere")
             return False
         resume_from = self._resume_point(record)

@@ -64,6 +64,7 @@ async def _worker_main(args: argparse.Namespace) -> None:
     from actors.status import StreamSpec  # noqa: PLC0415
     from supervisor.cluster.node import ClusterNode, ClusterSettings  # noqa: PLC0415
     from supervisor.registry import open_registry  # noqa: PLC0415
+    from supervisor.registry.interface import StreamAlreadyRegistered  # noqa: PLC0415
 
     node_ids: list[str] = args.node_ids.split(",")
     streams_per_node = args.streams_per_node
@@ -108,14 +109,23 @@ async def _worker_main(args: argparse.Namespace) -> None:
                     qualities=("240p",),
                 )
                 sent_at = trio.current_time()
-                ownership = await registry.register(
-                    spec,
-                    node_id=node.node_id,
-                    created_unix_s=time.time(),
-                    lease_ttl_s=args.lease_ttl_s,
-                )
-                node.adopt(spec.stream_id, ownership.fencing_epoch, sent_at=sent_at)
-                streams_of[node.node_id].run_here(spec, ownership.fencing_epoch)
+                try:
+                    ownership = await registry.register(
+                        spec,
+                        node_id=node.node_id,
+                        created_unix_s=time.time(),
+                        lease_ttl_s=args.lease_ttl_s,
+                    )
+                    epoch = ownership.fencing_epoch
+                except StreamAlreadyRegistered:
+                    # the client retried a register whose answer timed out (a starved worker):
+                    # the first one went through, so the stream is this node's already
+                    record = await registry.get(spec.stream_id)
+                    if record is None or record.owner_node_id != node.node_id:
+                        raise
+                    epoch = record.fencing_epoch
+                node.adopt(spec.stream_id, epoch, sent_at=sent_at)
+                streams_of[node.node_id].run_here(spec, epoch)
         print("ready", flush=True)
         await trio.sleep_forever()
 
@@ -165,6 +175,9 @@ class RecordStreams:
 
     def fencing_epoch(self, stream_id: str) -> int | None:
         return self.epochs.get(stream_id)
+
+    def lease_sent_at(self, stream_id: str) -> float | None:
+        return None  # adopted or claimed through ClusterNode, which starts the gate itself
 
     def unmeasured_cost_cores(self) -> float:
         return 0.0

@@ -9,7 +9,9 @@ drawn as black/white blocks, its capture time recorded when the frame is written
 (x264 ``zerolatency``); live MPEG-TS over HTTP that a client joins at the live point, like a
 hardware encoder or a media server) feeds the real service (``hlsdash serve`` as a
 process; ``SEGMENT_DURATION=2``, ``PART_TARGET`` as configured, the default preset) through one
-``low_latency`` stream with qualities 720p + 360p. Each player plays it in headless Chromium
+``low_latency`` stream with qualities 720p + 360p (then, deleted first, one ``low_latency: false``
+stream for the plain-output rows: hls.js and dash.js in their non-LL mode; ``--no-plain`` skips
+them). Each player plays it in headless Chromium
 (``supervisor/static/player.html`` through the e2e harness); after a warm-up the benchmark takes
 screenshots of the video picture at least ``--interval`` seconds apart, reads the frame counter
 back from the pixels and computes
@@ -45,7 +47,15 @@ from typing import Any
 
 from ops.bench.clockcode import read_png_counter
 from ops.bench.clocked_source import ClockedSource, clocked_source
-from ops.bench.common import FFMPEG, header, median, percentile, running_service, stop_process
+from ops.bench.common import (
+    FFMPEG,
+    Service,
+    header,
+    median,
+    percentile,
+    running_service,
+    stop_process,
+)
 from supervisor.config import Settings
 from tests.e2e.harness import (
     Picture,
@@ -56,6 +66,7 @@ from tests.e2e.harness import (
 )
 
 STREAM_ID = "glass"
+PLAIN_STREAM_ID = "glass-plain"
 QUALITIES = ("720p", "360p")
 
 
@@ -74,8 +85,29 @@ CASES: tuple[PlayerCase, ...] = (
     PlayerCase("dash.js LL liveDelay 3", "dashjs", "dash", True, (("target", "3"),)),
     PlayerCase("Shaka HLS LL", "shaka-hls", "hls", True),
     PlayerCase("Shaka DASH LL", "shaka-dash", "dash", True),
+    # our own plain output (a second stream, ``low_latency: false``), players in their default
+    # (non-LL) mode: what a viewer of plain HLS/DASH gets
+    PlayerCase("hls.js plain HLS", "hlsjs", "hls", False),
+    PlayerCase("dash.js plain DASH", "dashjs", "dash", False),
 )
 BASELINE = PlayerCase("baseline: FFmpeg HLS 1 s, hls.js", "hlsjs", "baseline", False)
+
+
+def select_cases(players: str, *, tiny: bool = False, plain: bool = True) -> tuple[PlayerCase, ...]:
+    """The cases to run: ``players`` is "all" or comma-separated engines / labels."""
+    if tiny:
+        return CASES[:1]
+    cases = CASES
+    if players != "all":
+        wanted = set(players.split(","))
+        cases = tuple(c for c in CASES if c.engine in wanted or c.label in wanted)
+    return cases if plain else tuple(c for c in cases if c.low_latency)
+
+
+def cases_per_stream(cases: Sequence[PlayerCase]) -> list[list[PlayerCase]]:
+    """The cases grouped by the stream they play: the LL stream's first, then the plain one's."""
+    groups = [[c for c in cases if c.low_latency == ll] for ll in (True, False)]
+    return [group for group in groups if group]
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +266,44 @@ def stream_health(status: Mapping[str, Any]) -> str:
     )
 
 
+def measure_stream(
+    harness: PlayerHarness,
+    service: Service,
+    source: ClockedSource,
+    cases: Sequence[PlayerCase],
+    args: argparse.Namespace,
+) -> list[tuple[str, Summary | str]]:
+    """One stream (LL or plain, as ``cases`` play it) from the source; each case played on it.
+
+    The stream is deleted afterwards, so the LL and the plain pipeline are each measured alone.
+    """
+    low_latency = cases[0].low_latency
+    assert all(c.low_latency == low_latency for c in cases), "one stream per latency mode"
+    stream_id = STREAM_ID if low_latency else PLAIN_STREAM_ID
+    info = service.create(stream_id, source.url, qualities=list(QUALITIES), low_latency=low_latency)
+    rows: list[tuple[str, Summary | str]] = []
+    try:
+        service.wait_segments(stream_id, 3)
+        urls = info["urls"]
+        assert isinstance(urls, dict)
+        for case in cases:
+            key = f"cdn_{case.protocol}" if args.cdn else case.protocol
+            src = str(urls[key])
+            if src.startswith("/"):
+                src = service.api + src
+            rows.append((case.label, measure(harness, service.api, case, src, source, args)))
+            print_table(rows[-1:], legend=False)
+            print(
+                f"  stream after it: {stream_health(service.stream(stream_id))}; source "
+                f"writer stalls {source.stalls} (a stall or an encoder speed below 1× means "
+                "this machine was too busy for the figures to mean much)",
+                flush=True,
+            )
+    finally:
+        service.delete(stream_id)
+    return rows
+
+
 @contextlib.contextmanager
 def ffmpeg_hls_baseline(source_url: str, workdir: Path, preset: str) -> Iterator[str]:
     """FFmpeg pulling the source into plain HLS (its own muxer, 1 s segments); the folder served.
@@ -309,17 +379,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--players", default="all", help="comma-separated labels' engines")
     parser.add_argument("--cdn", action="store_true", help="play from the origin port")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-plain", action="store_true", help="skip our plain (non-LL) rows")
     parser.add_argument("--keep", type=Path, help="folder for unreadable screenshots")
     parser.add_argument("--verbose", action="store_true", help="print every shot")
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args(argv)
-    cases = CASES
     if args.tiny:
         args.shots, args.warmup = 4, 2.0
-        cases = CASES[:1]
-    elif args.players != "all":
-        wanted = set(args.players.split(","))
-        cases = tuple(c for c in CASES if c.engine in wanted or c.label in wanted)
+    cases = select_cases(args.players, tiny=args.tiny, plain=not args.no_plain)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     preset = Settings().encoder_preset
@@ -336,30 +403,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         ):
             header(
                 f"glass-to-glass: hlsdash, 1280x720p30 clocked HTTP-TS source → {list(QUALITIES)}, "
-                f"LL on, SEGMENT_DURATION={args.segment:g}, PART_TARGET={args.part:g}, "
+                f"LL on (then plain), SEGMENT_DURATION={args.segment:g}, "
+                f"PART_TARGET={args.part:g}, "
                 f"preset {preset}, {args.shots} shots ≥ {args.interval:g} s apart per player "
                 f"after {args.warmup:g} s"
             )
-            info = service.create(
-                STREAM_ID, source.url, qualities=list(QUALITIES), low_latency=True
-            )
-            service.wait_segments(STREAM_ID, 3)
-            urls = info["urls"]
-            assert isinstance(urls, dict)
-            for case in cases:
-                key = f"cdn_{case.protocol}" if args.cdn else case.protocol
-                src = str(urls[key])
-                if src.startswith("/"):
-                    src = service.api + src
-                rows.append((case.label, measure(harness, service.api, case, src, source, args)))
-                print_table(rows[-1:], legend=False)
-                print(
-                    f"  stream after it: {stream_health(service.stream(STREAM_ID))}; source "
-                    f"writer stalls {source.stalls} (a stall or an encoder speed below 1× means "
-                    "this machine was too busy for the figures to mean much)",
-                    flush=True,
-                )
-            service.delete(STREAM_ID)
+            for stream_cases in cases_per_stream(cases):
+                rows += measure_stream(harness, service, source, stream_cases, args)
             if not args.no_baseline:
                 with ffmpeg_hls_baseline(source.url, workdir, preset) as src:
                     result = measure(harness, service.api, BASELINE, src, source, args)

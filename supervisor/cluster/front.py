@@ -3,7 +3,10 @@
 Any node answers the whole API. ``POST /streams`` is placed (``ClusterNode.place``) and, for
 another node, sent to that node's API with :data:`FORWARDED_HEADER` (the receiver then creates
 the stream itself: placement happens once); ``GET/DELETE /streams/{id}`` and heartbeats go to the
-owner; ``GET /streams`` asks every live node for its own streams. The client's bearer token
+owner, and so are WHIP's ``POST``/``DELETE`` for a push stream another node runs (the offer and
+key passed on, the owner's answer SDP and ``Location`` passed back: the media itself goes
+straight to the owner, whose ICE candidates the answer carries); ``GET /streams`` asks every live
+node for its own streams. The client's bearer token
 travels with the request and is checked again by the receiver. A peer that cannot be reached is
 a JSON 502 ``node_unreachable``, never a traceback.
 """
@@ -26,16 +29,20 @@ log = structlog.get_logger(__name__)
 # on a request one node sends another's API: answer it here, never place or forward again
 FORWARDED_HEADER: Final = "x-hlsdash-forwarded"
 _PASSED_REQUEST_HEADERS: Final = ("authorization", "content-type", "user-agent")
+# what a forwarded answer keeps besides its status, body and type (WHIP: the session's Location,
+# its ICE servers in Link, ETag; refusals: Retry-After, WWW-Authenticate)
+_PASSED_RESPONSE_HEADERS: Final = ("location", "link", "etag", "retry-after", "www-authenticate")
 _FORWARD_TIMEOUT_S: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class Forwarded:
-    """A peer's answer, passed back as it came (status, JSON body)."""
+    """A peer's answer, passed back as it came (status, body, type, the headers that matter)."""
 
     status: int
     body: bytes
     content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def unreachable(node_id: str) -> Forwarded:
@@ -105,6 +112,11 @@ class ClusterFront:
             response.status_code,
             response.content,
             response.headers.get("content-type", "application/json"),
+            tuple(
+                (name, value)
+                for name in _PASSED_RESPONSE_HEADERS
+                for value in response.headers.get_list(name)
+            ),
         )
 
     async def other_nodes_streams(

@@ -28,6 +28,10 @@ class ServiceStreams:
         writer = self._service.registry_writer
         return writer.fencing_epoch(stream_id) if writer is not None else None
 
+    def lease_sent_at(self, stream_id: str) -> float | None:
+        writer = self._service.registry_writer
+        return writer.lease_sent_at(stream_id) if writer is not None else None
+
     def unmeasured_cost_cores(self) -> float:
         """Streams whose encoder has not reported yet: psutil cannot have measured them."""
         return sum(

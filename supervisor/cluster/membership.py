@@ -13,14 +13,18 @@ Every key this module touches, and its lifetime (nothing else in the service wri
   node reads it with its heartbeat, stops taking streams and hands its streams away. A node
   clears it when it starts (a restarted pod under the same id takes streams again).
 
-Cost: one ``SET`` + one ``GET`` per node per heartbeat; a listing is ``SMEMBERS`` + ``MGET``.
+Cost: one ``SET`` + one ``GET`` per node per heartbeat; a listing (:meth:`Membership.look`) is
+one Lua script call (``SMEMBERS``, then ``GET`` + ``PTTL`` of each node key, inside Redis): the
+remaining TTL of each record tells a reader exactly when a silent node's record will expire, so
+it can look again at that instant instead of at its next beat, and which nodes have not beaten
+for longer than a live node ever waits (not to be counted on to claim streams).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from typing import Final
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
 
 import coredis
 
@@ -61,6 +65,41 @@ def decode_node(raw: str | bytes) -> NodeInfo | None:
         return None
 
 
+# ARGV: prefix → {id, record or false, pttl ms} for every known id
+_LOOK = """
+local prefix = ARGV[1]
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', prefix .. 'members')) do
+  local key = prefix .. 'member:' .. id
+  out[#out + 1] = {id, redis.call('GET', key) or '', redis.call('PTTL', key)}
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipView:
+    """What one look at the membership keys saw."""
+
+    live: list[NodeInfo]  # by id
+    dead: set[str]  # known ids whose record is gone
+    # seconds until each live node's record expires unless it beats again (Redis's clock rate)
+    expires_in_s: dict[str, float] = field(default_factory=dict)
+
+    def recently_beating(self, *, ttl_s: float, silent_after_s: float) -> set[str]:
+        """Live nodes whose record was refreshed less than ``silent_after_s`` ago (its time left
+        is at least ``ttl_s - silent_after_s``). A node with no TTL on its record counts."""
+        least_left_s = ttl_s - silent_after_s
+        return {
+            n.node_id for n in self.live if self.expires_in_s.get(n.node_id, ttl_s) >= least_left_s
+        }
+
+    def next_expiry_s(self, *, besides: str) -> float | None:
+        """Seconds until the first live record (other than ``besides``) expires if not renewed."""
+        left = [s for node_id, s in self.expires_in_s.items() if node_id != besides]
+        return min(left, default=None)
+
+
 class Membership:
     """Reads and writes the membership keys for one node (``node_id``) and about all others."""
 
@@ -76,6 +115,7 @@ class Membership:
         self.node_id = node_id
         self.node_ttl_s = node_ttl_s
         self.drain_ttl_s = drain_ttl_s
+        self._look = redis.register_script(_LOOK)
 
     async def join(self) -> None:
         """On start: register the id, forget a drain left from a previous life of this id."""
@@ -101,19 +141,24 @@ class Membership:
 
     async def live_nodes(self) -> tuple[list[NodeInfo], set[str]]:
         """(records of live nodes by id, ids known but dead)."""
-        ids = sorted(await self.known_ids())
-        if not ids:
-            return [], set()
-        raws = await self._redis.mget([node_key(i) for i in ids])
+        view = await self.look()
+        return view.live, view.dead
+
+    async def look(self) -> MembershipView:
+        """Every known node: live (with the time left on its record) or dead; one round trip."""
+        rows: list[list[Any]] = await self._look(args=[KEY_PREFIX])
         live: list[NodeInfo] = []
         dead: set[str] = set()
-        for node_id, raw in zip(ids, raws, strict=True):
-            info = decode_node(raw) if raw is not None else None
-            if info is None:
+        expires_in_s: dict[str, float] = {}
+        for node_id, raw, pttl_ms in sorted((str(r[0]), r[1], int(r[2])) for r in rows):
+            info = decode_node(raw) if raw else None
+            if info is None or pttl_ms == -2:  # gone (or expired between GET and PTTL)
                 dead.add(node_id)
-            else:
-                live.append(info)
-        return live, dead
+                continue
+            live.append(info)
+            if pttl_ms >= 0:  # -1: no TTL (written by something else): never expires by itself
+                expires_in_s[node_id] = pttl_ms / 1000
+        return MembershipView(live, dead, expires_in_s)
 
     async def forget(self, node_id: str) -> None:
         """Drop a dead node that owns nothing from the listing."""

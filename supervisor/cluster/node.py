@@ -1,21 +1,26 @@
 """One node of the cluster: membership beats, stream leases, the reconciler, placement, drain.
 
-Every node is equal and runs the same three loops (each every ``lease_ttl_s / 3``):
+Every node is equal and runs the same two loops (each every ``lease_ttl_s / 3``, a "round"):
 
-* **beat**: publish this node's record (URLs, measured load, streams, draining) with a TTL
-  (``membership``); learn whether it was asked to drain; refresh its view of the live nodes.
-* **leases**: renew the registry lease of every stream running here, each with the fencing epoch
-  it holds, all in one call (``renew_many``: one Redis round trip per node per round). A
-  refused renewal (the stream was claimed elsewhere: a stale epoch) or a lease not renewed by
-  its local deadline (``gate``: the registry unreachable, or this process frozen)
-  stops the stream here at once and fences it from the origin — split brain ends on our side.
-* **reconcile**: streams whose owner is dead (its membership key expired) and whose lease has
+* **keep alive**: publish this node's record (URLs, measured load, streams, draining) with a
+  TTL (``membership``) and learn whether it was asked to drain; and renew the registry lease
+  of every stream running here, each with the fencing epoch it holds, all in one call
+  (``renew_many``: one Redis round trip per node per round). Both are sent at once, so a
+  node's record and its leases end together when it dies. A refused renewal (the stream was claimed
+  elsewhere: a stale epoch) or a lease not renewed by its local deadline (``gate``: the
+  registry unreachable, or this process frozen) stops the stream here at once and fences it
+  from the origin — split brain ends on our side.
+* **watch**: look at the membership (who is live, and how long each record has left), then
+  reconcile: streams whose owner is dead (its membership key expired) and whose lease has
   expired, and streams released by a draining node, are shared out over the live nodes
   (``placement.rendezvous_node``: every node agrees without talking); each node claims its
   share with the registry's compare-and-set on the epoch it read (exactly one claimer wins)
-  and starts it. A stream still
-  unclaimed after two rounds may be claimed by any node, so a disagreement about the live set
-  never leaves a stream behind.
+  and starts it. Besides every round, the watch wakes at the instant a silent node's record
+  expires and at the instant a dead node's leases end, so a fail-over is not rounded up to the
+  next round. Only nodes that beat recently share streams out (a node silent for longer than a
+  live one ever is — killed, its record not expired yet — is left out); a stream still
+  unclaimed two rounds after it was first seen may be claimed by any node, so a disagreement
+  about the live set never leaves a stream behind.
 
 What this module reads and writes in Redis is the registry's (``supervisor.registry``: records,
 epochs, leases) and ``membership``'s keys; it adds one: ``hlsdash:orphans`` (a set of stream ids
@@ -72,9 +77,15 @@ class _Route:
 
 # a placement made here counts on its node until that node has reported twice since
 _RESERVATION_BEATS = 2
-# an orphan still unclaimed after this many rounds here may be claimed by any node (the node it
-# was meant for saw things differently, or died too): a bound on the delay views can add
+# an orphan still unclaimed this many rounds after it was first seen here may be claimed by any
+# node (the node it was meant for saw things differently, or died too): a bound on the delay
+# views can add
 _OVERDUE_ROUNDS = 2
+# a live node beats every round ± 10 % jitter; one whose record has not been refreshed for this
+# many rounds is not counted on to claim streams (it is dying, or too starved to be quick)
+_SILENT_ROUNDS = 1.35
+# a wake-up for an expiry comes this long after it (Redis expires a key on the millisecond)
+_EXPIRY_SLACK_S = 0.05
 # every this many rounds, the lowest-id live node looks at every record for lapsed leases
 _SWEEP_ROUNDS = 15
 # orphans this node claims and starts at the same time
@@ -111,6 +122,11 @@ class LocalStreams(Protocol):
         """The epoch under which this node registered or claimed the stream (None: unknown)."""
         ...
 
+    def lease_sent_at(self, stream_id: str) -> float | None:
+        """When (trio clock) the register/claim call that gave this node the stream's lease was
+        sent (None: unknown); the lease runs from no earlier than then."""
+        ...
+
     def unmeasured_cost_cores(self) -> float:
         """Estimated cost of the streams whose encoders cannot have been measured yet."""
         ...
@@ -128,7 +144,7 @@ class LocalStreams(Protocol):
 @dataclass(eq=False, slots=True)
 class _Orphan:
     record: StreamRecord
-    first_seen_round: int
+    first_seen_at: float  # trio clock
 
 
 @dataclass(eq=False, slots=True)
@@ -174,6 +190,12 @@ class ClusterNode:
         self.owned: dict[str, int] = {}  # stream id → the fencing epoch this node holds
         self.nodes: list[NodeInfo] = []
         self.dead_nodes: set[str] = set()
+        # live nodes that beat recently enough to share orphans out to (this node included)
+        self.claimer_ids: set[str] = set()
+        # trio clock: when the membership must be looked at again (a silent node's record
+        # expires), and when to reconcile again (a dead node's lease ends), if before the round
+        self._look_at = math.inf
+        self._reconcile_at = math.inf
         self.draining = False
         self.stopping = False
         self._started_unix_s = wall_clock()
@@ -191,12 +213,12 @@ class ClusterNode:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.membership.join()
         await self._beat()
+        await self._look()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._every_round, self._beat)
-                nursery.start_soon(self._every_round, self._renew_all)
-                nursery.start_soon(self._every_round, self._reconcile)
+                nursery.start_soon(self._every_round, self._keep_alive)
+                nursery.start_soon(self._watch)
                 nursery.start_soon(self._fence_watch)
                 task_status.started()
         finally:
@@ -204,14 +226,47 @@ class ClusterNode:
             with trio.CancelScope(shield=True), trio.move_on_after(_STOP_TIMEOUT_S):
                 await self._leave()
 
+    def _next_round_at(self) -> float:
+        # jittered so that many nodes do not beat in lockstep
+        return trio.current_time() + self.settings.round_s * self._rng.uniform(0.9, 1.1)
+
     async def _every_round(self, work: Callable[[], Awaitable[None]]) -> None:
         while True:
-            # jittered so that many nodes do not beat in lockstep
-            await trio.sleep(self.settings.round_s * self._rng.uniform(0.9, 1.1))
-            try:
-                await work()
-            except (RegistryError, coredis.exceptions.RedisError, OSError) as error:
-                log.warning("cluster_round_failed", work=work.__name__, error=str(error))
+            await trio.sleep_until(self._next_round_at())
+            await self._attempt(work)
+
+    async def _attempt(self, work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await work()
+        except (RegistryError, coredis.exceptions.RedisError, OSError) as error:
+            log.warning("cluster_round_failed", work=work.__name__, error=str(error))
+
+    async def _keep_alive(self) -> None:
+        """The node's record and its leases, sent at once (so both end at about the same time
+        if it dies; neither waits for the other to answer)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._attempt, self._beat)
+            nursery.start_soon(self._attempt, self._renew_all)
+
+    async def _watch(self) -> None:
+        """Look and reconcile every round, and at once when a silent node's record or a dead
+        node's lease is due to end (``_look_at``/``_reconcile_at``)."""
+        next_round = self._next_round_at()
+        while True:
+            # both wake-ups are set by this task alone (in _look and _reconcile)
+            await trio.sleep_until(min(next_round, self._look_at, self._reconcile_at))
+            now = trio.current_time()
+            regular = now >= next_round
+            if regular:
+                next_round = self._next_round_at()
+            look = regular or now >= self._look_at
+            if look:
+                self._look_at = math.inf
+            if regular or now >= self._reconcile_at:
+                self._reconcile_at = math.inf
+            if look:
+                await self._attempt(self._look)
+            await self._attempt(functools.partial(self._reconcile, regular=regular))
 
     async def _leave(self) -> None:
         """A clean stop: the local streams are already stopped; hand them to the others now."""
@@ -244,10 +299,24 @@ class ClusterNode:
             seen_unix_s=self._wall(),
         )
 
+    async def _look(self) -> None:
+        """Who is live, who is dead, who may claim; when to look again (a silent node's record
+        expiring before the next round: its streams are claimable from then on)."""
+        view = await self.membership.look()
+        now = trio.current_time()
+        newly_dead = view.dead - self.dead_nodes
+        if newly_dead:
+            log.info("cluster_nodes_dead", nodes=sorted(newly_dead))
+        self.nodes, self.dead_nodes = view.live, view.dead
+        self.claimer_ids = {self.node_id} | view.recently_beating(
+            ttl_s=self.settings.lease_ttl_s, silent_after_s=_SILENT_ROUNDS * self.settings.round_s
+        )
+        expiry_s = view.next_expiry_s(besides=self.node_id)
+        if expiry_s is not None:
+            self._look_at = min(self._look_at, now + expiry_s + _EXPIRY_SLACK_S)
+
     async def _beat(self) -> None:
         must_drain = await self.membership.beat(self.info())
-        live, dead = await self.membership.live_nodes()
-        self.nodes, self.dead_nodes = live, dead
         now = trio.current_time()
         self._reserved = [r for r in self._reserved if r.until > now]
         if must_drain and not self.draining:
@@ -280,10 +349,18 @@ class ClusterNode:
             self.gate.forget(stream_id)
         for stream_id in running:
             if stream_id not in self.owned and not self.gate.knows(stream_id):
-                # resumed by the service at start (its own streams): renewed from now on
+                # created here, or resumed by the service at start (its own streams): renewed
+                # from now on; until then its lease is the one register/claim gave it, so the
+                # gate counts from that call (a node cut off from Redis right after a create
+                # stops publishing when that first lease ends, as for any other lease)
                 epoch = self.streams.fencing_epoch(stream_id)
                 if epoch is not None:
                     self.owned[stream_id] = epoch
+                    sent_at = self.streams.lease_sent_at(stream_id)
+                    if sent_at is not None:
+                        self.gate.renewed(
+                            stream_id, sent_at=sent_at, ttl_s=self.settings.lease_ttl_s
+                        )
         leases = dict(self.owned)
         if not leases:
             return
@@ -378,10 +455,12 @@ class ClusterNode:
 
     # ------------------------------------------------------------------ reconcile
 
-    async def _reconcile(self) -> None:
-        self._round += 1
+    async def _reconcile(self, *, regular: bool = True) -> None:
+        if regular:
+            self._round += 1
         server_now = await self._server_time()
         candidates: dict[str, StreamRecord] = {}
+        lease_ends: list[float] = []  # dead nodes' leases not over yet: seconds from now
         for dead in sorted(self.dead_nodes):
             records = await self.registry.owned_by(dead)
             if not records:
@@ -389,6 +468,12 @@ class ClusterNode:
             for record in records:
                 if _lease_over(record, server_now):
                     candidates[record.stream_id] = record
+                elif record.lease_expires_unix_s is not None:
+                    lease_ends.append(record.lease_expires_unix_s - server_now)
+        if lease_ends and not self.draining:
+            # claimable from that instant: come back then rather than at the next round
+            wake = trio.current_time() + max(min(lease_ends), 0.0) + _EXPIRY_SLACK_S
+            self._reconcile_at = min(self._reconcile_at, wake)
         released = sorted(await self._redis.smembers(ORPHANS_KEY))
         for stream_id in released:
             found = await self.registry.get(stream_id)
@@ -398,7 +483,7 @@ class ClusterNode:
                 await self._redis.srem(ORPHANS_KEY, [stream_id])  # gone, or owned again
             else:  # released, or its owner let the lease lapse (and stopped it)
                 candidates[stream_id] = found
-        if self._round % _SWEEP_ROUNDS == 0 and self._sweeps_for_all():
+        if regular and self._round % _SWEEP_ROUNDS == 0 and self._sweeps_for_all():
             # a catch-all for a lease that lapsed where nobody listed it (its node alive but
             # cut off when it gave the stream up): one node reads every record now and then
             for record in await self.registry.list_streams():
@@ -409,16 +494,20 @@ class ClusterNode:
                 del self._orphans[stream_id]
         if not candidates or self.draining:
             return
+        now = trio.current_time()
         for stream_id, record in candidates.items():
             known = self._orphans.get(stream_id)
             if known is None or known.record.fencing_epoch != record.fencing_epoch:
-                self._orphans[stream_id] = _Orphan(record, self._round)
-        claimers = [n.node_id for n in self.nodes if not n.draining]
+                self._orphans[stream_id] = _Orphan(record, now)
+        claimers = [
+            n.node_id for n in self.nodes if not n.draining and n.node_id in self.claimer_ids
+        ]
+        overdue_s = _OVERDUE_ROUNDS * self.settings.round_s
         mine = [
             orphan.record
             for stream_id, orphan in sorted(self._orphans.items())
             if rendezvous_node(stream_id, claimers) == self.node_id
-            or self._round - orphan.first_seen_round >= _OVERDUE_ROUNDS
+            or now - orphan.first_seen_at >= overdue_s
         ]
         # a few at a time: each start resolves a host and spawns an encoder, and starting them
         # all at once only makes them all late

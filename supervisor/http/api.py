@@ -29,7 +29,7 @@ from actors.packager.layout import resolve_inside
 from supervisor import __version__
 from supervisor.http.ingest_views import ingest_view
 from supervisor.http.openapi import openapi_document
-from supervisor.http.origin import SESSION_PARAMETER, is_viewer_poll
+from supervisor.http.origin import SESSION_PARAMETER, OriginApp, is_viewer_poll
 from supervisor.http.origin_core import OriginResponse
 from supervisor.http.playback import Playback, StreamedResponse, time_response
 from supervisor.http.readiness import (
@@ -40,7 +40,7 @@ from supervisor.http.readiness import (
     disk_check,
 )
 from supervisor.http.views import iso, stream_view
-from supervisor.http.whip_routes import register_whip_routes
+from supervisor.http.whip_routes import read_whip_offer, register_whip_routes
 from supervisor.ingest.srt_ports import NoIngestPort
 from supervisor.metrics import Metrics, viewer_key
 from supervisor.registry.interface import RegistryUnavailable
@@ -133,7 +133,10 @@ def create_api_app(
     metrics: Metrics,
     playback: Playback,
     cluster: ClusterApi | None = None,
+    cluster_origin: OriginApp | None = None,
 ) -> QuartTrio:
+    """``cluster_origin``: in a cluster, the origin app (with the cluster view and peer proxy)
+    that also answers the playback routes here, so any node's API port plays any stream."""
     app = QuartTrio(__name__, static_folder=None)
     # "//" in a path must be a JSON 404 like any unknown path, not werkzeug's HTML 308 redirect
     app.url_map.merge_slashes = False
@@ -159,6 +162,8 @@ def create_api_app(
     def ingest_host() -> str:
         if settings.ingest_public_host:
             return settings.ingest_public_host
+        if cluster is not None:
+            return cluster.ingest_host
         host = request.host
         if host.startswith("["):
             return host[1 : host.index("]")]
@@ -399,12 +404,25 @@ def create_api_app(
 
     @app.route("/streams/<stream_id>/<playback:relative>", methods=["GET", "HEAD", "OPTIONS"])
     async def playback_route(stream_id: str, relative: str) -> Response:
+        query = request.query_string.decode("latin-1")
+        if cluster_origin is not None:
+            # as on the origin port: a stream another node runs is proxied to its owner (its
+            # headers, blocking reloads and growing segments passed through), a stream between
+            # nodes is a 503, a fenced one answers nothing; the viewer is counted there
+            _route, answer = await cluster_origin.respond(
+                request.method,
+                f"/{stream_id}/{relative}",
+                query,
+                request.headers,
+                address=request.remote_addr,
+            )
+            return to_quart(answer)
         result = await playback.serve(
             stream_id,
             relative,
             method=request.method,
             headers=request.headers,
-            query_string=request.query_string.decode("latin-1"),
+            query_string=query,
         )
         if is_viewer_poll(relative, result.status):
             metrics.viewers.seen(
@@ -478,7 +496,20 @@ def create_api_app(
 
     # -------------------------------------------------------------- WHIP ingest (RFC 9725)
 
-    register_whip_routes(app, service.whip)
+    async def whip_elsewhere(stream_id: str) -> Response | None:
+        """In a cluster, WHIP for a push stream another node runs is forwarded to that node
+        (the offer, key and content type; its answer SDP, Location and status come back)."""
+        if cluster is None or service.runs(stream_id):
+            return None
+        return await cluster.elsewhere(
+            request.method,
+            stream_id,
+            request.full_path.rstrip("?"),
+            request.headers,
+            read_body=read_whip_offer,
+        )
+
+    register_whip_routes(app, service.whip, elsewhere=whip_elsewhere)
     return app
 
 

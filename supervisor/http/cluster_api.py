@@ -8,7 +8,9 @@ Kept beside ``api`` so that the single-node handlers stay as they were: with no 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from quart import Response
@@ -26,7 +28,10 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> Re
 
 
 def _passed_back(answer: Forwarded) -> Response:
-    return Response(answer.body, status=answer.status, content_type=answer.content_type)
+    response = Response(answer.body, status=answer.status, content_type=answer.content_type)
+    for name, value in answer.headers:
+        response.headers.add(name, value)
+    return response
 
 
 class ClusterApi:
@@ -37,6 +42,13 @@ class ClusterApi:
     @property
     def node_id(self) -> str:
         return self.node.node_id
+
+    @property
+    def ingest_host(self) -> str:
+        """Where publishers reach this node's ingest when INGEST_PUBLIC_HOST is not set: the
+        host its peers reach it by (NODE_API_URL), not the Host the request came with — in a
+        cluster that is often a load balancer's name, which would send a publisher to any node."""
+        return urlsplit(self.node.settings.api_url).hostname or "localhost"
 
     @staticmethod
     def forwarded(headers: Any) -> bool:
@@ -81,11 +93,19 @@ class ClusterApi:
         self.node.forget(stream_id)
 
     async def elsewhere(
-        self, method: str, stream_id: str, path: str, headers: Any
+        self,
+        method: str,
+        stream_id: str,
+        path: str,
+        headers: Any,
+        *,
+        read_body: Callable[[], Awaitable[bytes]] | None = None,
     ) -> Response | None:
-        """A stream this node does not run: its owner answers (None: answer here, a 404)."""
-        if self.forwarded(headers):
-            return None
+        """A stream this node does not run: its owner answers (None: answer here, a 404).
+        ``read_body``: reads the request's body, called only when it is forwarded (a WHIP offer)."""
+        forwarded = self.forwarded(headers)
+        if forwarded and method != "GET":
+            return None  # asked as the owner: answer here (never forward again)
         try:
             record, owner = await self.node.owner_of(stream_id)
         except RegistryError as error:
@@ -93,8 +113,11 @@ class ClusterApi:
             return _error(503, "registry_unavailable", "the stream registry is unavailable")
         if record is None:
             return None
-        if owner is not None and owner.node_id != self.node_id:
-            answer = await self.front.forward(owner.node_id, owner.api_url, method, path, headers)
+        if not forwarded and owner is not None and owner.node_id != self.node_id:
+            content = await read_body() if read_body is not None else None
+            answer = await self.front.forward(
+                owner.node_id, owner.api_url, method, path, headers, body=content
+            )
             return _passed_back(answer)
         if method == "DELETE":
             # no live owner (it died, nobody claimed it yet): deleting is forgetting
@@ -102,6 +125,8 @@ class ClusterApi:
             body = {"stream_id": stream_id, "deleted": True, "node": record.owner_node_id}
             return Response(json.dumps(body), status=200, content_type="application/json")
         if method == "GET":
+            # between nodes: no live owner, or one that does not run it (any more, or yet: a
+            # claim starting it, a lease just lapsed) — a stream that exists is never a 404
             body = {
                 "stream_id": stream_id,
                 "state": "moving",

@@ -9,6 +9,7 @@ credential, checked before the body is read and before any process starts.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from quart import Response, request
 from quart_trio import QuartTrio
@@ -39,7 +40,25 @@ def _refusal(refused: WhipRefused) -> Response:
     return _with_cors(response)
 
 
-def register_whip_routes(app: QuartTrio, whip: WhipIngest) -> None:
+async def read_whip_offer() -> bytes:
+    """The request's SDP offer (WhipRefused 413 when over the limit)."""
+    try:
+        raw = await request.get_data(cache=False, as_text=False)
+    except RequestEntityTooLarge:
+        raise WhipRefused(
+            413, "offer_too_large", f"the SDP offer is over {MAX_OFFER_BYTES} bytes"
+        ) from None
+    return raw if isinstance(raw, bytes) else raw.encode()
+
+
+def register_whip_routes(
+    app: QuartTrio,
+    whip: WhipIngest,
+    *,
+    elsewhere: Callable[[str], Awaitable[Response | None]] | None = None,
+) -> None:
+    """``elsewhere``: in a cluster, the answer of the node that runs the stream (None: here)."""
+
     @app.route("/streams/<stream_id>/whip", methods=["POST", "OPTIONS"])
     async def whip_publish(stream_id: str) -> Response:
         if request.method == "OPTIONS":
@@ -49,19 +68,17 @@ def register_whip_routes(app: QuartTrio, whip: WhipIngest) -> None:
         authorization = request.headers.get("Authorization")
         content_type = request.headers.get("Content-Type")
         try:
+            there = await elsewhere(stream_id) if elsewhere is not None else None
+            if there is not None:
+                return _with_cors(there)
             # key and content type before the body is read: a wrong key costs nothing
             whip.authorize(stream_id, authorization=authorization, content_type=content_type)
-            try:
-                raw = await request.get_data(cache=False, as_text=False)
-            except RequestEntityTooLarge:
-                raise WhipRefused(
-                    413, "offer_too_large", f"the SDP offer is over {MAX_OFFER_BYTES} bytes"
-                ) from None
+            raw = await read_whip_offer()
             answer = await whip.publish(
                 stream_id,
                 authorization=authorization,
                 content_type=content_type,
-                offer=raw if isinstance(raw, bytes) else raw.encode(),
+                offer=raw,
                 remote_address=_remote(request.remote_addr),
             )
         except WhipRefused as refused:
@@ -75,6 +92,9 @@ def register_whip_routes(app: QuartTrio, whip: WhipIngest) -> None:
         if request.method == "OPTIONS":
             return _with_cors(Response("", status=204))
         try:
+            there = await elsewhere(stream_id) if elsewhere is not None else None
+            if there is not None:
+                return _with_cors(there)
             whip.end(stream_id, session_id)
         except WhipRefused as refused:
             return _refusal(refused)

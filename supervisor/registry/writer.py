@@ -34,6 +34,7 @@ DEFAULT_WRITE_INTERVAL_S = 1.0
 @dataclass(slots=True)
 class _Tracked:
     fencing_epoch: int
+    lease_sent_at: float | None = None  # trio clock: when the register/claim call was sent
     position: TimelinePosition | None = None  # noted, not yet written
     ending: bool = False  # ended for good: remove the record
     leaving: bool = False  # stopped by a shutdown: write the last position, keep the record
@@ -62,13 +63,20 @@ class RegistryWriter:
 
     # ------------------------------------------------------------------ what the service calls
 
-    def own(self, stream_id: str, fencing_epoch: int) -> None:
-        """This service now runs ``stream_id`` under ``fencing_epoch``."""
-        self._tracked[stream_id] = _Tracked(fencing_epoch)
+    def own(
+        self, stream_id: str, fencing_epoch: int, *, lease_sent_at: float | None = None
+    ) -> None:
+        """This service now runs ``stream_id`` under ``fencing_epoch``, its lease taken by a
+        registry call sent at ``lease_sent_at`` (trio clock; None: not known)."""
+        self._tracked[stream_id] = _Tracked(fencing_epoch, lease_sent_at=lease_sent_at)
 
     def fencing_epoch(self, stream_id: str) -> int | None:
         tracked = self._tracked.get(stream_id)
         return None if tracked is None else tracked.fencing_epoch
+
+    def lease_sent_at(self, stream_id: str) -> float | None:
+        tracked = self._tracked.get(stream_id)
+        return None if tracked is None else tracked.lease_sent_at
 
     def note_position(self, stream_id: str, position: TimelinePosition) -> None:
         """Synchronous and O(1): the actor calls it on every commit."""

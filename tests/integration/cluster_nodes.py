@@ -32,6 +32,7 @@ class Node:
     origin_port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    rtmp_port: int = 0  # its push-ingest RTMP listener (service_env gives each node a free one)
 
     @property
     def api(self) -> str:
@@ -58,11 +59,15 @@ class Node:
 
 
 def http(
-    method: str, url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    method: str,
+    url: str,
+    body: dict[str, Any] | bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    data = json.dumps(body).encode() if body is not None else None
+    """One request; a dict body is sent as JSON, bytes as they are (with ``headers``' type)."""
+    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
+    if data is not None and not isinstance(body, bytes):
         request.add_header("content-type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -100,8 +105,7 @@ def cluster_of(tmp_path: Path, count: int, **overrides: str) -> Iterator[list[No
     with running_redis(tmp_path / "redis") as port, ExitStack() as stack:
         url = f"redis://127.0.0.1:{port}/0"
         nodes = [
-            stack.enter_context(_node(tmp_path, f"n{i + 1}", url, overrides))
-            for i in range(count)
+            stack.enter_context(_node(tmp_path, f"n{i + 1}", url, overrides)) for i in range(count)
         ]
         for node in nodes:
             _wait_up(node)
@@ -142,7 +146,7 @@ def _node(
         ["nice", "-n", "10", *HLSDASH], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        yield Node(node_id, api_port, origin_port, process, log_path)
+        yield Node(node_id, api_port, origin_port, process, log_path, int(env["RTMP_PORT"]))
     finally:
         if process.poll() is None:
             process.kill()

@@ -2,8 +2,9 @@
 
 * two nodes: the non-owner's origin serves the owner's playlist, init, segments and parts byte
   for byte (same strong ETag, same body), an LL-HLS blocking reload answered through the proxy;
+  so does the non-owner's API port (``/streams/{id}/…``), multivariant playlist and MPD too;
 * three nodes: six streams created through one node spread over all three, every playlist the
-  same through every node; SIGKILL the owner of two streams → both live on the others (time
+  same through every node's origin and API port; SIGKILL the owner of two streams → both live on the others (time
   printed), numbers above the old ones with a discontinuity; SIGSTOP a node past its lease and
   SIGCONT it → its streams moved, it serves nothing of them any more, and no stream ever has
   two FFmpegs.
@@ -63,15 +64,16 @@ def playlist_via(node: Node, stream_id: str, query: str = "") -> tuple[int, dict
 
 
 def same_playlist_everywhere(nodes: list[Node], stream_id: str) -> bool:
-    """The media playlist through every node has one strong ETag and one body (the first node's
-    answer, revalidated against the others at once: 304 = the very same bytes)."""
+    """The media playlist through every node's origin and API port has one strong ETag and one
+    body (the first node's answer, revalidated against the others at once: 304 = the very same
+    bytes)."""
     status, headers, body = playlist_via(nodes[0], stream_id)
     if status != 200:
         return False
-    for other in nodes[1:]:
+    for base in [n.origin for n in nodes[1:]] + [f"{n.api}/streams" for n in nodes]:
         again, _h, _b = http(
             "GET",
-            f"{other.origin}/{stream_id}/240p/playlist.m3u8",
+            f"{base}/{stream_id}/240p/playlist.m3u8",
             headers={"if-none-match": headers["etag"]},
         )
         if again != 304:
@@ -101,11 +103,24 @@ def test_a_non_owner_origin_serves_the_owners_bytes(tmp_path: Path) -> None:
         assert part
         for name in [init[0], segment, part[0]]:
             direct = http("GET", f"{owner.origin}/cam/240p/{name}")
-            proxied = http("GET", f"{other.origin}/cam/240p/{name}")
+            # through the other node's origin, and through its API port's playback routes
+            for base in (other.origin, f"{other.api}/streams"):
+                proxied = http("GET", f"{base}/cam/240p/{name}")
+                assert direct[0] == proxied[0] == 200, (base, name)
+                assert direct[2] == proxied[2], (base, name)
+                for header in ("etag", "cache-control", "content-type", "accept-ranges"):
+                    assert direct[1].get(header) == proxied[1].get(header), (base, name, header)
+        # the multivariant playlist and the MPD on the non-owner's API port: the owner's
+        for name in ("playlist.m3u8", "manifest.mpd"):
+            direct = http("GET", f"{owner.origin}/cam/{name}")
+            proxied = http("GET", f"{other.api}/streams/cam/{name}")
             assert direct[0] == proxied[0] == 200, name
-            assert direct[2] == proxied[2], name
-            for header in ("etag", "cache-control", "content-type", "accept-ranges"):
-                assert direct[1].get(header) == proxied[1].get(header), (name, header)
+            assert direct[1]["content-type"] == proxied[1]["content-type"], name
+            assert direct[1]["cache-control"] == proxied[1]["cache-control"], name
+            if name == "playlist.m3u8":  # (the MPD's publishTime moves between two asks)
+                assert direct[2] == proxied[2]
+            else:
+                assert b"<MPD" in proxied[2]
         # a range through the proxy: 206 with the owner's Content-Range
         ranged = http("GET", f"{other.origin}/cam/240p/{segment}", headers={"range": "bytes=0-99"})
         assert ranged[0] == 206
@@ -127,9 +142,18 @@ def test_a_non_owner_origin_serves_the_owners_bytes(tmp_path: Path) -> None:
         print(f"blocking reload through the proxy answered in {time.monotonic() - began:.2f} s")
         # the owner's cache policy for a blocking reload (its URL is unique)
         assert headers["cache-control"].startswith("public, max-age=")
+        # the same through the non-owner's API port
+        msn += 1
+        status, headers, body = http(
+            "GET", f"{other.api}/streams/cam/240p/playlist.m3u8?_HLS_msn={msn}&_HLS_part=0"
+        )
+        assert status == 200
+        assert f"part_{msn}_0.m4s" in body.decode()
+        assert headers["cache-control"].startswith("public, max-age=")
 
         # a stream nobody runs: the local 404, not a loop between nodes
         assert http("GET", f"{other.origin}/nobody/240p/playlist.m3u8")[0] == 404
+        assert http("GET", f"{other.api}/streams/nobody/240p/playlist.m3u8")[0] == 404
         # asked as a peer, a node answers itself and never proxies again: it does not run the
         # stream, which the cluster has, so the stream is between nodes (players retry a 503)
         status, headers, body = http(

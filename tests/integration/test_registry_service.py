@@ -100,3 +100,51 @@ async def test_a_registry_that_stops_answering_is_a_503_and_loses_nothing(tmp_pa
                 assert record.position.last_number + 1 >= before
                 assert (await front.api.delete("/streams/cam")).status_code == 200
                 assert await registry.get("cam") is None
+
+
+async def test_a_created_or_claimed_stream_gets_the_normal_lease_counted_from_the_call(
+    tmp_path: Path,
+) -> None:
+    """The first lease of a stream is CLUSTER_LEASE_TTL, as every renewal's (it was 30 s, so a
+    node dying right after a create left the stream unowned that long), and the node's gate
+    counts it from when the register/claim call was sent: a node cut off from the registry
+    before its first renewal stops publishing when that lease ends, as for any other lease."""
+    import time  # noqa: PLC0415
+
+    from actors.status import StreamSpec  # noqa: PLC0415
+    from supervisor.cluster.local import ServiceStreams  # noqa: PLC0415
+    from tests.integration.live import LAVFI_SOURCE  # noqa: PLC0415
+
+    ttl_s = 4.0
+    url = f"sqlite://{tmp_path / 'registry.db'}"
+    async with open_registry(url) as registry, running_front(
+        tmp_path / "streams", registry=registry, CLUSTER_LEASE_TTL=str(ttl_s)
+    ) as front:
+        local = ServiceStreams(front.service)
+        asked_unix_s, asked_at = time.time(), trio.current_time()
+        assert (await front.api.post("/streams", json=stream_body("made"))).status_code == 201
+        record = await registry.get("made")
+        assert record is not None
+        assert record.lease_expires_unix_s is not None
+        assert asked_unix_s + ttl_s <= record.lease_expires_unix_s <= time.time() + ttl_s
+        sent_at = local.lease_sent_at("made")
+        assert sent_at is not None
+        assert asked_at <= sent_at <= trio.current_time()
+
+        # a stream another node registered (with a long lease) and this one claims
+        spec = StreamSpec(stream_id="taken", source_url=LAVFI_SOURCE, qualities=("240p",))
+        await registry.register(spec, node_id="gone", created_unix_s=time.time(), lease_ttl_s=60)
+        before = await registry.get("taken")
+        assert before is not None
+        asked_unix_s, asked_at = time.time(), trio.current_time()
+        assert await front.service.resume(before)
+        claimed = await registry.get("taken")
+        assert claimed is not None
+        assert claimed.owner_node_id == "local"
+        assert claimed.lease_expires_unix_s is not None
+        assert asked_unix_s + ttl_s <= claimed.lease_expires_unix_s <= time.time() + ttl_s
+        sent_at = local.lease_sent_at("taken")
+        assert sent_at is not None
+        assert asked_at <= sent_at <= trio.current_time()
+        assert (await front.api.delete("/streams/taken")).status_code == 200
+        assert (await front.api.delete("/streams/made")).status_code == 200
