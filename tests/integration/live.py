@@ -28,19 +28,13 @@ from actors.stream import StreamActor
 from supervisor.config import load_settings
 from supervisor.requests import parse_stream_request
 from supervisor.service import StreamService
+from tests.ports import free_port
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 # the cheapest real source: a 240p test pattern + tone, generated in real time
 LAVFI_SOURCE = (
     "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
 )
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
