@@ -42,10 +42,14 @@ def redis_url(redis_port: int) -> str:
 _RUN_ORDER_BY_DIRECTORY = ("e2e", "bench", "reliability", "integration")
 
 
+def _directory(item: pytest.Item) -> str:
+    return item.path.relative_to(Path(__file__).parent).parts[0]
+
+
 def _run_order(item: pytest.Item) -> int:
-    parts = item.path.relative_to(Path(__file__).parent).parts
-    if parts[0] in _RUN_ORDER_BY_DIRECTORY:
-        return _RUN_ORDER_BY_DIRECTORY.index(parts[0])
+    directory = _directory(item)
+    if directory in _RUN_ORDER_BY_DIRECTORY:
+        return _RUN_ORDER_BY_DIRECTORY.index(directory)
     return len(_RUN_ORDER_BY_DIRECTORY)  # unit tests: many and quick, they fill the gaps at the end
 
 
@@ -61,10 +65,20 @@ def _uses_module_fixture(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order slow directories first, and keep each module whose tests share a module-scoped
-    fixture (one live service for several players) on one xdist worker, so that fixture starts
-    once rather than once per worker. Same order in every worker: xdist requires it."""
+    """Order slow directories first and group tests for xdist (same order in every worker:
+    xdist requires it).
+
+    Every player test (tests/e2e) runs on one worker, one at a time: three Chromiums decoding
+    live streams at once on 2 cores froze pictures and drifted players off the live edge (seen
+    when they were spread over three workers); alone on its worker the player group runs while
+    the other workers take the FFmpeg integration tests. Elsewhere, a module whose tests share a
+    module-scoped fixture (one live service for several tests) stays on one worker, so that the
+    fixture starts once rather than once per worker."""
     items.sort(key=_run_order)
     for item in items:
-        if item.get_closest_marker("xdist_group") is None and _uses_module_fixture(item):
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        if _directory(item) == "e2e":
+            item.add_marker(pytest.mark.xdist_group(name="chromium"))
+        elif _uses_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(name=item.nodeid.split("::")[0]))
