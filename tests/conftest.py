@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import structlog
 from hypothesis import HealthCheck, settings
+from xdist.remote import Producer
 
 from tests.redis_server import redis_command, running_redis
+from tests.xdist_scheduling import SuiteScheduling
 
 structlog.configure(
     wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
@@ -37,48 +39,22 @@ def redis_url(redis_port: int) -> str:
     return f"redis://127.0.0.1:{redis_port}/0"
 
 
-# Parallel runs (pytest-xdist, ``--dist loadgroup``; scripts/test): the slowest directories go
-# first so that no worker starts a minute-long live test when the others are nearly done.
+# Parallel runs (pytest-xdist, scripts/test): the slowest directories first, so that no worker
+# starts a minute-long live test when the others are nearly done; tests/xdist_scheduling.py
+# shares them between the workers.
 _RUN_ORDER_BY_DIRECTORY = ("e2e", "bench", "reliability", "integration")
 
 
-def _directory(item: pytest.Item) -> str:
-    return item.path.relative_to(Path(__file__).parent).parts[0]
-
-
 def _run_order(item: pytest.Item) -> int:
-    directory = _directory(item)
+    directory = item.path.relative_to(Path(__file__).parent).parts[0]
     if directory in _RUN_ORDER_BY_DIRECTORY:
         return _RUN_ORDER_BY_DIRECTORY.index(directory)
     return len(_RUN_ORDER_BY_DIRECTORY)  # unit tests: many and quick, they fill the gaps at the end
 
 
-def _uses_module_fixture(item: pytest.Item) -> bool:
-    fixture_info = getattr(item, "_fixtureinfo", None)
-    if fixture_info is None:
-        return False
-    return any(
-        definition.scope in ("module", "class", "package")
-        for definitions in fixture_info.name2fixturedefs.values()
-        for definition in definitions
-    )
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order slow directories first and group tests for xdist (same order in every worker:
-    xdist requires it).
+    items.sort(key=_run_order)  # stable: file order within a directory, same in every worker
 
-    Every player test (tests/e2e) runs on one worker, one at a time: three Chromiums decoding
-    live streams at once on 2 cores froze pictures and drifted players off the live edge (seen
-    when they were spread over three workers); alone on its worker the player group runs while
-    the other workers take the FFmpeg integration tests. Elsewhere, a module whose tests share a
-    module-scoped fixture (one live service for several tests) stays on one worker, so that the
-    fixture starts once rather than once per worker."""
-    items.sort(key=_run_order)
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        if _directory(item) == "e2e":
-            item.add_marker(pytest.mark.xdist_group(name="chromium"))
-        elif _uses_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(name=item.nodeid.split("::")[0]))
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> SuiteScheduling:
+    return SuiteScheduling(config, log)
