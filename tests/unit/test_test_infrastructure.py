@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.ports import BLOCK_SIZE_PORTS, FIRST_PORT, free_port
-from tests.xdist_scheduling import PLAYER_GROUP, work_unit_of
+from tests.xdist_scheduling import CPU_GROUP, CPU_HUNGRY_FILES, PLAYER_GROUP, work_unit_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,6 +19,12 @@ def test_every_player_test_is_in_the_one_player_group() -> None:
     assert work_unit_of("tests/e2e/test_dashboard.py::test_b") == PLAYER_GROUP
 
 
+def test_the_cpu_hungry_files_share_one_group_and_exist() -> None:
+    for path in CPU_HUNGRY_FILES:
+        assert (ROOT / path).is_file(), path
+        assert work_unit_of(f"{path}::test_x[a]") == CPU_GROUP
+
+
 def test_other_live_tests_are_grouped_by_file_and_unit_tests_stand_alone() -> None:
     assert (
         work_unit_of("tests/integration/test_push_ingest.py::test_srt")
@@ -26,7 +32,7 @@ def test_other_live_tests_are_grouped_by_file_and_unit_tests_stand_alone() -> No
         == "tests/integration/test_push_ingest.py"
     )
     assert (
-        work_unit_of("tests/bench/test_bench_smoke.py::t[a]") == "tests/bench/test_bench_smoke.py"
+        work_unit_of("tests/bench/test_cluster_scale.py::t") == "tests/bench/test_cluster_scale.py"
     )
     unit = "tests/unit/test_hls.py::test_x[1]"
     assert work_unit_of(unit) == unit
