@@ -10,10 +10,11 @@ and the status snapshot. ``run()`` is the actor proper — a nursery owning
   (``actors.encoder_run``) spawns one FFmpeg, reads one fMP4 pipe per rendition into the
   packager, follows FFmpeg's ``-progress`` feed and stderr, and is watched by a stall watchdog.
   The actor is the run's host: it owns what outlives a run (timeline, plan, status, publishing).
-* for a push stream (``actors.ingest``): its ``PushInput``, and for SRT the relay that listens.
-  The stream is ``waiting`` until a publisher attaches; each encoder run then reads that
-  publisher from a pipe, and when the publisher leaves the run ends as an input ending — back to
-  ``waiting``, no restart counted — and the next publisher continues the timeline (new epoch).
+* for a push stream, its ``PushLoop`` (``actors.ingest.push_loop``) in place of the plain encoder
+  runs, and for SRT the relay that listens. The stream is ``waiting`` until a publisher attaches;
+  each encoder run then reads that publisher from a pipe, and when the publisher leaves the run
+  ends as an input ending — back to ``waiting``, no restart counted — and the next publisher
+  continues the timeline (new epoch). The actor is the loop's host, as it is the encoder run's.
 
 Cleanup (kill FFmpeg, remove the stream folder) runs in ``finally`` under a shielded, bounded
 scope, so cancelling the actor — DELETE, shutdown, stale lease — always leaves nothing behind.
@@ -22,7 +23,6 @@ scope, so cancelling the actor — DELETE, shutdown, stale lease — always leav
 from __future__ import annotations
 
 import dataclasses
-import functools
 import random
 import time
 from collections.abc import Callable
@@ -36,7 +36,6 @@ from actors.disk_writer import DiskWriter, describe_write_error
 from actors.edge import LiveEdge, next_incarnation
 from actors.edge.gates import EdgeGates
 from actors.encoder_run import EncoderRun
-from actors.errors import EncoderExited
 from actors.ffmpeg.command import SOURCE_RUNG_NAME, Rung
 from actors.ffmpeg.process import Spawner
 from actors.ffmpeg.sources import ValidatedSource
@@ -44,8 +43,9 @@ from actors.ffmpeg.stderr import (
     SourceInfo,
     redact_line,
 )
-from actors.ingest.publisher import PublisherFeed, PushInput, pipe_format
-from actors.ingest.srt_relay import SrtListen, run_srt_relay
+from actors.ingest.publisher import PublisherFeed, PushInput
+from actors.ingest.push_loop import PushLoop
+from actors.ingest.srt_relay import SrtListen
 from actors.lease import Lease
 from actors.packager import publish
 from actors.packager.layout import (
@@ -56,7 +56,6 @@ from actors.packager.timeline import Changes, StreamTimeline, TimelinePosition
 from actors.plan import AUDIO_ID, EncodePlan, Replan, plan_for
 from actors.settings import StreamSettings
 from actors.status import SourceDescription, StreamSpec, StreamState, StreamStatus
-from supervisor.otp.errors import StallDetected
 from supervisor.otp.policy import Intensity, RestartType
 from supervisor.otp.supervise import (
     ChildExited,
@@ -109,8 +108,17 @@ class StreamActor:
         self.folder = stream_dir(settings.output_dir, spec.stream_id)
         self.low_latency = spec.low_latency and settings.low_latency_allowed
         self.push = push
-        self._srt_listen = srt_listen
-        self._feed: PublisherFeed | None = None  # the publisher the encoder reads (push)
+        self._push_loop = (
+            PushLoop(
+                push,
+                srt_listen,
+                ffmpeg_path=settings.ffmpeg_path,
+                spawner=spawner,
+                wall_clock=wall_clock,
+            )
+            if push is not None
+            else None
+        )
         now = wall_clock()
         first_state = StreamState.WAITING if push is not None else StreamState.STARTING
         self.status = StreamStatus(
@@ -157,7 +165,7 @@ class StreamActor:
     @property
     def srt_port(self) -> int | None:
         """The UDP port an SRT push stream listens on."""
-        return self._srt_listen.port if self._srt_listen is not None else None
+        return self._push_loop.srt_port if self._push_loop is not None else None
 
     def note_error(self, error: str) -> None:
         """Keep an error reported from outside (the supervisor) if the actor recorded none."""
@@ -208,17 +216,8 @@ class StreamActor:
                     nursery.start_soon(self._lease_timer, scope)
                     nursery.start_soon(self._janitor_loop)
                     nursery.start_soon(self._disk.run)
-                    if self.push is not None and self._srt_listen is not None:
-                        nursery.start_soon(
-                            functools.partial(
-                                run_srt_relay,
-                                self.push,
-                                self._srt_listen,
-                                ffmpeg_path=self.settings.ffmpeg_path,
-                                spawner=self._spawn,
-                                wall_clock=self._wall,
-                            )
-                        )
+                    if self._push_loop is not None:
+                        self._push_loop.start_listening(nursery)
                     task_status.started()
                     outcome = await supervise(
                         self._encoder_run,
@@ -245,8 +244,8 @@ class StreamActor:
             log.exception("stream_actor_crashed")
             raise
         finally:
-            if self.push is not None:
-                self.push.close(self._stop_reason or "the stream ended")
+            if self._push_loop is not None:
+                self._push_loop.close(self._stop_reason or "the stream ended")
             if terminal is StreamState.STOPPED and self.status.state is StreamState.STALE:
                 terminal = StreamState.STALE
             if self._source_refused is not None:
@@ -316,47 +315,10 @@ class StreamActor:
     # ------------------------------------------------------------------ one encoder run
 
     async def _encoder_run(self, *, task_status: trio.TaskStatus[None]) -> None:
-        if self.push is not None:
-            await self._push_encoder_runs(self.push, task_status)
+        if self._push_loop is not None:
+            await self._push_loop.encoder_runs(self, task_status)
         else:
             await self._encode(task_status)
-
-    async def _push_encoder_runs(self, push: PushInput, task_status: trio.TaskStatus[None]) -> None:
-        """Wait for a publisher, encode it until it leaves, wait again. A publisher leaving is its
-        input ending, not a failure: back to ``waiting``, nothing counted against the restart
-        intensity. FFmpeg failing under a connected publisher raises to the restart policy like a
-        pull stream's; the next run reads the same publisher (its preamble first)."""
-        task_status.started()
-        while True:
-            feed = self._feed
-            if feed is None or feed.ended.is_set():
-                self._set_state(StreamState.WAITING)
-                feed = self._feed = await push.next_publisher()
-                log.info(
-                    "publisher_attached",
-                    protocol=push.protocol.value,
-                    address=feed.info.address,
-                    publishes=push.publishes,
-                )
-            try:
-                await self._encode(None, pipe_input=(feed, pipe_format(push.protocol)))
-            except Exception as error:
-                # the watchdog's StallDetected comes out of the run's nursery as a group
-                leaves = exception_leaves(error) if isinstance(error, ExceptionGroup) else [error]
-                if not all(isinstance(e, EncoderExited | StallDetected) for e in leaves):
-                    raise
-                stalled = any(isinstance(e, StallDetected) for e in leaves)
-                if stalled and feed.silent:
-                    # the encoder starved because the publisher went quiet (a pulled cable, an
-                    # SRT peer not yet timed out): its input ended; a later byte gets it closed
-                    feed.drop("the publisher went silent")
-                elif not feed.ended.is_set() or feed.dropped_reason is not None:
-                    raise
-                log.info(
-                    "publisher_left",
-                    reason=describe_exception(leaves[0])[:200],
-                    bytes_in=feed.bytes_in,
-                )
 
     async def _encode(
         self,
@@ -380,6 +342,14 @@ class StreamActor:
                 )
                 plan = replan.plan
                 reported = True
+
+    # ------------------------------------------------------------------ the push loop's host
+
+    def publisher_awaited(self) -> None:
+        self._set_state(StreamState.WAITING)
+
+    async def encode_publisher(self, pipe_input: tuple[PublisherFeed, str]) -> None:
+        await self._encode(None, pipe_input=pipe_input)
 
     # ------------------------------------------------------------------ the encoder run's host
 
