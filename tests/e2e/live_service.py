@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from tests.ports import free_port
+
 HLSDASH_EXE = Path(sys.executable).with_name("hlsdash")
 
 # A real live source: 30 fps test pattern (with a running clock burned in by testsrc2) and a
@@ -33,12 +34,6 @@ HLSDASH_EXE = Path(sys.executable).with_name("hlsdash")
 LIVE_SOURCE = "lavfi:testsrc2=size=640x360:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
 QUALITIES: tuple[str, ...] = ("360p", "240p")
 QUALITY_HEIGHTS: dict[str, int] = {"360p": 360, "240p": 240, "480p": 480, "720p": 720}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(slots=True)

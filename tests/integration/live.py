@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -28,19 +28,13 @@ from actors.stream import StreamActor
 from supervisor.config import load_settings
 from supervisor.requests import parse_stream_request
 from supervisor.service import StreamService
+from tests.ports import free_port
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 # the cheapest real source: a 240p test pattern + tone, generated in real time
 LAVFI_SOURCE = (
     "lavfi:testsrc2=size=426x240:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
 )
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -57,6 +51,7 @@ class Publisher:
     process: subprocess.Popen[bytes] | None = None
     _running: bool = False
     _thread: threading.Thread | None = None
+    _spawn_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         self._running = True
@@ -65,26 +60,33 @@ class Publisher:
         time.sleep(0.5)  # let the first listener bind
 
     def _loop(self) -> None:
-        while self._running:
-            process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            self.process = process
+        while True:
+            with self._spawn_lock:
+                # checked and spawned under the lock that stop() takes: a listener started
+                # just after stop() killed the previous one would outlive the test (and be
+                # counted as an FFmpeg child by the next test in this process)
+                if not self._running:
+                    return
+                process = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                self.process = process
             process.wait()
             if self._running:
                 time.sleep(0.1)
 
     def stop(self) -> None:
         """Kill the source (a dead publisher); ``start()`` brings it back."""
-        self._running = False
-        process = self.process
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        with self._spawn_lock:
+            self._running = False
+            process = self.process
+            if process is not None and process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.process = None
