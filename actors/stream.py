@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -93,13 +93,15 @@ class StreamActor:
         resume_from: TimelinePosition | None = None,
         created_unix_s: float | None = None,
         on_position: Callable[[TimelinePosition], None] | None = None,
+        run_blocking: Callable[..., Awaitable[Any]] = trio.to_thread.run_sync,
     ) -> None:
         """``push``: a push stream's input (``source`` is then a placeholder the encoder run
         replaces with the publisher's pipe); ``srt_listen``: where its SRT relay listens, and
         ``srt_port_holder`` the service's side of that port.
         ``resume_from``/``created_unix_s``: a stream an earlier process published (the
         registry's record): its timeline continues from there. ``on_position`` is told the
-        timeline's position after every commit; it must only note it (no I/O, no await)."""
+        timeline's position after every commit; it must only note it (no I/O, no await).
+        ``run_blocking`` runs the disk writes (a thread; tests hold or time them)."""
         self.spec = spec
         self._resume_from = resume_from
         self._on_position = on_position
@@ -157,6 +159,7 @@ class StreamActor:
             on_failed=self._disk_failed,
             on_recovered=self._disk_recovered,
             oldest_retained_number=self._oldest_retained_number,
+            run_blocking=run_blocking,
         )
         self.finished = trio.Event()
         self.bytes_served = 0  # by the origin; read by metrics at scrape time
@@ -416,6 +419,14 @@ class StreamActor:
             return
         timeline = self.timeline
         assert timeline is not None
+        # The timeline has already moved (the caller changed it, no await since): a new live-edge
+        # version now, before the disk write below awaits. Requests answered meanwhile see the
+        # moved timeline; under the old version the origin would hand them the playlist it
+        # cached for it — without the position a blocking reload was just told is there, and
+        # cacheable 6 × TD under that URL (Shaka LL-HLS froze ~10 s on it, issue 10). Waking
+        # waiters before the files are on disk is safe: the origin serves the newest segments
+        # and parts from memory, and the nginx front falls back to the origin (try_files).
+        self._notify()
         writes = [(f"{w.rendition_id}/{w.name}", w.data) for w in changes.writes]
         if changes.segments_abandoned:
             log.warning(
