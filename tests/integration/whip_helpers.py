@@ -15,6 +15,7 @@ import psutil
 import trio
 from quart_trio import QuartTrio
 
+from actors.ffmpeg.process import die_with_this_thread
 from actors.ingest.whip_session import WhipPeerSettings
 from supervisor.config import load_settings
 from supervisor.http.api_server import serve_api
@@ -63,6 +64,7 @@ def start_whip_publisher(url: str, key: str, **kwargs: object) -> subprocess.Pop
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
     )
 
 
