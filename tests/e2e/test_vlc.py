@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from actors.ffmpeg.process import die_with_this_thread
-from ops.bench.clockcode import UnreadablePngError, decode_png_rows, read_counter
+from ops.bench.clockcode import UnreadablePngError, decode_png_rows, read_counter, strip_height_px
 from ops.bench.clocked_source import ClockedSource, clocked_source
 from tests.e2e.live_service import QUALITY_HEIGHTS, LiveService, run_service
 
@@ -47,8 +47,8 @@ MIN_MEDIA_S = 8.0
 # Pictures are timed by their file's mtime, written as VLC displays them: a little jitter, never
 # a whole segment's worth. A burst of old segments decodes seconds of media in a fraction of that.
 PACE_SLACK_S = 1.0
-# The clock strip sits in the first rows; VLC pads its picture buffers below the visible area.
-STRIP_ROWS = 64
+# The clock strip's rows at the top of a picture as wide as the source (+1: rounding).
+STRIP_ROWS = strip_height_px(SOURCE_WIDTH) + 1
 # "main video output debug: original format sz 640x368, of (0,0), vsz 640x360, …"
 _VISIBLE_SIZE = re.compile(r"video output debug: original format sz \d+x\d+, .*? vsz (\d+)x(\d+),")
 LADDER_SIZES = {(round(h * SOURCE_WIDTH / SOURCE_HEIGHT), h) for h in QUALITY_HEIGHTS.values()}
