@@ -30,7 +30,7 @@ import pytest
 from actors.ffmpeg.process import die_with_this_thread
 from ops.bench.clockcode import UnreadablePngError, decode_png_rows, read_counter, strip_height_px
 from ops.bench.clocked_source import ClockedSource, clocked_source
-from tests.e2e.live_service import QUALITY_HEIGHTS, LiveService, run_service
+from tests.e2e.live_service import LiveService, run_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -51,7 +51,7 @@ PACE_SLACK_S = 1.0
 STRIP_ROWS = strip_height_px(SOURCE_WIDTH) + 1
 # "main video output debug: original format sz 640x368, of (0,0), vsz 640x360, …"
 _VISIBLE_SIZE = re.compile(r"video output debug: original format sz \d+x\d+, .*? vsz (\d+)x(\d+),")
-LADDER_SIZES = {(round(h * SOURCE_WIDTH / SOURCE_HEIGHT), h) for h in QUALITY_HEIGHTS.values()}
+_RESOLUTION = re.compile(r"RESOLUTION=(\d+)x(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,16 @@ def run_vlc(url: str) -> VlcRun:
     return VlcRun(tuple(pictures), sizes, done.stderr)
 
 
-def assert_plays_live(run: VlcRun) -> None:
+def ladder_sizes(service: LiveService, stream: str) -> frozenset[tuple[int, int]]:
+    """The rungs' picture sizes, as the master playlist announces them."""
+    master = service.client.get(f"/streams/{stream}/playlist.m3u8")
+    assert master.status_code == 200, master.text
+    sizes = frozenset((int(w), int(h)) for w, h in _RESOLUTION.findall(master.text))
+    assert len(sizes) == len(QUALITIES), master.text
+    return sizes
+
+
+def assert_plays_live(run: VlcRun, rung_sizes: frozenset[tuple[int, int]]) -> None:
     """≥ MIN_MEDIA_S of media, in order, at no more than the wall clock's pace, a rung's size."""
     pictures = run.pictures
     assert len(pictures) >= 2, f"VLC displayed no readable picture\n{run.describe()}"
@@ -131,7 +140,7 @@ def assert_plays_live(run: VlcRun) -> None:
         f"{media_s:.1f} s of media in {wall_s:.1f} s: a burst, not live\n{run.describe()}"
     )
     assert run.visible_sizes, f"VLC named no picture size\n{run.describe()}"
-    assert run.visible_sizes <= LADDER_SIZES, (run.visible_sizes, LADDER_SIZES)
+    assert run.visible_sizes <= rung_sizes, (run.visible_sizes, rung_sizes)
     widths = {p.width_px for p in pictures}
     assert widths <= {w for w, _ in run.visible_sizes}, (widths, run.visible_sizes)
 
@@ -169,12 +178,12 @@ def _start(service: LiveService, source: ClockedSource, stream: str, *, low_late
 
 
 def test_vlc_plays_plain_hls(live: LiveService) -> None:
-    assert_plays_live(run_vlc(live.hls_url(PLAIN_STREAM)))
+    assert_plays_live(run_vlc(live.hls_url(PLAIN_STREAM)), ladder_sizes(live, PLAIN_STREAM))
 
 
 def test_vlc_plays_ll_hls_output(live: LiveService) -> None:
     """VLC 3.0 knows no LL-HLS tags (parts, preload hints): it plays the full segments."""
-    assert_plays_live(run_vlc(live.hls_url(LL_STREAM)))
+    assert_plays_live(run_vlc(live.hls_url(LL_STREAM)), ladder_sizes(live, LL_STREAM))
 
 
 @pytest.mark.xfail(
@@ -185,4 +194,4 @@ def test_vlc_plays_ll_hls_output(live: LiveService) -> None:
     strict=False,
 )
 def test_vlc_plays_plain_dash(live: LiveService) -> None:
-    assert_plays_live(run_vlc(live.dash_url(PLAIN_STREAM)))
+    assert_plays_live(run_vlc(live.dash_url(PLAIN_STREAM)), ladder_sizes(live, PLAIN_STREAM))
