@@ -11,8 +11,9 @@ picture size.
 ``--adaptive-logic=highest`` keeps VLC on one rung: its ``scene`` filter cannot follow a resolution
 switch ("Failed to create video converter"), a limit of the filter, not of the stream.
 
-VLC refuses to run as root, so under root (CI) it runs as ``nobody`` through ``setpriv``, with a
-HOME and a picture folder that user can write.
+VLC refuses to run as root, so under root (CI) it runs as ``nobody``, with a HOME and a picture
+folder that user can write. Python switches the user before ``die_with_this_thread`` sets the
+parent-death signal (the kernel clears it on a credential change), so VLC still dies with the test.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from tests.e2e.live_service import LiveService, run_service
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CVLC = Path("/usr/bin/cvlc")
-SETPRIV = Path("/usr/bin/setpriv")
 PLAIN_STREAM = "plain"
 LL_STREAM = "ll"
 QUALITIES = ("360p", "240p")
@@ -81,15 +81,12 @@ def vlc_argv(url: str, scene_dir: Path) -> list[str]:
     argv += ["--video-filter=scene", f"--scene-path={scene_dir}", "--scene-format=png"]
     argv += [f"--scene-ratio={SCENE_RATIO}", "--scene-prefix=picture"]
     argv += ["--adaptive-logic=highest", f"--run-time={VLC_RUN_TIME_S}", "--play-and-exit", url]
-    if os.geteuid() == 0:
-        # --pdeathsig again after the uid change: the kernel clears it when credentials change.
-        drop = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--pdeathsig=KILL"]
-        argv = [str(SETPRIV), *drop, *argv]
     return argv
 
 
 def run_vlc(url: str) -> VlcRun:
     """Play ``url`` in VLC until its run time is over; the pictures it displayed, oldest first."""
+    as_root = os.geteuid() == 0
     with tempfile.TemporaryDirectory(prefix="hlsdash-vlc-") as folder:
         scene_dir = Path(folder)
         scene_dir.chmod(0o777)  # VLC runs as nobody; a private temp folder
@@ -101,6 +98,8 @@ def run_vlc(url: str) -> VlcRun:
             env={**os.environ, "HOME": folder},
             timeout=VLC_TIMEOUT_S,
             check=False,
+            # VLC will not run as root; the user switch comes before preexec_fn (pdeathsig).
+            **({"user": "nobody", "group": "nogroup", "extra_groups": []} if as_root else {}),
             preexec_fn=die_with_this_thread(),
         )
         pictures = []
@@ -148,10 +147,9 @@ def assert_plays_live(run: VlcRun, rung_sizes: frozenset[tuple[int, int]]) -> No
 @pytest.fixture(scope="module")
 def vlc_available() -> None:
     """A missing VLC is an error, never a skip (as for Chromium: a skipped test proves nothing)."""
-    missing = [p for p in (CVLC, SETPRIV if os.geteuid() == 0 else None) if p and not p.exists()]
-    if missing:
+    if not CVLC.exists():
         pytest.fail(
-            f"{', '.join(map(str, missing))} not found: run scripts/install-system-deps "
+            f"{CVLC} not found: run scripts/install-system-deps "
             '(apt-get install vlc-bin vlc-plugin-base) or deselect with -m "not e2e"',
             pytrace=False,
         )
