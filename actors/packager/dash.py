@@ -165,6 +165,9 @@ class _Template:
     start_number: int
     presentation_time_offset: int
     timeline: tuple[TimelineEntry, ...]
+    # LL live edge: the nominal duration of the segments after the growing one (see
+    # ``_segment_template``); None when nothing grows.
+    next_duration_ticks: int | None = None
 
 
 def _template_of(
@@ -173,12 +176,14 @@ def _template_of(
     segs = _listed_segments(rep, live_edge=live_edge)
     if not segs:
         return None
+    growing = rep.partial_segment if live_edge else None
     return _Template(
         init_name=segs[0].init_name,
         timescale=rep.timescale,
         start_number=segs[0].number,
         presentation_time_offset=round(period_start_s * rep.timescale),
         timeline=build_timeline(segs),
+        next_duration_ticks=None if growing is None else growing.duration_ticks,
     )
 
 
@@ -213,6 +218,15 @@ def _segment_template(parent: ET.Element, t: _Template, ll: LowLatencyDash | Non
         s = _sub(timeline, "S", t=str(entry.start_ticks), d=str(entry.duration_ticks))
         if entry.repeat:
             s.set("r", str(entry.repeat))
+    if ll is not None and t.next_duration_ticks is not None:
+        # The segments after the growing one, open-ended: a last S with r="-1" repeats "until the
+        # next MPD update" (ISO/IEC 23009-1 5.3.9.6), so a player can fetch the next segment when
+        # its availability time (nominal end − ATO) comes instead of waiting for an MPD that
+        # lists it. dash.js 5.2 otherwise heard of each segment only from its next MPD reload (at
+        # most one a second, drifting against the segment clock): 0.3-1.3 s late, its buffer ran
+        # dry at segment boundaries and it stalled whenever that lateness passed its buffer
+        # (glass bench). Shaka 5.2 ignores a last S with a negative repeat and polls as before.
+        _sub(timeline, "S", d=str(t.next_duration_ticks), r="-1")
     return el
 
 

@@ -153,7 +153,11 @@ def parse(text: str) -> ET.Element:
 
 
 def expand(template: ET.Element) -> list[tuple[int, int, int]]:
-    """(number, t, d) for every segment a SegmentTemplate+SegmentTimeline describes."""
+    """(number, t, d) for every segment a SegmentTemplate+SegmentTimeline lists.
+
+    An open-ended last ``<S r="-1">`` (segments to come, see ``test_ll_timeline_is_open_ended``)
+    lists none.
+    """
     number = int(template.get("startNumber", "1"))
     out: list[tuple[int, int, int]] = []
     t = 0
@@ -352,6 +356,57 @@ def test_low_latency_elements() -> None:
         partial = rep.partial_segment
         assert partial is not None
         assert listed[-1] == (11, partial.start_ticks, partial.duration_ticks)
+
+
+def open_ended(template: ET.Element) -> list[dict[str, str]]:
+    """The attributes of the S elements with a negative repeat count."""
+    return [
+        dict(s.attrib)
+        for s in template.findall("d:SegmentTimeline/d:S", NS)
+        if int(s.get("r", "0")) < 0
+    ]
+
+
+def test_ll_timeline_is_open_ended() -> None:
+    """After the growing segment, one last ``<S d=nominal r="-1">``: the segments still to come.
+
+    dash.js learns of a segment only from the timeline; without it, it heard of each new one from
+    its next MPD reload (≥ 1 s apart, drifting against the segment clock), asked for it 0.3-1.3 s
+    after its first chunk existed and stalled whenever that passed its buffer. With it, dash.js
+    asks when the segment's availability time (nominal end − ATO) comes. Shaka ignores the
+    element (so it counts for nothing in ``expand``).
+    """
+    periods = one_period(partial=True)
+    root = parse(render_mpd(manifest(periods, low_latency=LL)))
+    templates = root.findall("d:Period/d:AdaptationSet/d:SegmentTemplate", NS)
+    assert len(templates) == 2
+    for template, rep in zip(
+        templates, (periods[0].representations[0], periods[0].representations[2]), strict=True
+    ):
+        last = template.findall("d:SegmentTimeline/d:S", NS)[-1]
+        partial = rep.partial_segment
+        assert partial is not None
+        # no t: it starts where the growing segment's nominal duration ends
+        assert last.attrib == {"d": str(partial.duration_ticks), "r": "-1"}
+        assert open_ended(template) == [last.attrib]
+        assert expand(template)[-1] == (11, partial.start_ticks, partial.duration_ticks)
+
+
+@pytest.mark.parametrize(
+    ("partial", "ended", "low_latency"),
+    [(True, True, LL), (True, False, None), (False, False, LL)],
+)
+def test_timeline_is_closed_unless_a_segment_grows_in_low_latency(
+    partial: bool, ended: bool, low_latency: LowLatencyDash | None
+) -> None:
+    """Plain DASH, an ended stream, or nothing growing: every S is a listed segment."""
+    root = parse(
+        render_mpd(manifest(one_period(partial=partial), ended=ended, low_latency=low_latency))
+    )
+    templates = root.findall("d:Period/d:AdaptationSet/d:SegmentTemplate", NS)
+    assert templates
+    for template in templates:
+        assert open_ended(template) == []
 
 
 @pytest.mark.parametrize(("ended", "low_latency"), [(True, LL), (False, None)])
