@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
@@ -188,4 +189,64 @@ async def test_http2_cleartext_and_tls(tmp_path: Path) -> None:
                     f"part_{last + 1}_0.m4s" in blocked.text
                     or f"seg_{last + 1}.m4s" in blocked.text
                 )
+            stop.set()
+
+
+MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+
+
+async def test_ll_mpd_announces_the_next_segment_and_the_origin_serves_it(tmp_path: Path) -> None:
+    """The LL MPD's open-ended last ``<S r="-1">`` is a promise the origin keeps.
+
+    dash.js fetches the segment after the growing one when that S says it is available (nominal
+    end − ATO), before any MPD lists it: that request must get the real next segment (held until
+    it exists, then streamed), starting where the S says.
+    """
+    origin_port = free_port()
+    async with running_service(tmp_path, ORIGIN_PORT=str(origin_port)) as service:
+        playback = Playback(service)
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                serve_origin,
+                OriginApp(playback, Metrics(service)),
+                service.settings,
+                origin_port,
+                stop.wait,
+            )
+            actor = await start_stream(service, "lldash", LAVFI_SOURCE, qualities=["240p"])
+            await wait_segments(actor, 2)
+            base = f"http://127.0.0.1:{origin_port}/lldash"
+            async with httpx.AsyncClient(timeout=15) as client:
+                mpd = ET.fromstring((await client.get(f"{base}/manifest.mpd")).text)
+                video = mpd.find(".//d:AdaptationSet[@contentType='video']", MPD_NS)
+                assert video is not None
+                template = video.find("d:SegmentTemplate", MPD_NS)
+                assert template is not None
+                timescale = int(template.attrib["timescale"])
+                segment_ticks = round(service.settings.segment_duration_s * timescale)
+                # ATO = one segment duration: available from its nominal start
+                assert float(template.attrib["availabilityTimeOffset"]) == pytest.approx(
+                    service.settings.segment_duration_s
+                )
+                *listed, open_end = template.findall("d:SegmentTimeline/d:S", MPD_NS)
+                assert open_end.attrib == {"d": str(segment_ticks), "r": "-1"}
+                number = int(template.attrib["startNumber"])
+                next_start = 0
+                for s in listed:
+                    next_start = int(s.get("t", next_start))
+                    for _ in range(int(s.get("r", "0")) + 1):
+                        number += 1
+                        next_start += int(s.attrib["d"])
+                # `number` is now the first segment the open-ended S announces
+                init = (await client.get(f"{base}/240p/init_1.mp4")).content
+                response = await client.get(f"{base}/240p/seg_{number}.m4s")
+                assert response.status_code == 200
+                fragments = [
+                    r for r in split_stream(init + response.content) if isinstance(r, Fragment)
+                ]
+                assert fragments
+                assert fragments[0].starts_with_sync
+                # a transcoded rendition's keyframes sit on the segment grid: exactly there
+                assert fragments[0].decode_time_ticks == next_start
             stop.set()
