@@ -196,11 +196,12 @@ MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
 
 
 async def test_ll_mpd_announces_the_next_segment_and_the_origin_serves_it(tmp_path: Path) -> None:
-    """The LL MPD's open-ended last ``<S r="-1">`` is a promise the origin keeps.
+    """The LL MPD lists the segment after the growing one: a promise the origin keeps.
 
-    dash.js fetches the segment after the growing one when that S says it is available (nominal
-    end − ATO), before any MPD lists it: that request must get the real next segment (held until
-    it exists, then streamed), starting where the S says.
+    Players fetch it as soon as the growing one is complete (Shaka) or when its availability time
+    (nominal start + duration − ATO) comes (dash.js), before it has begun: that request must get
+    the real next segment (held until it exists, then streamed), starting where the MPD says.
+    After it, an open-ended ``<S r="-1">`` stands for the segments to come.
     """
     origin_port = free_port()
     async with running_service(tmp_path, ORIGIN_PORT=str(origin_port)) as service:
@@ -231,14 +232,18 @@ async def test_ll_mpd_announces_the_next_segment_and_the_origin_serves_it(tmp_pa
                 )
                 *listed, open_end = template.findall("d:SegmentTimeline/d:S", MPD_NS)
                 assert open_end.attrib == {"d": str(segment_ticks), "r": "-1"}
-                number = int(template.attrib["startNumber"])
-                next_start = 0
+                entries: list[tuple[int, int]] = []  # (number, start), every listed segment
+                number, start = int(template.attrib["startNumber"]), 0
                 for s in listed:
-                    next_start = int(s.get("t", next_start))
+                    start = int(s.get("t", start))
                     for _ in range(int(s.get("r", "0")) + 1):
-                        number += 1
-                        next_start += int(s.attrib["d"])
-                # `number` is now the first segment the open-ended S announces
+                        entries.append((number, start))
+                        number, start = number + 1, start + int(s.attrib["d"])
+                # the last one listed is the announced segment, after the growing one
+                number, next_start = entries[-1]
+                # (not committed when the MPD was made; the growing one may have been since)
+                assert actor.timeline is not None
+                assert number >= actor.timeline.next_number
                 init = (await client.get(f"{base}/240p/init_1.mp4")).content
                 response = await client.get(f"{base}/240p/seg_{number}.m4s")
                 assert response.status_code == 200
