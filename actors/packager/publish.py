@@ -46,9 +46,11 @@ class RenditionMeta:
 # the encoder's nominal rate plus container (CMAF box) overhead, before anything is measured
 NOMINAL_OVERHEAD = 1.1
 
-# LL-DASH players fetch a whole growing segment by chunked transfer and steer by playback rate;
-# at a 1 s target (LL-HLS's PART-HOLD-BACK) dash.js and Shaka stalled on 2 cores (glass bench)
-DASH_MIN_TARGET_LATENCY_S = 1.5
+# LL-DASH players fetch a whole growing segment by chunked transfer and steer by playback rate.
+# A floor for tiny parts: at 1 s (3 parts of 1/3 s, LL-HLS's PART-HOLD-BACK) dash.js holds its
+# target with 0.8-1.2 s buffered now that the MPD's timeline is open-ended (dash.py); before that
+# it heard of each segment up to 1.3 s late and stalled below 1.5 s (glass bench).
+DASH_MIN_TARGET_LATENCY_S = 1.0
 # Latency@max − Latency@target: dash.js jumps back to its target past this + 0.5 s of drift
 # (Shaka ignores Latency@max when a target is given: it uses target ± its own tolerance)
 DASH_MAX_LATENCY_OVER_TARGET_S = 1.0
@@ -339,7 +341,14 @@ def render_manifest(
         # the same target as LL-HLS's PART-HOLD-BACK (3 parts), so every player aims alike
         target_ms = round(max(3 * settings.part_target_s, DASH_MIN_TARGET_LATENCY_S) * 1000)
         low_latency = dash.LowLatencyDash(
-            availability_time_offset_s=max(sd - settings.part_target_s, 0.0),
+            # One segment duration: a segment may be requested from its (nominal) start, and the
+            # origin streams it chunk by chunk as it is made (DASH-IF: ATO ≤ the segment
+            # duration). Shaka puts its live edge at now − maxSegmentDuration + ATO and steers
+            # Latency@target behind *that*: with ATO = duration − one part its edge was 0.57 s
+            # behind now (AAC segments run to 2.24 s), so Shaka sat 0.57 s above the target the
+            # MPD names; now 0.24 s. dash.js fetches each next segment as soon as the one before
+            # is complete either way (the open-ended timeline, dash.py).
+            availability_time_offset_s=sd,
             target_latency_ms=target_ms,
             min_latency_ms=round(2 * settings.part_target_s * 1000),
             # dash.js seeks back to its target once it is more than max − target + 0.5 s behind

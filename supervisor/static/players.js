@@ -55,6 +55,14 @@ export const SHAKA_LL_HLS_LIVE_SYNC = Object.freeze({
 // maximum rate until its buffer ran dry, stalled, and again. Set before load, as Shaka means it.
 export const SHAKA_LL_DASH_MANIFEST = Object.freeze({ autoCorrectDrift: false });
 
+// Shaka keeps its LL-DASH latency anywhere within Latency@target ± liveSync.targetLatencyTolerance
+// of its live edge (default ±0.5 s) and only changes rate outside that band, so it stayed wherever
+// it started or a stall left it: up to a second above the target, for good. A narrow band keeps
+// it at the MPD's target (its own figure 1.1-1.2 s) and brings it back after a stall at the MPD's
+// maximum rate. Only the tolerance: liveSync stays off so the MPD's ServiceDescription decides
+// the target and the rates.
+export const SHAKA_LL_DASH_LIVE_SYNC = Object.freeze({ targetLatencyTolerance: 0.1 });
+
 // Keep the error list bounded: a live stream that keeps failing must not grow
 // the page's memory (or the harness's JSON) forever.
 const MAX_ERRORS = 50;
@@ -496,6 +504,7 @@ class ShakaAdapter extends BaseAdapter {
     };
     if (this.lowLatency && this.protocol === "dash") {
       config.manifest = { dash: SHAKA_LL_DASH_MANIFEST };
+      streaming.liveSync = { ...SHAKA_LL_DASH_LIVE_SYNC };
     }
     this.player.configure(config);
     await this.player.attach(this.video);

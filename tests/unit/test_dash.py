@@ -153,7 +153,11 @@ def parse(text: str) -> ET.Element:
 
 
 def expand(template: ET.Element) -> list[tuple[int, int, int]]:
-    """(number, t, d) for every segment a SegmentTemplate+SegmentTimeline describes."""
+    """(number, t, d) for every segment a SegmentTemplate+SegmentTimeline lists.
+
+    An open-ended last ``<S r="-1">`` (segments to come, see ``test_ll_timeline_is_open_ended``)
+    lists none.
+    """
     number = int(template.get("startNumber", "1"))
     out: list[tuple[int, int, int]] = []
     t = 0
@@ -346,12 +350,71 @@ def test_low_latency_elements() -> None:
         assert template is not None
         assert template.attrib["availabilityTimeOffset"] == "1.5"
         assert template.attrib["availabilityTimeComplete"] == "false"
-        # The growing segment is announced with its nominal duration.
+        # The growing segment is listed with its nominal duration, and the next one after it.
         listed = expand(template)
-        assert len(listed) == 7
+        assert len(listed) == 8
         partial = rep.partial_segment
         assert partial is not None
-        assert listed[-1] == (11, partial.start_ticks, partial.duration_ticks)
+        assert listed[-2] == (11, partial.start_ticks, partial.duration_ticks)
+        next_start = partial.start_ticks + partial.duration_ticks
+        assert listed[-1] == (12, next_start, partial.duration_ticks)
+
+
+def open_ended(template: ET.Element) -> list[dict[str, str]]:
+    """The attributes of the S elements with a negative repeat count."""
+    return [
+        dict(s.attrib)
+        for s in template.findall("d:SegmentTimeline/d:S", NS)
+        if int(s.get("r", "0")) < 0
+    ]
+
+
+def test_ll_timeline_announces_the_next_segment_and_is_open_ended() -> None:
+    """After the growing segment: the next one, then a last ``<S d=nominal r="-1">`` for the rest.
+
+    Players learn of a segment only from the timeline, and the packager lists one only after every
+    rendition finished the one before (0.35-1.45 s after it began). dash.js, hearing of each from
+    its next MPD reload (≥ 1 s apart), asked up to 1.3 s late and stalled whenever that passed its
+    buffer; Shaka asked up to 1.45 s late and stalled. With the next segment announced they ask
+    as soon as the one before is complete; with the open-ended S dash.js also asks for later ones
+    when their availability time (nominal end − ATO) comes. Shaka ignores a last S with a negative
+    repeat (so it counts for nothing in ``expand``).
+    """
+    periods = one_period(partial=True)
+    root = parse(render_mpd(manifest(periods, low_latency=LL)))
+    templates = root.findall("d:Period/d:AdaptationSet/d:SegmentTemplate", NS)
+    assert len(templates) == 2
+    for template, rep in zip(
+        templates, (periods[0].representations[0], periods[0].representations[2]), strict=True
+    ):
+        last = template.findall("d:SegmentTimeline/d:S", NS)[-1]
+        partial = rep.partial_segment
+        assert partial is not None
+        # no t: it starts where the announced segment's nominal duration ends
+        assert last.attrib == {"d": str(partial.duration_ticks), "r": "-1"}
+        assert open_ended(template) == [last.attrib]
+        next_start = partial.start_ticks + partial.duration_ticks
+        assert expand(template)[-2:] == [
+            (11, partial.start_ticks, partial.duration_ticks),
+            (12, next_start, partial.duration_ticks),
+        ]
+
+
+@pytest.mark.parametrize(
+    ("partial", "ended", "low_latency"),
+    [(True, True, LL), (True, False, None), (False, False, LL)],
+)
+def test_timeline_is_closed_unless_a_segment_grows_in_low_latency(
+    partial: bool, ended: bool, low_latency: LowLatencyDash | None
+) -> None:
+    """Plain DASH, an ended stream, or nothing growing: every S is a listed segment."""
+    root = parse(
+        render_mpd(manifest(one_period(partial=partial), ended=ended, low_latency=low_latency))
+    )
+    templates = root.findall("d:Period/d:AdaptationSet/d:SegmentTemplate", NS)
+    assert templates
+    for template in templates:
+        assert open_ended(template) == []
 
 
 @pytest.mark.parametrize(("ended", "low_latency"), [(True, LL), (False, None)])
@@ -477,10 +540,15 @@ def test_timeline_expands_to_exactly_the_input(segs: tuple[SegmentRecord, ...], 
     root = parse(render_mpd(manifest(single_period(rep), low_latency=LL if ll else None)))
     template = root.find("d:Period/d:AdaptationSet/d:SegmentTemplate", NS)
     assert template is not None
-    expected = [(s.number, s.start_ticks, s.duration_ticks) for s in (segs if ll else complete)]
+    listed = segs if ll else complete
+    expected = [(s.number, s.start_ticks, s.duration_ticks) for s in listed]
+    if ll:
+        # LL also announces the segment after the growing one, from its nominal end
+        next_start = last.start_ticks + last.duration_ticks
+        expected.append((last.number + 1, next_start, last.duration_ticks))
     assert expand(template) == expected
     # Run-length is maximal: neighbouring S elements never could have been merged.
-    entries = build_timeline(segs if ll else complete)
+    entries = build_timeline(listed)
     for a, b in itertools.pairwise(entries):
         contiguous = b.start_ticks == a.start_ticks + a.duration_ticks * (a.repeat + 1)
         assert not (contiguous and a.duration_ticks == b.duration_ticks)
