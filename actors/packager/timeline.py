@@ -93,12 +93,16 @@ class Changes:
     parts_published: set[str] = field(default_factory=set)  # renditions with a new part
     segments_committed: list[int] = field(default_factory=list)
     segments_abandoned: int = 0  # given up at the barrier: a gap in the media, worth a log line
+    # the encoder run is over: the MPD now says so (``StreamTimeline.media_interrupted``), even
+    # when the run left nothing more to commit
+    epoch_ended: bool = False
 
     def merge(self, other: Changes) -> None:
         self.writes.extend(other.writes)
         self.parts_published |= other.parts_published
         self.segments_committed.extend(other.segments_committed)
         self.segments_abandoned += other.segments_abandoned
+        self.epoch_ended |= other.epoch_ended
 
     @property
     def anything(self) -> bool:
@@ -107,6 +111,7 @@ class Changes:
             or self.parts_published
             or self.segments_committed
             or self.segments_abandoned
+            or self.epoch_ended
         )
 
 
@@ -136,7 +141,9 @@ class Period:
 
     period_id: str
     first_number: int
-    start_s: float  # media time of its first segment (earliest rendition), seconds since AST
+    # seconds since AST: where the media before it ended (an epoch's Period), or, for the
+    # stream's first, its first segment's start (earliest rendition); never after that start
+    start_s: float
     init_names: tuple[tuple[str, str], ...]  # (rendition_id, init name)
 
 
@@ -251,6 +258,8 @@ class StreamTimeline:
         # first committed number of every epoch after the first: HLS discontinuity points
         self._discontinuity_numbers: list[int] = []
         self._last_committed_epoch: int | None = None
+        # an encoder run ended and the next one has committed nothing yet (media_interrupted)
+        self._interrupted = False
         self._discontinuities_before = 0  # in earlier lives of the stream (resume_from)
         self.segments_committed_total = 0
         self.segments_abandoned_total = 0  # given up at the barrier (never numbered)
@@ -358,6 +367,8 @@ class StreamTimeline:
         changes.merge(self._commit_ready(now_unix_s))
         for rendition in self._renditions.values():
             rendition.completed.clear()
+        self._interrupted = self._last_committed_epoch is not None
+        changes.epoch_ended = True
         return changes
 
     # ------------------------------------------------------------------ views
@@ -378,6 +389,12 @@ class StreamTimeline:
 
     def periods(self) -> tuple[Period, ...]:
         return tuple(self._periods)
+
+    @property
+    def media_interrupted(self) -> bool:
+        """Has an encoder run ended with no segment of the next one committed yet (a publisher
+        gone, an encoder restarting)? The media published so far stays as it is until then."""
+        return self._interrupted
 
     def segment_bytes(self, rendition_id: str, number: int) -> bytes | None:
         """A committed segment held in memory (the newest few), else None (→ disk)."""
@@ -743,11 +760,20 @@ class StreamTimeline:
     ) -> None:
         number = self.next_number
         heads = [r.completed.popleft() for r in renditions]
-        if self._init_changed:
-            self._start_period(number, min(h.record.start_s for h in heads))
-        if self._last_committed_epoch not in (None, self.epoch):
+        first_start_s = min(h.record.start_s for h in heads)
+        new_epoch = self._last_committed_epoch not in (None, self.epoch)
+        if new_epoch:
+            # Every encoder run after the first opens a Period (DASH) that starts where the media
+            # before it ended: the time no publisher or encoder sent anything lies at the start
+            # of the new Period, not inside a SegmentTimeline. dash.js never looks past a gap
+            # inside a timeline (it asks for the segment at the previous one's end, forever),
+            # but it jumps to the first segment of a Period that starts later than the Period.
+            self._start_period(number, min(self._epoch_floor_s, first_start_s))
             self._discontinuity_numbers.append(number)
+        elif self._init_changed:
+            self._start_period(number, first_start_s)
         self._last_committed_epoch = self.epoch
+        self._interrupted = False
         for rendition, head in zip(renditions, heads, strict=True):
             record = head.record
             if record.number != number:

@@ -132,8 +132,12 @@ def test_numbering_and_time_continue_across_restarts_with_a_discontinuity() -> N
     assert video[2].start_s >= end_first - 1e-9  # never goes back in time
     assert timeline.discontinuity_sequence(0) == 0
     assert timeline.discontinuity_sequence(2) == 1
-    # same init bytes → same init name, one DASH period
-    assert len(timeline.periods()) == 1
+    # same init bytes → same init name, yet a DASH Period per encoder run, starting where the
+    # first run's media ended (the pause in between is at the start of the new Period)
+    periods = timeline.periods()
+    assert [(p.period_id, p.first_number) for p in periods] == [("p0", 0), ("p2", 2)]
+    assert dict(periods[1].init_names) == dict(periods[0].init_names)
+    assert periods[1].start_s == pytest.approx(end_first, abs=1e-6)
     text = publish.render_media_playlist(
         timeline, "180p", publish_settings(0.34, low_latency=False)
     )
