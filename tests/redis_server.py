@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from actors.ffmpeg.process import die_with_this_thread
 from tests.ports import free_port
 
 REDIS_SERVER = "redis-server"
@@ -86,6 +87,7 @@ def running_redis(folder: Path, *, tls: bool = False, port: int | None = None) -
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 10

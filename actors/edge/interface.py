@@ -257,14 +257,24 @@ class LiveEdge:
         position = rules.growing_position(timeline.edge(rendition_id), timeline.next_number)
         if not rules.may_hold_part(position, number, part_index):
             return None
+        actor = self._actor
+
+        def settled() -> bool:
+            # the part exists, or it never will: its segment ended with fewer parts (the
+            # encoder restarted, the publisher left, the cut came early) or the timeline was
+            # replaced. Then the 404 goes out now, not after 3 × TD on a part that cannot come.
+            if timeline.part_bytes(rendition_id, number, part_index) is not None:
+                return True
+            if actor.timeline is not timeline:
+                return True
+            now = rules.growing_position(timeline.edge(rendition_id), timeline.next_number)
+            return not rules.may_hold_part(now, number, part_index)
+
         # fragments reach the timeline whole (the box reader emits only complete moof+mdat), so a
         # part that exists is complete: it goes out at full speed, never half. Every request held
         # on this part shares one check per live-edge change (each LL player asks for it).
         with trio.move_on_after(rules.hold_timeout_s(self.target_duration_s)):
-            await self._actor.gates.wait_until(
-                ("part", rendition_id, number, part_index),
-                lambda: timeline.part_bytes(rendition_id, number, part_index) is not None,
-            )
+            await actor.gates.wait_until(("part", rendition_id, number, part_index), settled)
         return timeline.part_bytes(rendition_id, number, part_index)
 
     async def segment(

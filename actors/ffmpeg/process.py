@@ -65,6 +65,17 @@ def _make_preexec(parent_pid: int, nice: int = 0) -> Callable[[], None]:
     return preexec
 
 
+def die_with_this_thread() -> Callable[[], None]:
+    """A ``subprocess.Popen`` ``preexec_fn``: the child is SIGKILLed when the calling thread ends
+    (for the main thread: when this process ends, even by SIGKILL).
+
+    For what tests and benchmarks start (a service, a publisher's FFmpeg, Redis): a killed
+    pytest or bench would otherwise leave them running for hours. Call it on the thread whose
+    lifetime bounds the child's.
+    """
+    return _make_preexec(os.getpid())
+
+
 class ProcessHandle(Protocol):
     """What an actor needs from a running encoder. Fakes implement this in actor tests."""
 

@@ -447,7 +447,11 @@ class StreamTimeline:
         last_part_s = growing.parts[-1].duration_s
         if rendition_id == self._leader_id and self._over_cap(next_local_s + last_part_s):
             return True
-        return next_local_s + last_part_s / 2 >= self._next_leader_cut_s(growing.index)
+        # from ticks in one division, as _release_held places it: a midpoint exactly on a cut
+        # must compare equal here and there (float sums differ in the last bit)
+        last_part_ticks = round(last_part_s * track.timescale)
+        midpoint_s = (end_ticks + last_part_ticks / 2) / track.timescale
+        return midpoint_s >= self._next_leader_cut_s(growing.index)
 
     def _next_leader_cut_s(self, index: int) -> float:
         """Where the leader's segment after ``index`` starts (epoch time): known once it cut
@@ -593,7 +597,9 @@ class StreamTimeline:
                 grid_index += 1
             self._start_segment(rendition, fragment, len(self._cuts_s), grid_index)
             self._cuts_s.append(local_start_s)
-        self._leader_end_s = local_start_s + fragment_duration_s
+        # one division from ticks, never start + duration: a follower's midpoint exactly at
+        # this end (the next keyframe's cut) must not compare below it by float noise
+        self._leader_end_s = (fragment.decode_time_ticks + fragment.duration_ticks) / timescale
         if fragment.starts_with_sync:
             self._leader_syncs_s.append(local_start_s)
         self._append(rendition, fragment, changes)

@@ -30,6 +30,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 
+from actors.ffmpeg.process import die_with_this_thread
 from ops.bench.clockcode import BLACK_Y, COUNTER_LIMIT, render_strip_luma, strip_height_px
 from ops.bench.common import FFMPEG
 
@@ -139,6 +140,7 @@ class ClockedSource:
                 stderr=subprocess.DEVNULL,
                 pass_fds=(audio_read,),
                 start_new_session=True,
+                preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
             )
         finally:
             os.close(audio_read)

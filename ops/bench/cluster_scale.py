@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actors.ffmpeg.process import die_with_this_thread
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -367,6 +369,7 @@ def run(args: argparse.Namespace) -> Result:
             "warning",
         ],
         stdout=subprocess.DEVNULL,
+        preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
     )
     workers: list[subprocess.Popen[str]] = []
     try:
@@ -404,6 +407,7 @@ def run(args: argparse.Namespace) -> Result:
                     text=True,
                     cwd=ROOT,
                     env=env,
+                    preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
                 )
             )
         for worker in workers:

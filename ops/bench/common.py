@@ -29,6 +29,8 @@ from pathlib import Path
 import imageio_ffmpeg
 import psutil
 
+from actors.ffmpeg.process import die_with_this_thread
+
 ROOT = Path(__file__).resolve().parents[2]
 # The service under test runs from this tree (default: this checkout). ops.bench.compare points it
 # at a worktree of another commit, so one bench's code measures two versions of the service.
@@ -246,6 +248,7 @@ def running_service(
             cwd=service_tree(),
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
         )
         service = Service(
             process,

@@ -43,6 +43,7 @@ from pathlib import Path
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from actors.ffmpeg.process import die_with_this_thread
 from ops.bench.common import (
     ROOT,
     SO_TIMESTAMPNS,
@@ -347,6 +348,7 @@ class Edge:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
         )
         probe = f"http://127.0.0.1:{port}/time"
         if not (wait_answering(probe, self.process, timeout_s=30) and self._logging(probe)):

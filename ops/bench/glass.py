@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actors.ffmpeg.process import die_with_this_thread
 from ops.bench.clockcode import read_png_counter
 from ops.bench.clocked_source import ClockedSource, clocked_source
 from ops.bench.common import (
@@ -321,7 +322,12 @@ def ffmpeg_hls_baseline(source_url: str, workdir: Path, preset: str) -> Iterator
         *("-hls_flags", "delete_segments+program_date_time+independent_segments"),
         *("-hls_segment_filename", str(folder / "seg_%05d.ts"), str(folder / "index.m3u8")),
     ]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
+    )
     try:
         with StaticServer({"/baseline/": folder}) as server:
             deadline = time.monotonic() + 30

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psutil
 
+from actors.ffmpeg.process import die_with_this_thread
 from ops.bench.common import (
     FFMPEG,
     cpu_seconds,
@@ -60,7 +61,8 @@ def sender(clip: Path, url: str, *, listen: bool) -> subprocess.Popen[bytes]:
     argv = [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip)]
     argv += ["-c", "copy", "-f", "flv", *(["-listen", "1"] if listen else []), url]
     return subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
     )
 
 

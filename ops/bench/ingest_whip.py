@@ -43,6 +43,7 @@ import av
 import psutil
 import trio
 
+from actors.ffmpeg.process import die_with_this_thread
 from ops.bench.common import (
     header,
     http,
@@ -217,7 +218,12 @@ def first_parts(runs: int, size: str, bitrate: str, qualities: list[str]) -> lis
                 ingest["publish_url"], ingest["stream_key"], size=size, video_bitrate=bitrate
             )
             started, started_unix_s = time.monotonic(), time.time()
-            publisher = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            publisher = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
+            )
             try:
                 base = f"{service.origin}/{sid}/{qualities[0]}"
                 first_part, first_segment = wait_first_part_and_segment(base, started)

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from actors.ffmpeg.process import die_with_this_thread
 from ops.bench.common import (
     ROOT,
     fmt_ratio,
@@ -126,6 +127,7 @@ class Nginx:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
         )
         if not wait_answering(f"http://127.0.0.1:{self.port}/", self.process):
             raise RuntimeError(

@@ -18,6 +18,7 @@ from typing import IO
 
 import psutil
 
+from actors.ffmpeg.process import die_with_this_thread
 from ops.bench.common import FPS, Service, cpu_seconds
 
 
@@ -100,7 +101,14 @@ def start_encoders(
 ) -> list[subprocess.Popen[bytes]]:
     """Start FFmpeg processes side by side, each with its pipe fds and no stdin."""
     return [
-        subprocess.Popen(argv, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+        subprocess.Popen(
+            argv,
+            pass_fds=fds,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
+        )
         for argv, fds in jobs
     ]
 

@@ -28,6 +28,9 @@ log = structlog.get_logger(__name__)
 
 # on a request one node sends another's API: answer it here, never place or forward again
 FORWARDED_HEADER: Final = "x-hlsdash-forwarded"
+# on a forwarded WHIP offer: the address the publisher's request came from, which the owner
+# records as the publisher's (it sees only the forwarding node's)
+CLIENT_ADDRESS_HEADER: Final = "x-hlsdash-client-address"
 _PASSED_REQUEST_HEADERS: Final = ("authorization", "content-type", "user-agent")
 # what a forwarded answer keeps besides its status, body and type (WHIP: the session's Location,
 # its ICE servers in Link, ETag; refusals: Retry-After, WWW-Authenticate)
@@ -92,6 +95,7 @@ class ClusterFront:
         headers: Mapping[str, str],
         *,
         body: bytes | None = None,
+        client_address: str | None = None,
     ) -> Forwarded:
         if self._client is None:
             return unreachable(node_id)
@@ -101,6 +105,8 @@ class ClusterFront:
             if (value := headers.get(name)) is not None
         }
         sent[FORWARDED_HEADER] = self.node_id
+        if client_address is not None:
+            sent[CLIENT_ADDRESS_HEADER] = client_address
         try:
             response = await self._client.request(
                 method, api_url.rstrip("/") + path, headers=sent, content=body

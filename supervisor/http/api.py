@@ -507,9 +507,12 @@ def create_api_app(
             request.full_path.rstrip("?"),
             request.headers,
             read_body=read_whip_offer,
+            client_address=request.remote_addr,
         )
 
-    register_whip_routes(app, service.whip, elsewhere=whip_elsewhere)
+    register_whip_routes(
+        app, service.whip, elsewhere=whip_elsewhere, trust_forwarded_address=cluster is not None
+    )
     return app
 
 

@@ -100,9 +100,11 @@ class ClusterApi:
         headers: Any,
         *,
         read_body: Callable[[], Awaitable[bytes]] | None = None,
+        client_address: str | None = None,
     ) -> Response | None:
         """A stream this node does not run: its owner answers (None: answer here, a 404).
-        ``read_body``: reads the request's body, called only when it is forwarded (a WHIP offer)."""
+        ``read_body``: reads the request's body, called only when it is forwarded (a WHIP offer);
+        ``client_address``: the requester's address, passed on for the owner to record."""
         forwarded = self.forwarded(headers)
         if forwarded and method != "GET":
             return None  # asked as the owner: answer here (never forward again)
@@ -116,7 +118,13 @@ class ClusterApi:
         if not forwarded and owner is not None and owner.node_id != self.node_id:
             content = await read_body() if read_body is not None else None
             answer = await self.front.forward(
-                owner.node_id, owner.api_url, method, path, headers, body=content
+                owner.node_id,
+                owner.api_url,
+                method,
+                path,
+                headers,
+                body=content,
+                client_address=client_address,
             )
             return _passed_back(answer)
         if method == "DELETE":

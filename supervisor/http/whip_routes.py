@@ -8,13 +8,16 @@ credential, checked before the body is read and before any process starts.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from supervisor.cluster.front import CLIENT_ADDRESS_HEADER, FORWARDED_HEADER
 from supervisor.ingest.whip import MAX_OFFER_BYTES, SDP_CONTENT_TYPE, WhipIngest, WhipRefused
 
 CORS_HEADERS = {
@@ -56,8 +59,11 @@ def register_whip_routes(
     whip: WhipIngest,
     *,
     elsewhere: Callable[[str], Awaitable[Response | None]] | None = None,
+    trust_forwarded_address: bool = False,
 ) -> None:
-    """``elsewhere``: in a cluster, the answer of the node that runs the stream (None: here)."""
+    """``elsewhere``: in a cluster, the answer of the node that runs the stream (None: here).
+    ``trust_forwarded_address``: in a cluster, an offer a peer forwarded names its publisher's
+    address (see :func:`publisher_address`)."""
 
     @app.route("/streams/<stream_id>/whip", methods=["POST", "OPTIONS"])
     async def whip_publish(stream_id: str) -> Response:
@@ -79,7 +85,9 @@ def register_whip_routes(
                 authorization=authorization,
                 content_type=content_type,
                 offer=raw,
-                remote_address=_remote(request.remote_addr),
+                remote_address=publisher_address(
+                    request.headers, request.remote_addr, trust_forwarded=trust_forwarded_address
+                ),
             )
         except WhipRefused as refused:
             return _refusal(refused)
@@ -101,5 +109,18 @@ def register_whip_routes(
         return _with_cors(Response("", status=200))
 
 
-def _remote(address: str | None) -> str:
-    return address or "unknown"
+def publisher_address(
+    headers: Any, remote_address: str | None, *, trust_forwarded: bool
+) -> str:
+    """Who publishes: the connection's peer, or — on an offer a cluster peer forwarded — the
+    address that peer got it from (else every forwarded publisher would show as a node).
+    Outside a cluster the headers are ignored: nothing forwards there, so they could only lie.
+    """
+    if trust_forwarded and headers.get(FORWARDED_HEADER) is not None:
+        claimed = headers.get(CLIENT_ADDRESS_HEADER)
+        if claimed is not None:
+            try:
+                return str(ipaddress.ip_address(claimed.strip()))
+            except ValueError:
+                pass
+    return remote_address or "unknown"

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from actors.ffmpeg.process import die_with_this_thread
 from tests.ports import free_port
 
 HLSDASH_EXE = Path(sys.executable).with_name("hlsdash")
@@ -195,6 +196,7 @@ def run_service(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
         )
     client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10.0)
     service = LiveService(proc, api_port, origin_port, root / "out", log_path, client)

@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from actors.ffmpeg.process import die_with_this_thread
 from tests.integration.live import free_port, service_env
 from tests.redis_server import running_redis
 
@@ -143,7 +144,12 @@ def _node(
     log_path = tmp_path / f"{node_id}.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        ["nice", "-n", "10", *HLSDASH], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        ["nice", "-n", "10", *HLSDASH],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
     )
     try:
         yield Node(node_id, api_port, origin_port, process, log_path, int(env["RTMP_PORT"]))

@@ -21,6 +21,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import trio
 
+from actors.ffmpeg.process import die_with_this_thread
 from actors.packager.bmff import split_stream
 from actors.packager.model import Fragment, InitSegment
 from actors.status import StreamSpec, StreamState
@@ -73,6 +74,7 @@ class Publisher:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                     start_new_session=True,
+                    preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
                 )
                 self.process = process
             process.wait()

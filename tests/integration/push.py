@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from actors.ffmpeg.process import die_with_this_thread
 from tests.integration.live import FFMPEG, live_encode_argv
 
 
@@ -34,6 +35,7 @@ def start_publisher(url: str, container: str, **kwargs: Any) -> subprocess.Popen
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
     )
 
 
@@ -80,6 +82,7 @@ def sending_clip(clip: Path, url: str) -> Iterator[subprocess.Popen[bytes]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
     )
     try:
         yield process

@@ -19,6 +19,7 @@ import pytest
 import trio
 
 from actors.ffmpeg.command import LADDER, EncodeSpec, build_ffmpeg_argv
+from actors.ffmpeg.process import die_with_this_thread
 from actors.packager.bmff import split_stream
 from actors.packager.model import Fragment, InitSegment
 from ops.bench.clockcode import read_png_counter
@@ -106,6 +107,7 @@ def test_the_encoder_keeps_the_join_offset_between_its_audio_and_video(tmp_path:
             pass_fds=(video_fd, audio_fd),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
         )
         try:
             deadline = time.monotonic() + 30

@@ -24,6 +24,7 @@ import psutil
 import pytest
 import trio
 
+from actors.ffmpeg.process import die_with_this_thread
 from actors.status import StreamState
 from tests.integration.http_helpers import Front, assert_error, running_front, stream_body
 from tests.integration.live import (
@@ -233,6 +234,7 @@ def test_demo_listens_on_loopback_and_refuses_lavfi_from_clients(tmp_path: Path)
          "--encoder-preset", "ultrafast", "--log-level", "warning"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30

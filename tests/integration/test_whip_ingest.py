@@ -20,6 +20,7 @@ import httpx
 import pytest
 import trio
 
+from supervisor.cluster.front import CLIENT_ADDRESS_HEADER, FORWARDED_HEADER
 from supervisor.ingest.whip import FeedGoneError, PublisherBusyError, WhipIngest
 from tests.integration.live import FFMPEG, wait_for
 from tests.integration.whip_helpers import (
@@ -74,6 +75,7 @@ class DecodingTarget:
     nursery: trio.Nursery
     feeds: list[_Feed] = field(default_factory=list)
     results: list[DecodedInput] = field(default_factory=list)
+    publisher_addresses: list[str] = field(default_factory=list)
 
     def check_key(self, candidate: str) -> bool:
         return hmac.compare_digest(candidate.encode(), KEY.encode())
@@ -85,6 +87,7 @@ class DecodingTarget:
     def attach_publisher(self, address: str) -> _Feed:
         if self.busy:
             raise PublisherBusyError("already publishing")
+        self.publisher_addresses.append(address)
         send, receive = trio.open_memory_channel[bytes](256)
         feed = _Feed(send)
         self.feeds.append(feed)
@@ -269,6 +272,32 @@ async def test_a_second_publisher_is_409_and_the_first_keeps_publishing(
             await wait_for(target.feeds[0].ended.is_set, 10, "the session ended")
             await wait_for(lambda: target.results, 20, "the decoder finished")
         assert target.results[0].video_frames > 0
+        await wait_for(
+            lambda: not whip_peer_children(besides=ingest.spare_pid), 10, "no WHIP peer children"
+        )
+
+
+@pytest.mark.parametrize("in_a_cluster", [True, False], ids=["cluster", "single"])
+async def test_a_forwarded_offer_records_the_publishers_address_only_in_a_cluster(
+    nursery: trio.Nursery, in_a_cluster: bool
+) -> None:
+    """A cluster node forwards a WHIP offer for a stream another node runs, naming the address
+    it came from: the owner records that, not the forwarding node's. A single node ignores the
+    headers: nothing forwards to it, so they could only be a publisher lying about itself."""
+    target = DecodingTarget(nursery)
+    async with (
+        serve_whip({"cam": target}, trust_forwarded_address=in_a_cluster) as (base, ingest),
+        httpx.AsyncClient(base_url=base) as client,
+    ):
+        answer = await _post(
+            client, "/streams/cam/whip", FFMPEG_OFFER,
+            **{"Content-Type": "application/sdp", "Authorization": f"Bearer {KEY}",
+               FORWARDED_HEADER: "n1", CLIENT_ADDRESS_HEADER: "203.0.113.7"},
+        )  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        assert target.publisher_addresses == ["203.0.113.7" if in_a_cluster else "127.0.0.1"]
+        deleted = await client.delete(answer.headers["Location"])
+        assert deleted.status_code == 200
         await wait_for(
             lambda: not whip_peer_children(besides=ingest.spare_pid), 10, "no WHIP peer children"
         )

@@ -15,6 +15,7 @@ import psutil
 import trio
 from quart_trio import QuartTrio
 
+from actors.ffmpeg.process import die_with_this_thread
 from actors.ingest.whip_session import WhipPeerSettings
 from supervisor.config import load_settings
 from supervisor.http.api_server import serve_api
@@ -63,6 +64,7 @@ def start_whip_publisher(url: str, key: str, **kwargs: object) -> subprocess.Pop
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=die_with_this_thread(),  # noqa: PLW1509 - prctl only
     )
 
 
@@ -119,10 +121,12 @@ def post_reading_early(url: str, body: bytes, headers: dict[str, str]) -> tuple[
 
 
 @contextlib.asynccontextmanager
-async def serve_whip(targets: Mapping[str, WhipTarget]) -> AsyncIterator[tuple[str, WhipIngest]]:
+async def serve_whip(
+    targets: Mapping[str, WhipTarget], *, trust_forwarded_address: bool = False
+) -> AsyncIterator[tuple[str, WhipIngest]]:
     """The WHIP routes alone (Quart-Trio on Hypercorn, 127.0.0.1, a free port) over stand-in
     push streams (``targets``: stream id → target), with a prepared warm spare; yields the base
-    URL and the ingest."""
+    URL and the ingest. ``trust_forwarded_address``: as a cluster node's routes are."""
 
     def lookup(stream_id: str) -> WhipTarget:
         return targets[stream_id]  # KeyError is a LookupError: 404
@@ -131,7 +135,7 @@ async def serve_whip(targets: Mapping[str, WhipTarget]) -> AsyncIterator[tuple[s
         peer_settings=WhipPeerSettings(host_addresses=("127.0.0.1",)), lookup=lookup
     )
     app = QuartTrio(__name__)
-    register_whip_routes(app, ingest)
+    register_whip_routes(app, ingest, trust_forwarded_address=trust_forwarded_address)
     port = free_port()
     stop = trio.Event()
     async with trio.open_nursery() as nursery:

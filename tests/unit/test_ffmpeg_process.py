@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -171,18 +170,29 @@ async def test_pdeathsig_is_set_and_spawn_happens_in_the_trio_thread() -> None:
     await proc.aclose()
 
 
-def test_pdeathsig_kills_grandchild_when_parent_is_sigkilled() -> None:
-    script = textwrap.dedent(
-        """
-        import sys, trio
-        from actors.ffmpeg.process import spawn_process
-        async def main():
-            proc = spawn_process(["sleep", "30"])
-            print(proc.pid, flush=True)
-            await trio.sleep(60)
-        trio.run(main)
-        """
-    )
+_SPAWNS_SERVICE_FFMPEG = """
+import sys, trio
+from actors.ffmpeg.process import spawn_process
+async def main():
+    proc = spawn_process(["sleep", "30"])
+    print(proc.pid, flush=True)
+    await trio.sleep(60)
+trio.run(main)
+"""
+# what tests and benchmarks do for the services and publishers they start
+_SPAWNS_TEST_PROCESS = """
+import subprocess, time
+from actors.ffmpeg.process import die_with_this_thread
+proc = subprocess.Popen(["sleep", "30"], preexec_fn=die_with_this_thread())
+print(proc.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize(
+    "script", [_SPAWNS_SERVICE_FFMPEG, _SPAWNS_TEST_PROCESS], ids=["spawn_process", "test_spawn"]
+)
+def test_pdeathsig_kills_grandchild_when_parent_is_sigkilled(script: str) -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(REPO)},

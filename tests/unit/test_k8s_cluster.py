@@ -157,3 +157,23 @@ def test_own_streams_reads_only_the_live_node() -> None:
     }
     assert own_streams(cluster, "a") is None
     assert own_streams(cluster, "b") == 3
+
+
+def _port_range(text: str) -> range:
+    first, last = (int(p) for p in text.split("-"))
+    return range(first, last + 1)
+
+
+def test_the_ingest_ports_each_pod_listens_on_are_declared() -> None:
+    """Push publish URLs name the pod (INGEST_PUBLIC_HOST or NODE_API_URL's host): the pod's
+    RTMP, SRT and WebRTC ports must be the ones it declares, with the right protocol, and
+    enough SRT ports for MAX_STREAMS push streams."""
+    settings = env()
+    declared = {(p["containerPort"], p["protocol"]) for p in node_container()["ports"]}
+    assert (int(settings["RTMP_PORT"]), "TCP") in declared
+    srt_ports = _port_range(settings["SRT_PORT_RANGE"])
+    assert len(srt_ports) >= int(settings["MAX_STREAMS"])
+    for port in (*srt_ports, *_port_range(settings["WEBRTC_UDP_PORTS"])):
+        assert (port, "UDP") in declared, port
+    headless_ports = {p["name"]: p for p in one("Service", "hlsdash-nodes")["spec"]["ports"]}
+    assert headless_ports["rtmp"]["port"] == int(settings["RTMP_PORT"])
