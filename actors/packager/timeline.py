@@ -55,6 +55,11 @@ from actors.packager.model import (
     TrackKind,
 )
 
+# A new encoder run's DASH Period starts this much before the end of the media before it
+# (``StreamTimeline._previous_media_end_s``): inside what every player has buffered, whatever the
+# rounding of the times it seeks to (dash.js rounds a Period's end to 10 µs).
+PERIOD_START_BEFORE_MEDIA_END_S = 0.1
+
 
 @dataclass(frozen=True, slots=True)
 class TimelinePosition:
@@ -774,7 +779,7 @@ class StreamTimeline:
             # of the new Period, not inside a SegmentTimeline. dash.js never looks past a gap
             # inside a timeline (it asks for the segment at the previous one's end, forever),
             # but it jumps to the first segment of a Period that starts later than the Period.
-            self._start_period(number, min(self._epoch_floor_s, first_start_s))
+            self._start_period(number, min(self._previous_media_end_s(), first_start_s))
             self._discontinuity_numbers.append(number)
         elif self._init_changed:
             self._start_period(number, first_start_s)
@@ -795,6 +800,24 @@ class StreamTimeline:
         self._next_index += 1
         self.segments_committed_total += 1
         self.last_commit_unix_s = now_unix_s
+
+    def _previous_media_end_s(self) -> float:
+        """Where the Period of a new encoder run starts: a hair before the end of the shortest
+        rendition of the media before it (the previous run's last segments; after a resume,
+        unknown here: the end it left).
+
+        Not the longest one's end (audio ends up to a fragment after video): a player that
+        stopped at the end of what it has buffered of every rendition must be at or past the
+        old Period's end. dash.js jumps to that end when it is < 1.5 s ahead (GapController);
+        a jump past its buffer never completes (the element stays "seeking"), and while it is
+        seeking dash.js neither jumps again nor pulls the player into its time-shift window,
+        which is how it gets over a pause longer than the 30 s it looks ahead for the next
+        Period's first segment (a publisher away 30 s: stuck for good).
+        """
+        ends = [c[-1].start_s + c[-1].duration_s for c in self._committed.values() if c]
+        if not ends:
+            return self._epoch_floor_s
+        return max(min(ends) - PERIOD_START_BEFORE_MEDIA_END_S, 0.0)
 
     def _start_period(self, first_number: int, start_s: float) -> None:
         self._init_changed = False
