@@ -435,7 +435,8 @@ class StreamActor:
                 total=timeline.segments_abandoned_total,
                 waiting=timeline.waiting_segments(),
             )
-        if changes.segments_committed:
+        if changes.segments_committed or changes.epoch_ended:
+            # (an ended run changes the MPD too: publish.time_shift_buffer_depth_s)
             writes.extend(
                 publishing.static_files(
                     timeline,
@@ -445,6 +446,7 @@ class StreamActor:
                     now_unix_s=self._wall(),
                 )
             )
+        if changes.segments_committed:
             self.update_status(
                 segments_produced=timeline.segments_committed_total,
                 last_segment_unix_s=timeline.last_commit_unix_s,

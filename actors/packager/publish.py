@@ -56,6 +56,11 @@ DASH_MIN_TARGET_LATENCY_S = 1.0
 DASH_MAX_LATENCY_OVER_TARGET_S = 1.0
 
 
+# MPD@timeShiftBufferDepth while the media is interrupted (a publisher away, an encoder
+# restarting): see ``time_shift_buffer_depth_s``. The longest outage dash.js rides out.
+DASH_INTERRUPTED_TIME_SHIFT_BUFFER_S = 3600.0
+
+
 # A copied video's keyframe interval is the source's, unknown before it runs: the target duration
 # is planned at this many segment durations, so common GOPs (up to twice the segment duration)
 # fit, and a longer gap between keyframes is cut without one (``max_segment_s``).
@@ -89,6 +94,24 @@ def max_segment_s(settings: PublishSettings) -> float:
 def max_segment_duration_s(settings: PublishSettings, longest_segment_s: float = 0.0) -> float:
     """DASH MPD@maxSegmentDuration: the real longest segment, never below the target duration."""
     return max(float(target_duration_s(settings)), math.ceil(longest_segment_s * 1000) / 1000)
+
+
+def time_shift_buffer_depth_s(settings: PublishSettings, *, media_interrupted: bool) -> float:
+    """MPD@timeShiftBufferDepth: the listed window; while the media is interrupted, an hour.
+
+    dash.js (5.2.1 TimelineConverter, ``fallbackToSegmentTimeline``) takes a SegmentTimeline
+    that ends more than timeShiftBufferDepth before now for a broken clock: it shifts its own
+    "now" back by the difference and keeps that shift once the media is back, so every new
+    segment looks that much too young to fetch and the player never plays again (a publisher
+    away 9 s with a 10 s window was enough). While no encoder run is publishing, nothing is
+    committed, so the janitor deletes nothing and every listed segment stays available for as
+    long as the outage lasts: a depth of an hour is true, and the next run's first segment
+    brings the window back.
+    """
+    window_s = settings.segment_duration_s * settings.playlist_size
+    if media_interrupted:
+        return max(window_s, DASH_INTERRUPTED_TIME_SHIFT_BUFFER_S)
+    return window_s
 
 
 def part_target_s(settings: PublishSettings, observed_part_s: float = 0.0) -> float:
@@ -172,9 +195,7 @@ def render_media_playlist(
             segments=segments,
             discontinuity_sequence=timeline.discontinuity_sequence(first_number),
             ended=ended,
-            low_latency=low_latency_hls(settings, timeline.observed_part_s())
-            if ll
-            else None,
+            low_latency=low_latency_hls(settings, timeline.observed_part_s()) if ll else None,
             partial_segment=partial,
             rendition_reports=tuple(reports),
             skip_requested=skip_requested and ll,
@@ -363,7 +384,9 @@ def render_manifest(
             availability_start_unix_s=timeline.availability_start_unix_s,
             publish_time_unix_s=now_unix_s,
             min_buffer_time_s=sd,
-            time_shift_buffer_depth_s=sd * settings.playlist_size,
+            time_shift_buffer_depth_s=time_shift_buffer_depth_s(
+                settings, media_interrupted=timeline.media_interrupted and not ended
+            ),
             max_segment_duration_s=max_segment_duration_s(settings, timeline.longest_segment_s),
             # LL: a player learns of the next segment only from a new MPD (the timeline lists
             # segments once they begin), so it must look about once per part. At one segment,

@@ -55,6 +55,11 @@ from actors.packager.model import (
     TrackKind,
 )
 
+# A new encoder run's DASH Period starts this much before the end of the media before it
+# (``StreamTimeline._previous_media_end_s``): inside what every player has buffered, whatever the
+# rounding of the times it seeks to (dash.js rounds a Period's end to 10 µs).
+PERIOD_START_BEFORE_MEDIA_END_S = 0.1
+
 
 @dataclass(frozen=True, slots=True)
 class TimelinePosition:
@@ -93,12 +98,16 @@ class Changes:
     parts_published: set[str] = field(default_factory=set)  # renditions with a new part
     segments_committed: list[int] = field(default_factory=list)
     segments_abandoned: int = 0  # given up at the barrier: a gap in the media, worth a log line
+    # the encoder run is over: the MPD now says so (``StreamTimeline.media_interrupted``), even
+    # when the run left nothing more to commit
+    epoch_ended: bool = False
 
     def merge(self, other: Changes) -> None:
         self.writes.extend(other.writes)
         self.parts_published |= other.parts_published
         self.segments_committed.extend(other.segments_committed)
         self.segments_abandoned += other.segments_abandoned
+        self.epoch_ended |= other.epoch_ended
 
     @property
     def anything(self) -> bool:
@@ -107,6 +116,7 @@ class Changes:
             or self.parts_published
             or self.segments_committed
             or self.segments_abandoned
+            or self.epoch_ended
         )
 
 
@@ -136,7 +146,9 @@ class Period:
 
     period_id: str
     first_number: int
-    start_s: float  # media time of its first segment (earliest rendition), seconds since AST
+    # seconds since AST: where the media before it ended (an epoch's Period), or, for the
+    # stream's first, its first segment's start (earliest rendition); never after that start
+    start_s: float
     init_names: tuple[tuple[str, str], ...]  # (rendition_id, init name)
 
 
@@ -251,6 +263,8 @@ class StreamTimeline:
         # first committed number of every epoch after the first: HLS discontinuity points
         self._discontinuity_numbers: list[int] = []
         self._last_committed_epoch: int | None = None
+        # an encoder run ended and the next one has committed nothing yet (media_interrupted)
+        self._interrupted = False
         self._discontinuities_before = 0  # in earlier lives of the stream (resume_from)
         self.segments_committed_total = 0
         self.segments_abandoned_total = 0  # given up at the barrier (never numbered)
@@ -358,6 +372,8 @@ class StreamTimeline:
         changes.merge(self._commit_ready(now_unix_s))
         for rendition in self._renditions.values():
             rendition.completed.clear()
+        self._interrupted = self._last_committed_epoch is not None
+        changes.epoch_ended = True
         return changes
 
     # ------------------------------------------------------------------ views
@@ -378,6 +394,12 @@ class StreamTimeline:
 
     def periods(self) -> tuple[Period, ...]:
         return tuple(self._periods)
+
+    @property
+    def media_interrupted(self) -> bool:
+        """Has an encoder run ended with no segment of the next one committed yet (a publisher
+        gone, an encoder restarting)? The media published so far stays as it is until then."""
+        return self._interrupted
 
     def segment_bytes(self, rendition_id: str, number: int) -> bytes | None:
         """A committed segment held in memory (the newest few), else None (→ disk)."""
@@ -749,11 +771,20 @@ class StreamTimeline:
     ) -> None:
         number = self.next_number
         heads = [r.completed.popleft() for r in renditions]
-        if self._init_changed:
-            self._start_period(number, min(h.record.start_s for h in heads))
-        if self._last_committed_epoch not in (None, self.epoch):
+        first_start_s = min(h.record.start_s for h in heads)
+        new_epoch = self._last_committed_epoch not in (None, self.epoch)
+        if new_epoch:
+            # Every encoder run after the first opens a Period (DASH) that starts where the media
+            # before it ended: the time no publisher or encoder sent anything lies at the start
+            # of the new Period, not inside a SegmentTimeline. dash.js never looks past a gap
+            # inside a timeline (it asks for the segment at the previous one's end, forever),
+            # but it jumps to the first segment of a Period that starts later than the Period.
+            self._start_period(number, min(self._previous_media_end_s(), first_start_s))
             self._discontinuity_numbers.append(number)
+        elif self._init_changed:
+            self._start_period(number, first_start_s)
         self._last_committed_epoch = self.epoch
+        self._interrupted = False
         for rendition, head in zip(renditions, heads, strict=True):
             record = head.record
             if record.number != number:
@@ -769,6 +800,24 @@ class StreamTimeline:
         self._next_index += 1
         self.segments_committed_total += 1
         self.last_commit_unix_s = now_unix_s
+
+    def _previous_media_end_s(self) -> float:
+        """Where the Period of a new encoder run starts: a hair before the end of the shortest
+        rendition of the media before it (the previous run's last segments; after a resume,
+        unknown here: the end it left).
+
+        Not the longest one's end (audio ends up to a fragment after video): a player that
+        stopped at the end of what it has buffered of every rendition must be at or past the
+        old Period's end. dash.js jumps to that end when it is < 1.5 s ahead (GapController);
+        a jump past its buffer never completes (the element stays "seeking"), and while it is
+        seeking dash.js neither jumps again nor pulls the player into its time-shift window,
+        which is how it gets over a pause longer than the 30 s it looks ahead for the next
+        Period's first segment (a publisher away 30 s: stuck for good).
+        """
+        ends = [c[-1].start_s + c[-1].duration_s for c in self._committed.values() if c]
+        if not ends:
+            return self._epoch_floor_s
+        return max(min(ends) - PERIOD_START_BEFORE_MEDIA_END_S, 0.0)
 
     def _start_period(self, first_number: int, start_s: float) -> None:
         self._init_changed = False

@@ -68,12 +68,16 @@ async def test_sigkill_of_ffmpeg_restarts_and_numbering_continues(tmp_path: Path
         assert int(after[4:-4]) == int(before_disc[-1][4:-4]) + 1
         # segments of both runs decode with the (unchanged) init segment
         assert ffmpeg_decode_errors(folder / "240p" / "init_1.mp4", folder / "240p" / after) == ""
-        # DASH stays one valid, monotonic timeline
+        # DASH stays one valid, monotonic timeline: a Period per encoder run, the second one
+        # starting where the first run's media ended (README: *Push ingest*, reconnects)
         mpd = ET.fromstring((folder / "manifest.mpd").read_text())
         ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
-        assert len(mpd.findall("d:Period", ns)) == 1
+        periods = mpd.findall("d:Period", ns)
+        assert len(periods) == 2
         times = []
-        for template in mpd.findall(".//d:SegmentTemplate", ns)[:1]:
+        for period in periods:
+            template = period.find(".//d:SegmentTemplate", ns)
+            assert template is not None
             t = 0
             for s in template.findall("d:SegmentTimeline/d:S", ns):
                 t = int(s.get("t", t))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from actors.packager import publish
 from actors.packager.bmff import fragment_info, split_stream
 from actors.packager.model import Fragment, InitSegment
-from actors.packager.timeline import StreamTimeline
+from actors.packager.timeline import PERIOD_START_BEFORE_MEDIA_END_S, StreamTimeline
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "bmff"
 AST = 1_700_000_000.0
@@ -132,8 +132,21 @@ def test_numbering_and_time_continue_across_restarts_with_a_discontinuity() -> N
     assert video[2].start_s >= end_first - 1e-9  # never goes back in time
     assert timeline.discontinuity_sequence(0) == 0
     assert timeline.discontinuity_sequence(2) == 1
-    # same init bytes → same init name, one DASH period
-    assert len(timeline.periods()) == 1
+    # same init bytes → same init name, yet a DASH Period per encoder run, starting (a hair
+    # before) where the first run's media ended: the pause is at the start of the new Period
+    periods = timeline.periods()
+    assert [(p.period_id, p.first_number) for p in periods] == [("p0", 0), ("p2", 2)]
+    assert dict(periods[1].init_names) == dict(periods[0].init_names)
+    first_run_ends = [
+        s.start_s + s.duration_s
+        for rid in ("180p", "audio")
+        for s in timeline.edge(rid).committed
+        if s.number == 1
+    ]
+    assert periods[1].start_s == pytest.approx(
+        min(first_run_ends) - PERIOD_START_BEFORE_MEDIA_END_S, abs=1e-6
+    )
+    assert max(first_run_ends) == pytest.approx(end_first, abs=1e-6)
     text = publish.render_media_playlist(
         timeline, "180p", publish_settings(0.34, low_latency=False)
     )
