@@ -43,10 +43,13 @@ def _mpd(timeline: StreamTimeline, now_unix_s: float, *, low_latency: bool = Fal
 
 def _timeline_ticks(template: ET.Element) -> list[tuple[int, int]]:
     """(start, duration) of every segment an ``<S>`` list describes."""
-    out = []
+    out: list[tuple[int, int]] = []
     for s in template.findall("mpd:SegmentTimeline/mpd:S", NS):
-        t, d = int(s.attrib["t"]), int(s.attrib["d"])
-        out += [(t + k * d, d) for k in range(int(s.attrib.get("r", "0")) + 1)]
+        # an S without @t follows the one before; the LL MPD's open-ended last S (r="-1": one
+        # segment after another until the next MPD) is counted once, as the next segment
+        d = int(s.attrib["d"])
+        t = int(s.attrib["t"]) if "t" in s.attrib else out[-1][0] + out[-1][1]
+        out += [(t + k * d, d) for k in range(max(int(s.attrib.get("r", "0")), 0) + 1)]
     return out
 
 
