@@ -22,7 +22,7 @@ def new_timeline(
     *,
     availability_start_unix_s: float,
     resume_from: TimelinePosition | None = None,
-    max_segment_s: float,
+    target_duration_s: float,
 ) -> StreamTimeline:
     return StreamTimeline(
         renditions=list(kinds),
@@ -30,7 +30,7 @@ def new_timeline(
         availability_start_unix_s=availability_start_unix_s,
         retained_segments=settings.playlist_size + settings.segment_margin,
         resume_from=resume_from,
-        max_segment_s=max_segment_s,
+        target_duration_s=target_duration_s,
     )
 
 

@@ -382,7 +382,7 @@ class StreamActor:
                 self.settings,
                 availability_start_unix_s=self.status.created_unix_s,
                 resume_from=self._resume_from,
-                max_segment_s=publish.max_segment_s(self.publish_settings),
+                target_duration_s=publish.target_duration_s(self.publish_settings),
             )
             self.metas = publishing.rendition_metas(plan.rungs, include_audio=plan.include_audio)
         return self.timeline

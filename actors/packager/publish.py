@@ -63,7 +63,7 @@ DASH_INTERRUPTED_TIME_SHIFT_BUFFER_S = 3600.0
 
 # A copied video's keyframe interval is the source's, unknown before it runs: the target duration
 # is planned at this many segment durations, so common GOPs (up to twice the segment duration)
-# fit, and a longer gap between keyframes is cut without one (``max_segment_s``).
+# fit, and a longer gap between keyframes is cut without one (``StreamTimeline.leader_cap_s``).
 PASSTHROUGH_TARGET_FACTOR = 2
 
 
@@ -72,23 +72,15 @@ def target_duration_s(settings: PublishSettings) -> int:
 
     RFC 8216bis §4.4.3.1: every EXTINF, rounded to the nearest integer, MUST be ≤ the target
     duration, and §6.2.1: the target duration MUST NOT change. Transcoded video has a keyframe
-    forced on every grid line, so its segments are one segment duration (AAC segments end up to
-    half a fragment past the grid: 2.45 s on a 2 s grid still rounds to 2). A copied (passthrough)
-    video gets ``PASSTHROUGH_TARGET_FACTOR`` times that. The timeline cuts any segment before
-    it would round above this (``max_segment_s``), keyframe or not. (Before, the target grew to
-    the longest segment seen: once, mid-stream, which the RFC forbids.)
+    forced at each grid line (on the first frame at or after it: up to a frame late), so its
+    segments are about one segment duration (AAC segments end up to half a fragment past the
+    grid: 2.45 s on a 2 s grid still rounds to 2). A copied (passthrough) video gets
+    ``PASSTHROUGH_TARGET_FACTOR`` times that. The timeline cuts any segment before it would
+    round above this (``StreamTimeline.leader_cap_s``), keyframe or not. (Before, the target
+    grew to the longest segment seen: once, mid-stream, which the RFC forbids.)
     """
     configured = max(1, math.ceil(settings.segment_duration_s - 1e-9))
     return configured * (PASSTHROUGH_TARGET_FACTOR if settings.passthrough_video else 1)
-
-
-def max_segment_s(settings: PublishSettings) -> float:
-    """The longest segment the timeline's leader (video) may make: the target duration itself.
-
-    EXTINF rounded half up must stay ≤ the target duration, i.e. below TD + 0.5 s; the half
-    second is left to the audio, whose segments may end up to one AAC fragment (0.49 s at
-    48 kHz) past the video's cut."""
-    return float(target_duration_s(settings))
 
 
 def max_segment_duration_s(settings: PublishSettings, longest_segment_s: float = 0.0) -> float:

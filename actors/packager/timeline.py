@@ -214,7 +214,7 @@ class StreamTimeline:
         memory_segments: int = 4,
         barrier_limit_segments: int = 8,
         resume_from: TimelinePosition | None = None,
-        max_segment_s: float = math.inf,
+        target_duration_s: float = math.inf,
     ) -> None:
         """``resume_from``: continue a stream an earlier process (or node) published, from the
         registry: its availability start replaces ``availability_start_unix_s`` (media time and
@@ -224,10 +224,12 @@ class StreamTimeline:
         if not renditions:
             raise ValueError("a stream needs at least one rendition")
         self.segment_duration_s = segment_duration_s
-        # the leader cuts before a fragment that would make its segment longer than this, even
-        # without a sync sample: the published target duration is fixed up front, and a copied
-        # video's keyframes may be further apart than it allows (publish.max_segment_s)
-        self.max_segment_s = max_segment_s
+        # EXT-X-TARGETDURATION, fixed up front (publish.target_duration_s): the leader cuts
+        # before a fragment that would make some rendition's EXTINF round above it, even without
+        # a sync sample (a copied video's keyframes may be further apart than it allows);
+        # see leader_cap_s
+        self.target_duration_s = target_duration_s
+        self._audio_fragment_s = 0.0  # the longest audio fragment seen (leader_cap_s)
         self.availability_start_unix_s = availability_start_unix_s
         self._renditions = {rid: _Rendition(rid, kind) for rid, kind in renditions}
         # the rendition whose cuts every other one follows: video cuts need a sync sample, and
@@ -346,6 +348,10 @@ class StreamTimeline:
                 math.ceil(self._epoch_floor_s * timescale) - fragment.decode_time_ticks,
             )
         changes = Changes()
+        if rendition.kind == "audio":
+            self._audio_fragment_s = max(
+                self._audio_fragment_s, fragment.duration_ticks / timescale
+            )
         if rendition_id == self._leader_id:
             self._place_leader(rendition, fragment, changes)
             # the leader's media reaches further: held fragments of the others may now fit
@@ -487,7 +493,7 @@ class StreamTimeline:
             keyframe_s += interval_s
             while math.floor((keyframe_s + tolerance_s) / self.segment_duration_s) <= grid_index:
                 keyframe_s += interval_s
-            cut_s = min(keyframe_s, cut_s + self.max_segment_s)
+            cut_s = min(keyframe_s, cut_s + self.leader_cap_s)
             grid_index = math.floor((cut_s + tolerance_s) / self.segment_duration_s)
         return cut_s
 
@@ -587,8 +593,11 @@ class StreamTimeline:
         cuts = (
             growing is None
             or (
-                grid_index > growing.grid_index
-                and (rendition.kind == "audio" or fragment.starts_with_sync)
+                (rendition.kind == "audio" or fragment.starts_with_sync)
+                and (
+                    grid_index > growing.grid_index
+                    or self._realigns(growing, local_start_s)
+                )
             )
             or self._over_cap(local_start_s + fragment_duration_s)
         )
@@ -609,10 +618,53 @@ class StreamTimeline:
             self._leader_syncs_s.append(local_start_s)
         self._append(rendition, fragment, changes)
 
+    def _realigns(self, growing: _Growing, keyframe_s: float) -> bool:
+        """Does a keyframe at ``keyframe_s`` end the leader's segment cut at the cap (mid-GOP)?
+
+        Yes once that segment is half a segment long: the next keyframe ends it however the
+        slots fall (before, a keyframe in the cut's own slot was skipped, and with keyframes a
+        frame late every later segment was cut at the cap again, mid-GOP), but no sliver.
+        """
+        return (
+            not growing.parts[0].independent
+            and keyframe_s - self._cuts_s[-1] >= self.segment_duration_s / 2 - 1e-6
+        )
+
+    @property
+    def leader_cap_s(self) -> float:
+        """The longest segment the leader makes before it cuts without a keyframe.
+
+        RFC 8216bis §4.4.3.1: every EXTINF, rounded half up, must stay ≤ the target duration,
+        i.e. below TD + 0.5 s. The cap was the target duration itself, and that broke every
+        source whose keyframes cannot sit exactly on the grid: at 29.97 fps the keyframe forced
+        at ``t ≥ n`` s comes up to a frame late (30 frames are 1.001 s), a WebRTC camera's
+        (variable rate) up to its frame interval late; the segment reached 1.001 s > 1 s, was
+        cut a part early without a keyframe, and from there every segment started mid-GOP
+        (0.5 s segments, holes where renditions disagreed — found with the browser's WHIP
+        camera, issue 12). The video may take the half second, less what the audio needs: an
+        audio segment is the AAC fragments (F ≈ 0.49 s) whose midpoints fall in the video
+        segment — and at an epoch's first cut the one straddling it — so it holds at most
+        ⌈V/F + ½⌉ of them; with m = ⌊(TD + 0.5)/F⌋ (a µs short), V ≤ (m − ½)·F keeps it to m
+        (1.23 s for TD 1, 2.21 s for TD 2 at 48 kHz). Never below the target duration (the
+        previous cap), nor before the audio's fragment length is known.
+        """
+        target_s = self.target_duration_s
+        if math.isinf(target_s):
+            return target_s
+        limit_s = target_s + 0.5 - 1e-3  # EXTINF is written to the ms; 0.5 rounds up
+        has_audio = any(r.kind == "audio" for r in self._renditions.values())
+        if not has_audio:
+            return limit_s
+        fragment_s = self._audio_fragment_s
+        if fragment_s <= 0:
+            return target_s
+        fragments = math.floor(limit_s / fragment_s)
+        return max(target_s, min((fragments - 0.5) * fragment_s, limit_s))
+
     def _over_cap(self, leader_end_s: float) -> bool:
         """Would the leader's growing segment, ending at ``leader_end_s``, exceed the cap?"""
         # (a µs of slack: times come from ticks, and a segment exactly at the cap is allowed)
-        return bool(self._cuts_s) and leader_end_s - self._cuts_s[-1] > self.max_segment_s + 1e-6
+        return bool(self._cuts_s) and leader_end_s - self._cuts_s[-1] > self.leader_cap_s + 1e-6
 
     def _release_held(self, rendition: _Rendition, changes: Changes) -> None:
         """Place a follower's held fragments whose leader segment is known, oldest first."""
@@ -664,6 +716,10 @@ class StreamTimeline:
         leader = self._renditions[self._leader_id].growing
         assert leader is not None
         earliest_next_cut_s = (leader.grid_index + 1 - 0.25) * self.segment_duration_s
+        if not leader.parts[0].independent:  # cut at the cap: a keyframe may realign it sooner
+            earliest_next_cut_s = min(
+                earliest_next_cut_s, self._cuts_s[-1] + self.segment_duration_s / 2 - 1e-6
+            )
         return len(self._cuts_s) - 1 if local_s < earliest_next_cut_s else None
 
     def _place_follower(

@@ -214,8 +214,20 @@ class PlayerSession:
 
     @property
     def console_errors(self) -> list[str]:
-        """Console errors, page exceptions and failed requests seen so far."""
-        return [line for line in self.console if not line.startswith("[console.warning]")]
+        """Console errors, page exceptions and failed requests seen so far.
+
+        A request the page cancelled itself (``net::ERR_ABORTED``) is not one: dash.js aborts
+        its pending segment requests whenever it seeks — at start-up when the live edge it
+        computed lies a few ms before the first segment, and when its catch-up decides to jump
+        to the live point — and hls.js when it switches level. A failure the server caused
+        (a 4xx/5xx, a reset, a truncated body) is still counted. They stay in ``console``.
+        """
+        return [
+            line
+            for line in self.console
+            if not line.startswith("[console.warning]")
+            and not (line.startswith("[requestfailed]") and line.endswith("net::ERR_ABORTED"))
+        ]
 
     def state(self) -> PlayerState:
         raw = self.page.evaluate(
