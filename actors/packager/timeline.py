@@ -230,6 +230,7 @@ class StreamTimeline:
         # see leader_cap_s
         self.target_duration_s = target_duration_s
         self._audio_fragment_s = 0.0  # the longest audio fragment seen (leader_cap_s)
+        self._has_audio = any(kind == "audio" for _rid, kind in renditions)
         self.availability_start_unix_s = availability_start_unix_s
         self._renditions = {rid: _Rendition(rid, kind) for rid, kind in renditions}
         # the rendition whose cuts every other one follows: video cuts need a sync sample, and
@@ -652,8 +653,7 @@ class StreamTimeline:
         if math.isinf(target_s):
             return target_s
         limit_s = target_s + 0.5 - 1e-3  # EXTINF is written to the ms; 0.5 rounds up
-        has_audio = any(r.kind == "audio" for r in self._renditions.values())
-        if not has_audio:
+        if not self._has_audio:
             return limit_s
         fragment_s = self._audio_fragment_s
         if fragment_s <= 0:
