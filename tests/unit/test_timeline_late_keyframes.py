@@ -68,12 +68,8 @@ def audio_fragments(total_s: float) -> list[Fragment]:
     ]
 
 
-def publish_run(frame_ticks: list[int], seed: int, *, audio_first: bool = True) -> StreamTimeline:
-    """One encoder run of two rungs (same frames, as FFmpeg's split gives them) and AAC audio,
-    the pipes read in a random interleaving that keeps each pipe's order, none more than 3 s
-    of media ahead of the slowest (they come from one FFmpeg)."""
-    video = video_fragments(frame_ticks)
-    pieces = {"360p": video, "240p": list(video), "audio": audio_fragments(frame_ticks[-1] / 90e3)}
+def started_timeline() -> StreamTimeline:
+    """A timeline for RENDITIONS (target duration 1, as publish plans it), its run begun."""
     timeline = StreamTimeline(
         renditions=RENDITIONS,
         segment_duration_s=SEGMENT_S,
@@ -84,6 +80,16 @@ def publish_run(frame_ticks: list[int], seed: int, *, audio_first: bool = True) 
     timeline.begin_epoch()
     for index, (rid, kind) in enumerate(RENDITIONS):
         timeline.on_init(rid, init_for(kind, index + 1))
+    return timeline
+
+
+def publish_run(frame_ticks: list[int], seed: int, *, audio_first: bool = True) -> StreamTimeline:
+    """One encoder run of two rungs (same frames, as FFmpeg's split gives them) and AAC audio,
+    the pipes read in a random interleaving that keeps each pipe's order, none more than 3 s
+    of media ahead of the slowest (they come from one FFmpeg)."""
+    video = video_fragments(frame_ticks)
+    pieces = {"360p": video, "240p": list(video), "audio": audio_fragments(frame_ticks[-1] / 90e3)}
+    timeline = started_timeline()
     rng = random.Random(seed)
     positions = dict.fromkeys(pieces, 0)
     if audio_first:  # as FFmpeg's pipes deliver it: x264's lookahead holds the video back
@@ -166,16 +172,7 @@ def test_before_the_audio_is_known_a_cut_at_the_cap_realigns_at_the_next_keyfram
     # that mid-GOP segment: one, not a cascade of them
     frame_ticks = [round(i * 1001 * VIDEO_TIMESCALE / 30000) for i in range(600)]
     video = video_fragments(frame_ticks)
-    timeline = StreamTimeline(
-        renditions=RENDITIONS,
-        segment_duration_s=SEGMENT_S,
-        availability_start_unix_s=AST,
-        retained_segments=1000,
-        target_duration_s=1,
-    )
-    timeline.begin_epoch()
-    for index, (rid, kind) in enumerate(RENDITIONS):
-        timeline.on_init(rid, init_for(kind, index + 1))
+    timeline = started_timeline()
     audio = audio_fragments(frame_ticks[-1] / 90e3)
     for piece in video[:2]:  # 0-1.001 s of both rungs before any audio
         for rid in ("360p", "240p"):
