@@ -201,6 +201,12 @@ class _Rendition:
         return self.growing is not None and self.growing.index > index
 
 
+
+def _on_progression(time_s: float, first_s: float, interval_s: float) -> bool:
+    """Is ``time_s`` one of first_s + k × interval_s (a predicted keyframe)?"""
+    steps = (time_s - first_s) / interval_s
+    return abs(steps - round(steps)) * interval_s < 1e-6
+
 class StreamTimeline:
     """Numbering, timeline and live edge of one stream; see the module docstring."""
 
@@ -488,14 +494,28 @@ class StreamTimeline:
             interval_s = self.segment_duration_s
         last_part_s = growing.parts[-1].duration_s if growing.parts else interval_s
         tolerance_s = min(last_part_s / 2, self.segment_duration_s / 4)
+        # the cap cuts at the start of the first leader fragment that would end past it
+        cap_span_s = self.leader_cap_s
+        if math.isfinite(cap_span_s) and last_part_s > 0:
+            cap_span_s = max(1, math.floor((cap_span_s + 1e-6) / last_part_s)) * last_part_s
         cut_s, grid_index, keyframe_s = cuts[-1], growing.grid_index, syncs[-1]
+        mid_gop = bool(growing.parts) and not growing.parts[0].independent
         for _ in range(len(cuts) - 1, index + 1):
-            # the next expected keyframe in a later slot, or the length cap before it
+            # the next expected keyframe that cuts (a later slot, or — the segment having been
+            # cut at the cap, mid-GOP — half a segment in: _realigns), or the cap before it
             keyframe_s += interval_s
-            while math.floor((keyframe_s + tolerance_s) / self.segment_duration_s) <= grid_index:
+            while not (
+                math.floor((keyframe_s + tolerance_s) / self.segment_duration_s) > grid_index
+                or (mid_gop and keyframe_s - cut_s >= self.segment_duration_s / 2 - 1e-6)
+            ):
                 keyframe_s += interval_s
-            cut_s = min(keyframe_s, cut_s + self.leader_cap_s)
-            grid_index = math.floor((cut_s + tolerance_s) / self.segment_duration_s)
+            capped_s = cut_s + cap_span_s
+            mid_gop = capped_s < keyframe_s - 1e-6 and not _on_progression(
+                capped_s, syncs[-1], interval_s
+            )
+            cut_s = min(keyframe_s, capped_s)
+            # a cut at the cap skips its own slot, as _place_leader does
+            grid_index = math.floor((cut_s + tolerance_s) / self.segment_duration_s) + mid_gop
         return cut_s
 
     def part_bytes(self, rendition_id: str, number: int, part_index: int) -> bytes | None:
