@@ -6,6 +6,7 @@ Uses real FFmpeg fragments (tests/fixtures/bmff): video 320x180, 1 s GOP, 0.33 s
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -363,6 +364,27 @@ def test_preload_hint_follows_the_cut_rule_on_exact_grid_boundaries() -> None:
     assert len(hinted) >= 60
 
 
+def _ladder_ll_timeline(
+    target_duration_s: float = math.inf,
+) -> tuple[StreamTimeline, publish.PublishSettings]:
+    """360p (leader), 240p and audio on a 2 s grid with 1/3 s parts, inits in, epoch begun."""
+    timeline = StreamTimeline(
+        renditions=[("360p", "video"), ("240p", "video"), ("audio", "audio")],
+        segment_duration_s=2.0,
+        target_duration_s=target_duration_s,
+        availability_start_unix_s=AST,
+        retained_segments=10,
+    )
+    settings = publish.PublishSettings(
+        segment_duration_s=2.0, playlist_size=10, part_target_s=1 / 3, low_latency=True
+    )
+    timeline.begin_epoch()
+    timeline.on_init("360p", VIDEO_INIT)
+    timeline.on_init("240p", VIDEO_INIT)
+    timeline.on_init("audio", AUDIO_INIT)
+    return timeline, settings
+
+
 @settings(max_examples=12, deadline=None)
 # found by Hypothesis: an audio midpoint exactly on the next keyframe's cut (12.1 s) compared
 # below the leader's end by float noise (12.0 + 1/3 s summed), so it joined the old segment
@@ -386,19 +408,7 @@ def test_preload_hints_hold_when_the_keyframes_are_off_the_tfdt_grid(
     keyframe). 360p leads, 240p follows, audio (15-frame AAC parts, 0.32 s) starts earlier; the
     leader's fragments arrive ``leader_delay_ms`` late. Every hint must be the next part.
     """
-    timeline = StreamTimeline(
-        renditions=[("360p", "video"), ("240p", "video"), ("audio", "audio")],
-        segment_duration_s=2.0,
-        availability_start_unix_s=AST,
-        retained_segments=10,
-    )
-    settings = publish.PublishSettings(
-        segment_duration_s=2.0, playlist_size=10, part_target_s=1 / 3, low_latency=True
-    )
-    timeline.begin_epoch()
-    timeline.on_init("360p", VIDEO_INIT)
-    timeline.on_init("240p", VIDEO_INIT)
-    timeline.on_init("audio", AUDIO_INIT)
+    timeline, settings = _ladder_ll_timeline()
     video_start = round(keyframe_offset_ms / 1000 * 15360)
     audio_start = round((keyframe_offset_ms - audio_lead_ms) / 1000 * 48000)
     feed: list[tuple[float, str, Fragment]] = []
@@ -532,20 +542,7 @@ def test_preload_hints_hold_across_cuts_at_the_length_cap(
     came late the followers' hints named a part of the old segment that never came (or skipped
     one). 360p leads 1/3 s parts, 240p follows, audio 0.32 s parts; every hint is the next part.
     """
-    timeline = StreamTimeline(
-        renditions=[("360p", "video"), ("240p", "video"), ("audio", "audio")],
-        segment_duration_s=2.0,
-        target_duration_s=2.0,
-        availability_start_unix_s=AST,
-        retained_segments=10,
-    )
-    settings = publish.PublishSettings(
-        segment_duration_s=2.0, playlist_size=10, part_target_s=1 / 3, low_latency=True
-    )
-    timeline.begin_epoch()
-    timeline.on_init("360p", VIDEO_INIT)
-    timeline.on_init("240p", VIDEO_INIT)
-    timeline.on_init("audio", AUDIO_INIT)
+    timeline, settings = _ladder_ll_timeline(target_duration_s=2.0)
     feed: list[tuple[float, str, Fragment]] = []
     for k in range(60):  # 20 s of 1/3 s video parts, a keyframe every gop_parts-th
         fragment = _synthetic(VIDEO[0], k * 5120, 5120, k % gop_parts == 0)
