@@ -1,6 +1,6 @@
-"""hls.js and dash.js in headless Chromium play an RTMP- and a WHIP-published stream and survive
-the publisher's reconnect (killed, back some seconds later: new epoch, EXT-X-DISCONTINUITY / a new
-DASH Period that starts where the media stopped).
+"""hls.js, dash.js and Shaka (on the MPD) in headless Chromium play an RTMP- and a WHIP-published
+stream and survive the publisher's reconnect (killed, back some seconds later: new epoch,
+EXT-X-DISCONTINUITY / a new DASH Period that starts where the media stopped).
 
 ``hlsdash serve`` on free ports (RTMP_PORT too); FFmpeg (the wheel's) publishes a 720p30 test
 pattern + tone with ``-re`` through the publish URL the API handed out (WHIP: its ``whip`` muxer
@@ -49,7 +49,7 @@ class Reconnect:
     @property
     def id(self) -> str:
         mode = "ll" if self.low_latency else "plain"
-        return f"{self.protocol}-away{self.away_s:g}s-{mode}"
+        return f"{self.protocol}-away{self.away_s:g}s-{mode}-{'+'.join(self.engines)}"
 
 
 CASES = (
@@ -58,6 +58,9 @@ CASES = (
     # away longer than the MPD's 10 s window
     Reconnect("rtmp", 12.0, low_latency=False, engines=("hlsjs", "dashjs")),
     Reconnect("rtmp", 12.0, low_latency=True, engines=("dashjs",)),
+    # Shaka on the MPD: a new Period after the gap, LL and plain
+    Reconnect("rtmp", 5.0, low_latency=True, engines=("shaka",)),
+    Reconnect("rtmp", 12.0, low_latency=False, engines=("shaka",)),
 )
 
 
@@ -104,7 +107,11 @@ def test_players_keep_playing_a_pushed_stream_across_a_publisher_reconnect(
         try:
             _wait_state(service, "live", 40)
             service.wait_segments(STREAM, at_least=4, timeout_s=40)
-            sources = {"hlsjs": service.hls_url(STREAM), "dashjs": service.dash_url(STREAM)}
+            sources = {
+                "hlsjs": service.hls_url(STREAM),
+                "dashjs": service.dash_url(STREAM),
+                "shaka": service.dash_url(STREAM),
+            }
             with ExitStack() as stack:
                 sessions = [
                     stack.enter_context(
