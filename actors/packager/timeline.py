@@ -201,11 +201,11 @@ class _Rendition:
         return self.growing is not None and self.growing.index > index
 
 
-
 def _on_progression(time_s: float, first_s: float, interval_s: float) -> bool:
     """Is ``time_s`` one of first_s + k × interval_s (a predicted keyframe)?"""
     steps = (time_s - first_s) / interval_s
     return abs(steps - round(steps)) * interval_s < 1e-6
+
 
 class StreamTimeline:
     """Numbering, timeline and live edge of one stream; see the module docstring."""
@@ -506,7 +506,7 @@ class StreamTimeline:
             keyframe_s += interval_s
             while not (
                 math.floor((keyframe_s + tolerance_s) / self.segment_duration_s) > grid_index
-                or (mid_gop and keyframe_s - cut_s >= self.segment_duration_s / 2 - 1e-6)
+                or (mid_gop and self._half_a_segment_in(keyframe_s, cut_s))
             ):
                 keyframe_s += interval_s
             capped_s = cut_s + cap_span_s
@@ -646,10 +646,13 @@ class StreamTimeline:
         slots fall (before, a keyframe in the cut's own slot was skipped, and with keyframes a
         frame late every later segment was cut at the cap again, mid-GOP), but no sliver.
         """
-        return (
-            not growing.parts[0].independent
-            and keyframe_s - self._cuts_s[-1] >= self.segment_duration_s / 2 - 1e-6
+        return not growing.parts[0].independent and self._half_a_segment_in(
+            keyframe_s, self._cuts_s[-1]
         )
+
+    def _half_a_segment_in(self, keyframe_s: float, cut_s: float) -> bool:
+        """Is a keyframe at ``keyframe_s`` at least half a segment after the cut at ``cut_s``?"""
+        return keyframe_s - cut_s >= self.segment_duration_s / 2 - 1e-6
 
     @property
     def leader_cap_s(self) -> float:
