@@ -201,12 +201,6 @@ class _Rendition:
         return self.growing is not None and self.growing.index > index
 
 
-def _on_progression(time_s: float, first_s: float, interval_s: float) -> bool:
-    """Is ``time_s`` one of first_s + k × interval_s (a predicted keyframe)?"""
-    steps = (time_s - first_s) / interval_s
-    return abs(steps - round(steps)) * interval_s < 1e-6
-
-
 class StreamTimeline:
     """Numbering, timeline and live edge of one stream; see the module docstring."""
 
@@ -509,11 +503,11 @@ class StreamTimeline:
                 or (mid_gop and self._half_a_segment_in(keyframe_s, cut_s))
             ):
                 keyframe_s += interval_s
+            # the cap cuts first only a whole fragment before the keyframe (within half a
+            # fragment it is the keyframe's own boundary, off by float sums of part lengths)
             capped_s = cut_s + cap_span_s
-            mid_gop = capped_s < keyframe_s - 1e-6 and not _on_progression(
-                capped_s, syncs[-1], interval_s
-            )
-            cut_s = min(keyframe_s, capped_s)
+            mid_gop = capped_s < keyframe_s - last_part_s / 2
+            cut_s = capped_s if mid_gop else keyframe_s
             # a cut at the cap skips its own slot, as _place_leader does
             grid_index = math.floor((cut_s + tolerance_s) / self.segment_duration_s) + mid_gop
         return cut_s
